@@ -1,0 +1,1 @@
+"""mri_recon: accelerated MRI reconstruction research framework."""
