@@ -1,0 +1,202 @@
+"""``mri-recon-eval``: evaluate reconstruction methods on a fastMRI-layout split (Hydra).
+
+    mri-recon-eval data.root=DIR data.challenge=singlecoil data.split=val mask=random_4x \\
+        'methods=[zero_filled,tv,unet]' ckpt_path=RUN/checkpoints/best.ckpt tv.lam=0.01 \\
+        hydra.run.dir=OUT
+    mri-recon-eval -m mask=random_4x,random_8x      # one run directory per mask setting
+
+:func:`evaluate` is a plain function of the composed ``configs/eval.yaml``: it checks the
+config (a bad value is a one-line :class:`ConfigError` naming the field), builds the methods
+(``tv`` from the ``tv`` group, ``unet`` from ``ckpt_path``), and runs
+:func:`mri_recon.evaluation.run_evaluation`, which writes ``per_volume.csv``,
+``summary.md``, ``summary.json``, ``figures/`` and ``reconstructions/<method>/<fname>``
+into the run directory; the Markdown summary is printed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig
+
+from mri_recon.baselines import BASELINES, Reconstructor
+from mri_recon.cli.config import register_resolvers
+from mri_recon.cli.errors import ConfigError, run_hydra_main
+from mri_recon.data.fastmri import CHALLENGES, SPLITS
+from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
+from mri_recon.physics.masks import ColumnMaskFunc
+
+LEARNED = ("unet",)
+METHODS = (*BASELINES, *LEARNED)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises:
+        ConfigError: an unknown name, or CUDA asked for but not available.
+    """
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError("device", f"{name!r} is not one of auto, cpu, cuda, cuda:N")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError("device", str(err)) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", f"{name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def instantiate_group(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(cfg[group], **kwargs)`` with errors as one-line ConfigErrors.
+
+    A constructor message that starts with a field of the group (``tv.lam must be >= 0``,
+    ``mask.accelerations: ...``) names that field; any other names the group.
+    """
+    try:
+        return instantiate(cfg[group], **kwargs)
+    except (HydraException, ValueError, TypeError) as err:
+        reason = " ".join(str(err.__cause__ or err).split())
+        named = re.match(rf"({re.escape(group)}\.[\w.]+):?\s+(.*)", reason)
+        if named:
+            raise ConfigError(named.group(1), named.group(2)) from None
+        raise ConfigError(group, reason) from None
+
+
+def mask_name(mask_func: ColumnMaskFunc) -> str:
+    """The mask's config name: Hydra's choice of the ``mask`` group when running under
+    Hydra, else rebuilt from its fields as the presets are named (``random_4x``,
+    ``random_4x8x``, ``equispaced_fraction_8x``)."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("mask")
+        if choice:
+            return str(choice)
+    return f"{mask_func.mask_type}_" + "".join(f"{a:g}x" for a in mask_func.accelerations)
+
+
+def check_methods(methods: Any, ckpt_path: Any) -> list[str]:
+    """The method names, checked: a non-empty list of known, distinct names; ``unet`` needs
+    an existing ``ckpt_path``."""
+    if not isinstance(methods, (ListConfig, list, tuple)) or not methods:
+        raise ConfigError("methods", f"expected a non-empty list like [zero_filled,tv], "
+                          f"got {methods!r}")
+    names = [str(m) for m in methods]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ConfigError("methods", f"unknown method(s) {unknown}; known: {list(METHODS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError("methods", f"a method is listed twice: {names}")
+    if "unet" in names:
+        if not ckpt_path:
+            raise ConfigError("ckpt_path", "the unet method needs ckpt_path=<run>/checkpoints/"
+                              "best.ckpt")
+        if not Path(str(ckpt_path)).is_file():
+            raise ConfigError("ckpt_path", f"{ckpt_path}: no such checkpoint file")
+    return names
+
+
+def build_methods(cfg: DictConfig, names: Sequence[str], device: torch.device
+                  ) -> dict[str, Reconstructor]:
+    """Build each named method: baselines from the registry (``tv`` from ``cfg.tv``),
+    ``unet`` from ``cfg.ckpt_path`` on ``device`` (in eval mode)."""
+    methods: dict[str, Reconstructor] = {}
+    for name in names:
+        if name == "tv":
+            methods[name] = instantiate_group(cfg, "tv")
+        elif name == "unet":
+            try:  # lazily: the training package is needed only for learned methods
+                from mri_recon.lit.checkpoint import load_reconstructor
+            except ImportError as err:
+                raise ConfigError("methods", f"unet needs mri_recon.lit ({err})") from None
+            try:
+                methods[name] = load_reconstructor(str(cfg.ckpt_path), map_location=device)
+            except (FileNotFoundError, ValueError) as err:
+                raise ConfigError("ckpt_path", str(err)) from None
+        else:
+            methods[name] = BASELINES[name]()
+    return methods
+
+
+def check_int(field: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
+    """``value`` if it is an integer >= ``minimum`` (or None when allowed), else ConfigError."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(field, f"must be an integer >= {minimum}"
+                          f"{' or null' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_data(data: DictConfig) -> None:
+    """Check ``data.challenge``, ``data.split``, ``data.skip_bad_files``, ``data.max_volumes``."""
+    if data.challenge not in CHALLENGES:
+        raise ConfigError("data.challenge", f"{data.challenge!r} is not one of {CHALLENGES}")
+    if data.split not in SPLITS:
+        raise ConfigError("data.split", f"{data.split!r} is not one of {SPLITS}")
+    if not isinstance(data.skip_bad_files, bool):
+        raise ConfigError("data.skip_bad_files", f"must be true or false, got "
+                          f"{data.skip_bad_files!r}")
+    check_int("data.max_volumes", data.max_volumes, 1, allow_none=True)
+
+
+def settings_from_config(cfg: DictConfig, device: torch.device) -> EvalSettings:
+    """The :class:`EvalSettings` of a composed ``eval`` config (values checked)."""
+    check_data(cfg.data)
+    stats = cfg.stats
+    if not 0.0 < float(stats.confidence) < 1.0:
+        raise ConfigError("stats.confidence", f"must be in (0, 1), got {stats.confidence}")
+    mask_func = instantiate_group(cfg, "mask")
+    return EvalSettings(
+        root=Path(str(cfg.data.root)), challenge=cfg.data.challenge, split=cfg.data.split,
+        mask_name=mask_name(mask_func), mask_func=mask_func,
+        run_dir=Path(str(cfg.paths.output_dir)), device=device,
+        batch_size=check_int("batch_size", cfg.batch_size, 1),
+        num_figures=check_int("num_figures", cfg.num_figures, 0),
+        skip_bad_files=cfg.data.skip_bad_files, max_volumes=cfg.data.max_volumes,
+        confidence=float(stats.confidence),
+        num_resamples=check_int("stats.num_resamples", stats.num_resamples, 1),
+        seed=check_int("stats.seed", stats.seed, 0), progress=bool(cfg.progress),
+    )
+
+
+def evaluate(cfg: DictConfig) -> EvalReport:
+    """Run the evaluation described by a composed ``configs/eval.yaml``.
+
+    Args:
+        cfg: the config; ``paths.output_dir`` is the run directory.
+
+    Returns:
+        The :class:`EvalReport` (rows, summary, Markdown, skipped files, written files).
+
+    Raises:
+        ConfigError: a bad config value (one line naming the field).
+        DataError: a bad input file (nothing is written).
+    """
+    names = check_methods(cfg.methods, cfg.ckpt_path)
+    device = resolve_device(cfg.device)
+    settings = settings_from_config(cfg, device)
+    methods = build_methods(cfg, names, device)
+    report = run_evaluation(settings, methods)
+    print(report.markdown, flush=True)
+    print(f"outputs: {settings.run_dir}", flush=True)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point ``mri-recon-eval`` (Hydra command line)."""
+    register_resolvers()
+    run_hydra_main(evaluate, "eval", argv)
+
+
+if __name__ == "__main__":
+    main()

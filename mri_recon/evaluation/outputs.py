@@ -1,0 +1,172 @@
+"""Atomic writers for the evaluation's outputs, and a staging area that publishes a run's
+outputs all at once.
+
+Every file is written to a temporary name in its destination folder and renamed into place
+(``os.replace`` is atomic on POSIX within one file system), so a reader never sees a
+half-written file. A run writes into a :class:`Staging` directory inside the run directory
+and publishes (renames) everything only when the whole run has succeeded; on failure the
+staging directory is removed, so a failed run leaves no partial outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import h5py
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the body succeeds.
+
+    The temporary name keeps ``path``'s suffix (matplotlib picks the format from it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _csv_cell(value: Any) -> Any:
+    """None and NaN become empty cells; floats keep full precision (repr)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_csv(
+    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> Path:
+    """Write ``rows`` as CSV with exactly ``columns`` (in that order), atomically.
+
+    Args:
+        path: destination ``.csv``.
+        rows: mappings holding at least ``columns`` (other keys are ignored).
+        columns: the header.
+
+    Returns:
+        ``path``.
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise ValueError(f"{Path(path).name}: row {dict(row)!r:.120} lacks columns {missing}")
+        writer.writerow({c: _csv_cell(row[c]) for c in columns})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN/Inf -> None (strict JSON), numpy scalars/arrays and paths -> Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict, indented JSON (NaN -> null) atomically; returns ``path``."""
+    text = json.dumps(_json_ready(obj), indent=2, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def write_reconstruction(path: str | os.PathLike, reconstruction: np.ndarray) -> Path:
+    """Write a fastMRI submission file: dataset ``reconstruction``, float32 (S, h, w).
+
+    Args:
+        path: destination ``<fname>.h5``.
+        reconstruction: float (S, h, w); stored as float32.
+
+    Returns:
+        ``path``.
+    """
+    recon = np.asarray(reconstruction)
+    if recon.ndim != 3 or not np.issubdtype(recon.dtype, np.floating):
+        raise ValueError(
+            f"{Path(path).name}: reconstruction must be float (S, h, w), got "
+            f"{recon.dtype} {recon.shape}"
+        )
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
+        hf.create_dataset("reconstruction", data=recon.astype(np.float32, copy=False))
+    return Path(path)
+
+
+class Staging:
+    """A hidden directory inside ``run_dir`` mirroring the run's output tree.
+
+    Write every output under :attr:`root` (e.g. ``staging.path("per_volume.csv")``), then
+    :meth:`publish` renames each file onto the same relative path in ``run_dir`` (files
+    are replaced one by one, folders merged) and removes the staging directory;
+    :meth:`discard` removes it without publishing. Used as a context manager, leaving the
+    block with an exception discards.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.run_dir))
+
+    def path(self, relative: str | os.PathLike) -> Path:
+        """The staging location of ``relative`` (its parent folders are created)."""
+        out = self.root / relative
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def publish(self) -> list[Path]:
+        """Move every staged file into ``run_dir``; returns the published paths (sorted)."""
+        published = []
+        for src in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            dst = self.run_dir / src.relative_to(self.root)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            published.append(dst)
+        shutil.rmtree(self.root, ignore_errors=True)
+        return published
+
+    def discard(self) -> None:
+        """Remove the staging directory and everything in it."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()

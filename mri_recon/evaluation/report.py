@@ -1,0 +1,150 @@
+"""The evaluation's tables: ``per_volume.csv``, ``summary.json`` and ``summary.md``.
+
+``per_volume.csv`` has one row per (volume, method); its leading columns are an interface
+other tools read: ``fname,acquisition,method,mask,acceleration,center_fraction,nmse,psnr,
+ssim,seconds_per_slice``, followed by ``num_slices,challenge,split``. Metric cells are empty
+for volumes without a target (test split); ``mask`` is the mask config name, or "stored"
+for files evaluated with their own stored mask.
+
+The summary gives, per method and acceleration and split by acquisition (plus "all"), the
+mean, std and 95% bootstrap interval over volumes of each metric and of the seconds per
+slice, and the paired per-volume differences of every method against zero-filled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mri_recon.evaluation.outputs import Staging, atomic_write_text, write_csv, write_json
+from mri_recon.evaluation.volumes import SkippedFile
+from mri_recon.metrics.image import METRICS
+from mri_recon.metrics.stats import Interval, paired_differences, summarize
+
+if TYPE_CHECKING:  # pragma: no cover (run.py imports this module)
+    from mri_recon.evaluation.run import EvalSettings
+
+CSV_COLUMNS = ("fname", "acquisition", "method", "mask", "acceleration", "center_fraction",
+               "nmse", "psnr", "ssim", "seconds_per_slice")
+EXTRA_COLUMNS = ("num_slices", "challenge", "split")
+REFERENCE = "zero_filled"
+TIMING = "seconds_per_slice"
+
+_LABELS = {"nmse": "NMSE", "psnr": "PSNR (dB)", "ssim": "SSIM", TIMING: "s/slice"}
+_FORMATS = {"nmse": ".4g", "psnr": ".2f", "ssim": ".4f", TIMING: ".3g"}
+
+
+def scored_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The image metrics every row has a number for (none on the test split)."""
+    return [m for m in METRICS if rows and all(_finite(r.get(m)) for r in rows)]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _jsonable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (v.as_dict() if isinstance(v, Interval) else v) for k, v in e.items()}
+            for e in entries]
+
+
+def build_summary(
+    rows: Sequence[Mapping[str, Any]],
+    skipped: Sequence[SkippedFile],
+    run: Mapping[str, Any],
+    *,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[dict[str, Any], list[dict], list[dict]]:
+    """Summaries and paired differences of the CSV rows.
+
+    Args:
+        rows: the per-volume rows.
+        skipped: files left out, listed in the summary.
+        run: run description (data, mask, methods, ...) stored under ``"run"``.
+        confidence, num_resamples, seed: bootstrap settings.
+
+    Returns:
+        (JSON-ready summary, summary entries, paired-difference entries); entries hold
+        :class:`Interval` values per metric.
+    """
+    metrics = scored_metrics(rows)
+    boot = {"confidence": confidence, "num_resamples": num_resamples, "seed": seed}
+    entries = summarize(rows, [*metrics, TIMING], **boot)
+    methods = {r["method"] for r in rows}
+    paired = (paired_differences(rows, metrics, reference=REFERENCE, **boot)
+              if metrics and REFERENCE in methods else [])
+    summary = {
+        "run": dict(run),
+        "num_volumes": len({r["fname"] for r in rows}),
+        "metrics": metrics,
+        "bootstrap": boot,
+        "summary": _jsonable(entries),
+        "paired_differences": _jsonable(paired),
+        "skipped": [{"fname": s.fname, "reason": s.reason} for s in skipped],
+    }
+    return summary, entries, paired
+
+
+def _cell(iv: Interval, metric: str) -> str:
+    f = _FORMATS[metric]
+    std = "" if math.isnan(iv.std) else f" ± {iv.std:{f}}"
+    return f"{iv.mean:{f}}{std} [{iv.ci_low:{f}}, {iv.ci_high:{f}}]"
+
+
+def _table(entries: Sequence[Mapping[str, Any]], metrics: Sequence[str], delta: bool) -> str:
+    labels = [("Δ" if delta else "") + _LABELS[m] for m in metrics]
+    lines = ["| method | R | acquisition | n | " + " | ".join(labels) + " |",
+             "|" + "---|" * (4 + len(metrics))]
+    for e in entries:
+        cells = [_cell(e[m], m) for m in metrics]
+        lines.append(f"| {e['method']} | {e['acceleration']:g} | {e['acquisition']} | "
+                     f"{e['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: Mapping[str, Any], entries: list[dict], paired: list[dict]) -> str:
+    """The Markdown report: run line, metric table, paired differences, skipped files."""
+    run, metrics = summary["run"], summary["metrics"]
+    level = round(100 * summary["bootstrap"]["confidence"])
+    out = [f"# Evaluation: {run.get('challenge')} {run.get('split')}, mask {run.get('mask')}",
+           "",
+           (f"{summary['num_volumes']} volumes; cells are mean ± std [{level}% bootstrap "
+            "interval of the mean] over volumes."),
+           "", _table(entries, [*metrics, TIMING], delta=False)]
+    if not metrics:
+        out += ["", "No targets in this split: reconstructions and timings only."]
+    if paired:
+        heading = f"## Paired differences against {REFERENCE} (method − {REFERENCE}, per volume)"
+        out += ["", heading, "", _table(paired, metrics, delta=True)]
+    if summary["skipped"]:
+        out += ["", f"## Skipped files ({len(summary['skipped'])})", ""]
+        out += [f"- {s['fname']}: {s['reason']}" for s in summary["skipped"]]
+    return "\n".join(out) + "\n"
+
+
+def write_report(
+    staging: Staging,
+    rows: Sequence[Mapping[str, Any]],
+    skipped: Sequence[SkippedFile],
+    settings: EvalSettings,
+    methods: Sequence[str],
+) -> tuple[dict[str, Any], str]:
+    """Write ``per_volume.csv``, ``summary.json`` and ``summary.md`` into ``staging``.
+
+    Returns:
+        (the JSON summary, the Markdown text).
+    """
+    write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS])
+    run = {"root": str(settings.root), "challenge": settings.challenge, "split": settings.split,
+           "mask": settings.mask_name, "mask_func": repr(settings.mask_func),
+           "methods": list(methods), "device": str(settings.device)}
+    summary, entries, paired = build_summary(
+        rows, skipped, run, confidence=settings.confidence,
+        num_resamples=settings.num_resamples, seed=settings.seed)
+    markdown = summary_markdown(summary, entries, paired)
+    write_json(staging.path("summary.json"), summary)
+    atomic_write_text(staging.path("summary.md"), markdown)
+    return summary, markdown

@@ -1,0 +1,275 @@
+"""The evaluation loop: one mask setting, any number of methods, the same volumes and masks.
+
+Per volume: load and validate it, take its mask (stored, or fastMRI's per-file one, see
+:mod:`mri_recon.evaluation.volumes`), ``masked_kspace = apply_mask(kspace, mask)``; per batch
+of slices, estimate the coil maps once and hand them to every method that needs them;
+time each method (wall time per slice, no file I/O, CUDA synchronised); score against the
+target with :func:`mri_recon.metrics.image.volume_metrics`. Outputs go to a staging
+directory inside the run directory and are published only when every volume is done.
+
+Timing: the coil-map estimate is shared, and its time is added to every method that uses
+the maps (it is part of what that method costs per slice).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mri_recon.baselines.base import Reconstructor
+from mri_recon.data.fastmri import DataError, Volume, VolumeInfo, load_volume
+from mri_recon.evaluation.outputs import Staging, write_reconstruction
+from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, write_report
+from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
+from mri_recon.metrics.image import volume_metrics
+from mri_recon.physics.coils import estimate_sens_maps
+from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
+from mri_recon.viz.figures import comparison_figure, save_figure
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """One evaluation run (the evaluation CLI builds it from the config).
+
+    Attributes:
+        root, challenge, split: the data (``<root>/<challenge>_<split>/``).
+        mask_name: the mask config name written to the CSV (e.g. "random_4x").
+        mask_func: draws per-file masks for files without a stored mask.
+        run_dir: where the outputs go.
+        device: where reconstruction runs.
+        batch_size: slices per reconstruction call.
+        num_figures: figures for the first volumes that have a target.
+        skip_bad_files: skip and list bad files instead of failing.
+        max_volumes: the first N valid volumes, or None for all.
+        confidence, num_resamples, seed: bootstrap settings of the summary.
+        progress: a tqdm bar over volumes.
+    """
+
+    root: Path
+    challenge: str
+    split: str
+    mask_name: str
+    mask_func: ColumnMaskFunc | None
+    run_dir: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batch_size: int = 8
+    num_figures: int = 3
+    skip_bad_files: bool = False
+    max_volumes: int | None = None
+    confidence: float = 0.95
+    num_resamples: int = 2000
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_figures < 0:
+            raise ValueError(f"num_figures must be >= 0, got {self.num_figures}")
+
+
+@dataclass
+class MethodOutput:
+    """One method's reconstruction of one volume.
+
+    Attributes:
+        reconstruction: float32 (S, h, w) on the CPU.
+        seconds_per_slice: reconstruction wall time / S.
+        metrics: ``{"nmse", "psnr", "ssim"}`` or None without a target.
+    """
+
+    reconstruction: torch.Tensor
+    seconds_per_slice: float
+    metrics: dict[str, float] | None = None
+
+
+@dataclass
+class EvalReport:
+    """What a run produced.
+
+    Attributes:
+        rows: the CSV rows (one per volume and method).
+        summary: the JSON summary.
+        markdown: the Markdown summary (also in ``summary.md``).
+        skipped: files left out.
+        files: every published output path.
+    """
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    markdown: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _check_output(name: str, out: torch.Tensor, batch: int, crop_size: tuple[int, int]) -> None:
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, *crop_size):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"method {name!r} returned {got}, expected (B, h, w) = "
+                         f"{(batch, *crop_size)}")
+
+
+@torch.inference_mode()
+def reconstruct_volume(
+    methods: Mapping[str, Reconstructor],
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    crop_size: tuple[int, int],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+) -> dict[str, tuple[torch.Tensor, float]]:
+    """Run every method on a volume in slice batches, timing each.
+
+    Args:
+        methods: name -> reconstructor (the reconstructor contract).
+        masked_kspace: complex64 (S, C, H, W), already masked.
+        mask: bool (W,), the same for every slice.
+        crop_size: (h, w) of the output.
+        device: where the batches are reconstructed.
+        batch_size: slices per call.
+
+    Returns:
+        name -> (float32 (S, h, w) CPU reconstruction, seconds per slice).
+    """
+    device = torch.device(device)
+    num_slices = masked_kspace.shape[0]
+    outs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    any_maps = any(m.needs_sens_maps for m in methods.values())
+    for start in range(0, num_slices, batch_size):
+        kspace = masked_kspace[start : start + batch_size].to(device)  # (B, C, H, W)
+        batch_mask = mask.to(device)[None].expand(kspace.shape[0], -1)  # (B, W)
+        sens_maps, map_seconds = None, 0.0
+        if any_maps:
+            _sync(device)
+            t0 = time.perf_counter()
+            sens_maps = estimate_sens_maps(kspace, batch_mask)
+            _sync(device)
+            map_seconds = time.perf_counter() - t0
+        for name, method in methods.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            maps = sens_maps if method.needs_sens_maps else None
+            out = method(kspace, batch_mask, maps, crop_size)
+            _sync(device)
+            seconds[name] += time.perf_counter() - t0 + (map_seconds if maps is not None else 0)
+            _check_output(name, out, kspace.shape[0], crop_size)
+            outs[name].append(out.detach().float().cpu())
+    return {n: (torch.cat(outs[n]), seconds[n] / num_slices) for n in methods}
+
+
+def evaluate_volume(
+    volume: Volume,
+    vmask: VolumeMask,
+    methods: Mapping[str, Reconstructor],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+) -> dict[str, MethodOutput]:
+    """Mask, reconstruct and (when there is a target) score one volume with every method.
+
+    Args:
+        volume: the loaded volume (k-space complex64 (S, C, H, W), target (S, h, w) or None).
+        vmask: its mask; a stored mask is applied again (a no-op on undersampled data).
+        methods: name -> reconstructor.
+        device, batch_size: see :func:`reconstruct_volume`.
+
+    Returns:
+        name -> :class:`MethodOutput`.
+    """
+    info = volume.info
+    masked_kspace = apply_mask(volume.kspace, vmask.mask)  # (S, C, H, W)
+    crop = tuple(volume.target.shape[-2:]) if volume.target is not None else info.crop_size
+    recons = reconstruct_volume(methods, masked_kspace, vmask.mask, crop, device=device,
+                                batch_size=batch_size)
+    results = {}
+    for name, (recon, sec) in recons.items():
+        metrics = None
+        if volume.target is not None:
+            metrics = volume_metrics(volume.target.numpy(), recon.numpy())
+        results[name] = MethodOutput(recon, sec, metrics)
+    return results
+
+
+def _rows(info: VolumeInfo, vmask: VolumeMask, mask_name: str, split: str,
+          results: Mapping[str, MethodOutput]) -> list[dict[str, Any]]:
+    rows = []
+    for name, res in results.items():
+        metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim"))
+        rows.append({
+            "fname": info.fname, "acquisition": info.acquisition, "method": name,
+            "mask": mask_name if vmask.source == "drawn" else "stored",
+            "acceleration": vmask.acceleration, "center_fraction": vmask.center_fraction,
+            **metrics, "seconds_per_slice": res.seconds_per_slice,
+            "num_slices": info.num_slices, "challenge": info.challenge, "split": split,
+        })
+    assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
+    assert list(rows[0])[len(CSV_COLUMNS):] == list(EXTRA_COLUMNS)
+    return rows
+
+
+def _figure(staging: Staging, volume: Volume, results: Mapping[str, MethodOutput],
+            mask_name: str) -> None:
+    mid = volume.info.num_slices // 2
+    fig = comparison_figure(
+        volume.target[mid].numpy(),
+        {name: res.reconstruction[mid].numpy() for name, res in results.items()},
+        {name: res.metrics for name, res in results.items()},
+        title=f"{volume.info.fname} slice {mid} ({volume.info.acquisition}, {mask_name})",
+    )
+    save_figure(fig, staging.path(f"figures/{Path(volume.info.fname).stem}.png"))
+
+
+def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor]) -> EvalReport:
+    """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
+
+    Writes ``per_volume.csv``, ``summary.md``, ``summary.json``, ``figures/*.png`` (volumes
+    with a target) and ``reconstructions/<method>/<fname>``. Without targets (test split)
+    the CSV rows have empty metric cells and the summary holds timings only.
+
+    Raises:
+        DataError: a bad file (unless ``settings.skip_bad_files``); nothing is published.
+    """
+    if not methods:
+        raise ValueError("methods: at least one method is required")
+    s = settings
+    infos, skipped = select_volumes(s.root, s.challenge, s.split, max_volumes=s.max_volumes,
+                                    skip_bad_files=s.skip_bad_files)
+    rows: list[dict[str, Any]] = []
+    num_figures = 0
+    with Staging(s.run_dir) as staging:
+        for info in tqdm(infos, desc=f"eval {s.mask_name}", unit="vol", disable=not s.progress):
+            try:
+                volume = load_volume(info.path, s.challenge, s.split)
+            except DataError as err:
+                if not s.skip_bad_files:
+                    raise
+                skipped.append(SkippedFile(info.fname, str(err)))
+                continue
+            vmask = volume_mask(info, s.mask_func)
+            results = evaluate_volume(volume, vmask, methods, device=s.device,
+                                      batch_size=s.batch_size)
+            for name, res in results.items():
+                write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"),
+                                     res.reconstruction.numpy())
+            rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
+            if volume.target is not None and num_figures < s.num_figures:
+                _figure(staging, volume, results, s.mask_name)
+                num_figures += 1
+        if not rows:
+            raise DataError(s.root, f"every volume of {s.challenge}_{s.split} was skipped")
+        summary, markdown = write_report(staging, rows, skipped, s, list(methods))
+        files = staging.publish()
+    return EvalReport(rows, summary, markdown, skipped, files)

@@ -1,0 +1,120 @@
+"""Which volumes an evaluation runs on, and the column mask of each.
+
+All selected files are validated (layout, header, attrs: :func:`read_volume_info`) before
+anything is reconstructed, so a bad file fails the run before any work is done, or, when
+bad files are to be skipped, is listed with its reason.
+
+Masks follow fastMRI's evaluation convention: a file that carries a ``mask`` dataset (test
+and challenge files: its k-space is already undersampled) is evaluated with that mask, never
+a new one; any other file gets ``ColumnMaskFunc(...)(W, seed=file_seed(fname))``, the same
+mask for all its slices, as fastMRI's ``UnetDataTransform`` with ``use_seed=True`` draws it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes, read_volume_info
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file left out of a run (``data.skip_bad_files=true``).
+
+    Attributes:
+        fname: the file name.
+        reason: the one-line DataError message.
+    """
+
+    fname: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VolumeMask:
+    """The column mask a volume is evaluated with.
+
+    Attributes:
+        mask: bool (W,), True where a column is sampled.
+        acceleration: R of the drawn mask, or of the stored one (attr ``acceleration``,
+            else W / number of sampled columns).
+        center_fraction: fraction of fully sampled center columns (stored masks:
+            ``num_low_frequencies / W``).
+        source: "drawn" (per-file seed) or "stored" (the file's ``mask`` dataset).
+    """
+
+    mask: torch.Tensor
+    acceleration: float
+    center_fraction: float
+    source: str
+
+
+def select_volumes(
+    root: str | os.PathLike,
+    challenge: str,
+    split: str,
+    *,
+    max_volumes: int | None = None,
+    skip_bad_files: bool = False,
+) -> tuple[list[VolumeInfo], list[SkippedFile]]:
+    """Validate the volumes of ``<root>/<challenge>_<split>`` (sorted by name).
+
+    Args:
+        root: data root.
+        challenge: "singlecoil" or "multicoil".
+        split: "train", "val", "test" or "challenge".
+        max_volumes: keep the first ``max_volumes`` valid volumes (None: all).
+        skip_bad_files: list bad files as skipped instead of raising.
+
+    Returns:
+        (infos of the volumes to evaluate, skipped files).
+
+    Raises:
+        DataError: the split folder is missing/empty, a file is bad (unless skipped), or no
+            valid volume is left.
+    """
+    if max_volumes is not None and max_volumes < 1:
+        raise ValueError(f"data.max_volumes must be >= 1 or null, got {max_volumes}")
+    paths = list_volumes(root, challenge, split)
+    infos: list[VolumeInfo] = []
+    skipped: list[SkippedFile] = []
+    for path in paths:
+        if max_volumes is not None and len(infos) >= max_volumes:
+            break
+        try:
+            infos.append(read_volume_info(path, challenge, split))
+        except DataError as err:
+            if not skip_bad_files:
+                raise
+            skipped.append(SkippedFile(path.name, str(err)))
+    if not infos:
+        raise DataError(Path(paths[0]).parent, f"no valid volume ({len(skipped)} bad files)")
+    return infos, skipped
+
+
+def volume_mask(info: VolumeInfo, mask_func: ColumnMaskFunc | None) -> VolumeMask:
+    """The evaluation mask of one volume: its stored mask, else the per-file drawn one.
+
+    Args:
+        info: the volume.
+        mask_func: draws masks for files without a stored one (may be None only if every
+            file carries its mask).
+
+    Returns:
+        :class:`VolumeMask` with a bool (W,) mask.
+    """
+    width = info.image_shape[1]
+    if info.mask is not None:
+        mask = torch.from_numpy(info.mask.copy())
+        acceleration = info.acceleration or width / int(mask.sum())
+        num_low = info.num_low_frequencies or 0
+        return VolumeMask(mask, float(acceleration), num_low / width, "stored")
+    if mask_func is None:
+        raise DataError(info.path, "has no stored 'mask' and no mask function was given")
+    sample = mask_func(width, seed=file_seed(info.fname))
+    return VolumeMask(sample.mask, sample.acceleration, sample.center_fraction, "drawn")

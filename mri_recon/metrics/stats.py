@@ -1,0 +1,211 @@
+"""Summaries over volumes: mean, std and a 95% bootstrap interval, per method and
+acceleration, split by acquisition; paired differences of every method against a reference.
+
+The unit of resampling is the *volume* (fastMRI reports means over volumes). Intervals are
+percentile bootstrap intervals of the mean; all randomness comes from
+``numpy.random.default_rng(seed)``, never from numpy's global state, so a summary is
+reproducible from its seed. Paired differences resample volumes, keeping each volume's
+pair together, which is what makes them much tighter than comparing two marginal intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+ALL = "all"  # the acquisition label of the pooled group
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean, spread and bootstrap interval of one metric over volumes.
+
+    Attributes:
+        n: number of volumes.
+        mean: sample mean.
+        std: sample standard deviation (ddof=1); NaN for a single volume.
+        ci_low: lower end of the bootstrap interval of the mean.
+        ci_high: upper end of the bootstrap interval of the mean.
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready dict; NaN (undefined std) becomes None."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in asdict(self).items()}
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean.
+
+    Args:
+        values: float (n,) per-volume values, n >= 1, all finite.
+        confidence: coverage of the interval, in (0, 1).
+        num_resamples: bootstrap resamples (volumes drawn with replacement).
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        (low, high); (x, x) for a single value.
+    """
+    x = _as_values(values)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(num_resamples, x.size))  # (num_resamples, n)
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def describe(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> Interval:
+    """Mean, std (ddof=1) and bootstrap interval of ``values`` (n,)."""
+    x = _as_values(values)
+    low, high = bootstrap_ci(x, confidence=confidence, num_resamples=num_resamples, seed=seed)
+    std = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
+    return Interval(n=int(x.size), mean=float(np.mean(x)), std=std, ci_low=low, ci_high=high)
+
+
+def _as_values(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("cannot summarise an empty list of values")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"values must be finite, got {x[~np.isfinite(x)][:3].tolist()}")
+    return x
+
+
+def _groups(
+    rows: Iterable[Mapping[str, Any]], keys: Sequence[str], split_key: str
+) -> dict[tuple, list[Mapping[str, Any]]]:
+    """Rows grouped by ``keys`` + (acquisition), each row also counted in the ALL group.
+
+    Groups are ordered by each key's values in order of first appearance (methods in the
+    order they were run), numbers ascending, and acquisition "all" first.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
+    first_seen: dict[Any, int] = {}
+    for row in rows:
+        base = tuple(row[k] for k in keys)
+        for value in (*base, row[split_key]):
+            first_seen.setdefault(value, len(first_seen))
+        groups[base + (ALL,)].append(row)
+        groups[base + (row[split_key],)].append(row)
+
+    def order(value: Any) -> tuple[int, float]:
+        if value == ALL:
+            return (0, 0.0)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (1, float(value))
+        return (2, float(first_seen[value]))
+
+    return dict(sorted(groups.items(), key=lambda kv: tuple(order(v) for v in kv[0])))
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    keys: Sequence[str] = ("method", "acceleration"),
+    split_key: str = "acquisition",
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Per group (``keys`` and acquisition, plus acquisition "all"), an :class:`Interval`
+    of each metric over the rows (one row per volume and method).
+
+    Args:
+        rows: mappings holding ``keys``, ``split_key`` and float ``metrics``.
+        metrics: the metric columns to summarise, e.g. ("nmse", "psnr", "ssim").
+        keys: grouping columns.
+        split_key: the column split on; its value "all" pools every row.
+        confidence, num_resamples, seed: see :func:`bootstrap_ci`.
+
+    Returns:
+        One dict per group: the ``keys`` values, ``split_key``, ``n`` and, per metric,
+        an :class:`Interval`.
+    """
+    out = []
+    for group, members in _groups(rows, keys, split_key).items():
+        entry: dict[str, Any] = dict(zip([*keys, split_key], group))
+        entry["n"] = len(members)
+        for metric in metrics:
+            entry[metric] = describe(
+                [m[metric] for m in members],
+                confidence=confidence, num_resamples=num_resamples, seed=seed,
+            )
+        out.append(entry)
+    return out
+
+
+def paired_differences(
+    rows: Iterable[Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    reference: str = "zero_filled",
+    pair_key: str = "fname",
+    method_key: str = "method",
+    keys: Sequence[str] = ("acceleration",),
+    split_key: str = "acquisition",
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Per-volume differences ``method - reference`` of every other method, summarised.
+
+    A row of a method is paired with the reference's row of the same ``pair_key`` (volume)
+    and ``keys`` (acceleration); volumes that lack a partner are left out.
+
+    Args:
+        rows: mappings with ``method_key``, ``pair_key``, ``keys``, ``split_key``, metrics.
+        metrics: metric columns to difference.
+        reference: the method subtracted (default zero-filled).
+        pair_key, method_key: the volume and method columns.
+        keys, split_key: grouping as in :func:`summarize` (the method is added to ``keys``).
+        confidence, num_resamples, seed: see :func:`bootstrap_ci`.
+
+    Returns:
+        One dict per (method, keys, acquisition) group, like :func:`summarize`, with an
+        extra ``reference`` entry; each metric's :class:`Interval` describes the paired
+        differences. Empty if ``reference`` has no rows.
+    """
+    rows = list(rows)
+    ref = {(r[pair_key], *(r[k] for k in keys)): r for r in rows if r[method_key] == reference}
+    diffs = []
+    for row in rows:
+        partner = ref.get((row[pair_key], *(row[k] for k in keys)))
+        if row[method_key] == reference or partner is None:
+            continue
+        diff = {k: row[k] for k in (method_key, pair_key, *keys, split_key)}
+        diff.update({m: float(row[m]) - float(partner[m]) for m in metrics})
+        diffs.append(diff)
+    out = summarize(diffs, metrics, keys=(method_key, *keys), split_key=split_key,
+                    confidence=confidence, num_resamples=num_resamples, seed=seed)
+    for entry in out:
+        entry["reference"] = reference
+    return out

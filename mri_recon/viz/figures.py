@@ -1,0 +1,100 @@
+"""Comparison figures: target, each method's reconstruction, and |error| maps.
+
+Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas directly (no pyplot,
+so no global figure state and no display backend), and saved atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_PANEL_INCHES = 2.6
+
+
+def _image(name: str, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of a real image given as a numpy array or torch tensor."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} must be a real floating image, got dtype {x.dtype}")
+    return x.astype(np.float32)
+
+
+def _title(name: str, metrics: Mapping[str, float] | None) -> str:
+    if not metrics:
+        return name
+    return f"{name}\nSSIM {metrics['ssim']:.4f}  PSNR {metrics['psnr']:.2f} dB"
+
+
+def comparison_figure(
+    target: np.ndarray | torch.Tensor,
+    recons: Mapping[str, np.ndarray | torch.Tensor],
+    metrics: Mapping[str, Mapping[str, float] | None] | None = None,
+    title: str = "",
+) -> Figure:
+    """A 2 x (1 + M) grid: top row the target and each method's image on one grey scale,
+    bottom row each method's |recon - target| on one shared colour scale.
+
+    Args:
+        target: float (h, w) target slice.
+        recons: method name -> float (h, w) reconstruction of the same slice.
+        metrics: method name -> {"ssim", "psnr", ...} shown in the titles (e.g. the
+            volume metrics), or None.
+        title: figure title.
+
+    Returns:
+        The figure (Agg canvas attached); save it with :func:`save_figure`.
+    """
+    t = _image("target", target)
+    if t.ndim != 2:
+        raise ValueError(f"target must be a 2-D slice (h, w), got shape {t.shape}")
+    if not recons:
+        raise ValueError("recons: at least one reconstruction is required")
+    images = {}
+    for name, r in recons.items():
+        r = _image(f"recons[{name!r}]", r)
+        if r.shape != t.shape:
+            raise ValueError(f"recons[{name!r}] has shape {r.shape}, target has {t.shape}")
+        images[name] = r
+    errors = {name: np.abs(r - t) for name, r in images.items()}
+    vmax = float(t.max()) or 1.0
+    emax = max(float(e.max()) for e in errors.values()) or 1.0
+    cols = 1 + len(images)
+    fig = Figure(figsize=(_PANEL_INCHES * cols, _PANEL_INCHES * 2 + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, cols, squeeze=False)
+    axes[0, 0].imshow(t, cmap="gray", vmin=0.0, vmax=vmax)
+    axes[0, 0].set_title("target", fontsize=9)
+    for j, (name, r) in enumerate(images.items(), start=1):
+        axes[0, j].imshow(r, cmap="gray", vmin=0.0, vmax=vmax)
+        axes[0, j].set_title(_title(name, (metrics or {}).get(name)), fontsize=9)
+        err_im = axes[1, j].imshow(errors[name], cmap="inferno", vmin=0.0, vmax=emax)
+        axes[1, j].set_title(f"|{name} - target|", fontsize=9)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.colorbar(err_im, ax=list(axes[1, 1:]), shrink=0.8, label="|error|")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save ``fig`` as PNG atomically (temporary file, then rename) and release it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        fig.clear()
+    return path

@@ -1,0 +1,273 @@
+"""The evaluation loop (no Hydra): outputs, masks, coil maps, timing, bad files, figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mri_recon.baselines import TVReconstructor, ZeroFilled
+from mri_recon.data.fastmri import DataError
+from mri_recon.evaluation import (
+    CSV_COLUMNS,
+    EvalSettings,
+    Staging,
+    reconstruct_volume,
+    run_evaluation,
+    write_csv,
+    write_json,
+)
+from mri_recon.evaluation import run as run_module
+from mri_recon.metrics.image import volume_metrics
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.viz.figures import comparison_figure, save_figure
+
+OUTPUTS = ("per_volume.csv", "summary.md", "summary.json", "figures", "reconstructions")
+
+
+class Spy:
+    """A reconstructor that records its inputs and returns the zero-filled image."""
+
+    def __init__(self, name: str = "spy", needs_sens_maps: bool = True, sleep: float = 0.0):
+        self.name, self.needs_sens_maps, self.sleep = name, needs_sens_maps, sleep
+        self.calls: list[dict] = []
+
+    def __call__(self, masked_kspace, mask, sens_maps, crop_size):
+        self.calls.append({"kspace": masked_kspace.clone(), "mask": mask.clone(),
+                           "sens_maps": sens_maps, "crop_size": crop_size})
+        time.sleep(self.sleep)
+        return ZeroFilled()(masked_kspace, mask, None, crop_size)
+
+
+def _settings(root: Path, run_dir: Path, **kw) -> EvalSettings:
+    kw.setdefault("challenge", "singlecoil")
+    kw.setdefault("split", "val")
+    kw.setdefault("mask_func", ColumnMaskFunc("random", [0.08], [4]))
+    return EvalSettings(root=root, mask_name="random_4x", run_dir=run_dir, progress=False,
+                        num_resamples=200, **kw)
+
+
+def _outputs_present(run_dir: Path) -> list[str]:
+    return [name for name in OUTPUTS if (run_dir / name).exists()]
+
+
+def test_singlecoil_run_writes_every_output(tmp_path, fastmri_split) -> None:
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
+    run_dir = tmp_path / "run"
+    report = run_evaluation(_settings(tmp_path / "data", run_dir, num_figures=2),
+                            {"zero_filled": ZeroFilled(), "tv": TVReconstructor(max_iters=4)})
+    assert _outputs_present(run_dir) == list(OUTPUTS)
+    assert not list(run_dir.glob(".staging-*"))
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
+        "file1000001.png", "file1000002.png"]
+    with open(run_dir / "per_volume.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(next(iter(rows)).keys())[: len(CSV_COLUMNS)] == CSV_COLUMNS
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"zero_filled", "tv"}
+    for path in paths:
+        with h5py.File(path) as hf:
+            target = hf["reconstruction_esc"][()]
+        for method in ("zero_filled", "tv"):
+            with h5py.File(run_dir / "reconstructions" / method / path.name) as hf:
+                recon = hf["reconstruction"][()]
+            assert recon.dtype == np.float32 and recon.shape == target.shape
+            row = next(r for r in rows if r["fname"] == path.name and r["method"] == method)
+            expected = volume_metrics(target, recon)
+            assert float(row["ssim"]) == expected["ssim"]  # the written file is what was scored
+            assert float(row["psnr"]) == expected["psnr"]
+            assert float(row["nmse"]) == expected["nmse"]
+            assert row["mask"] == "random_4x" and float(row["acceleration"]) == 4.0
+            assert float(row["seconds_per_slice"]) > 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["num_volumes"] == 3 and summary["metrics"] == ["nmse", "psnr", "ssim"]
+    assert {(e["method"], e["acquisition"]) for e in summary["summary"]} >= {
+        ("zero_filled", "all"), ("tv", "all"), ("tv", "CORPD_FBK"), ("tv", "CORPDFS_FBK")}
+    paired = [e for e in summary["paired_differences"] if e["acquisition"] == "all"]
+    assert [e["method"] for e in paired] == ["tv"]
+    tv_ssim = np.mean([float(r["ssim"]) for r in rows if r["method"] == "tv"])
+    zf_ssim = np.mean([float(r["ssim"]) for r in rows if r["method"] == "zero_filled"])
+    assert paired[0]["ssim"]["mean"] == pytest.approx(tv_ssim - zf_ssim)
+    assert report.markdown == (run_dir / "summary.md").read_text()
+    assert "| tv | 4 | all | 3 |" in report.markdown
+
+
+def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatch) -> None:
+    paths = fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,),
+                          num_slices=3, num_coils=3)
+    calls = []
+    real = run_module.estimate_sens_maps
+    monkeypatch.setattr(run_module, "estimate_sens_maps",
+                        lambda k, m: calls.append(k.shape) or real(k, m))
+    with_maps, without = Spy("with_maps", True), Spy("without", False)
+    run_evaluation(_settings(tmp_path / "data", tmp_path / "run", challenge="multicoil",
+                             batch_size=2), {"with_maps": with_maps, "without": without})
+    assert calls == [(2, 3, 64, 36), (1, 3, 64, 36)]  # once per batch, shared by methods
+    assert all(c["sens_maps"] is None for c in without.calls)
+    for c_with, c_without in zip(with_maps.calls, without.calls):
+        assert c_with["sens_maps"].shape == c_with["kspace"].shape
+        assert torch.equal(c_with["kspace"], c_without["kspace"])  # same masked data
+    expected = ColumnMaskFunc("random", [0.08], [4])(36, seed=file_seed(paths[0].name)).mask
+    for call in with_maps.calls:
+        assert torch.equal(call["mask"], expected.expand_as(call["mask"]))
+        unsampled = call["kspace"][..., ~expected]
+        assert unsampled.abs().max() == 0
+
+
+def test_multicoil_tv_with_estimated_maps(tmp_path, fastmri_split) -> None:
+    fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,),
+                  num_slices=2, num_coils=4)
+    report = run_evaluation(
+        _settings(tmp_path / "data", tmp_path / "run", challenge="multicoil", num_figures=0),
+        {"zero_filled": ZeroFilled(), "tv": TVReconstructor(lam=0.001, max_iters=20)})
+    ssim = {r["method"]: r["ssim"] for r in report.rows}
+    assert 0 < ssim["tv"] <= 1 and 0 < ssim["zero_filled"] <= 1
+    assert not (tmp_path / "run" / "figures").exists()
+
+
+def test_seconds_per_slice_is_wall_time_per_slice(tmp_path, fastmri_split) -> None:
+    fastmri_split(tmp_path / "data", split="val", widths=(36,), num_slices=3)
+    slow = Spy("slow", needs_sens_maps=False, sleep=0.05)
+    report = run_evaluation(_settings(tmp_path / "data", tmp_path / "run", batch_size=2,
+                                      num_figures=0), {"slow": slow})
+    assert len(slow.calls) == 2  # batches of 2 + 1 slices
+    seconds = report.rows[0]["seconds_per_slice"]
+    assert 2 * 0.05 / 3 <= seconds < 2 * 0.05 / 3 + 0.05
+
+
+def test_bad_file_fails_before_any_output(tmp_path, fastmri_split) -> None:
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
+    paths[1].write_bytes(paths[1].read_bytes()[:300])  # truncated
+    run_dir = tmp_path / "run"
+    with pytest.raises(DataError, match=rf"^{paths[1]}: "):
+        run_evaluation(_settings(tmp_path / "data", run_dir), {"zero_filled": ZeroFilled()})
+    assert _outputs_present(run_dir) == [] and not list(run_dir.glob(".staging-*"))
+
+
+def test_nan_found_while_loading_leaves_no_partial_outputs(tmp_path, fastmri_split) -> None:
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
+    with h5py.File(paths[2], "r+") as hf:  # the header is fine: only the full read sees it
+        hf["kspace"][1, 3, 4] = np.nan
+    run_dir = tmp_path / "run"
+    with pytest.raises(DataError, match=rf"{paths[2].name}: kspace has NaN"):
+        run_evaluation(_settings(tmp_path / "data", run_dir), {"zero_filled": ZeroFilled()})
+    assert _outputs_present(run_dir) == [] and not list(run_dir.iterdir())
+
+
+def test_skip_bad_files_lists_them(tmp_path, fastmri_split) -> None:
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
+    paths[0].write_bytes(b"not hdf5")
+    with h5py.File(paths[2], "r+") as hf:
+        hf["kspace"][0, 0, 0] = np.inf
+    run_dir = tmp_path / "run"
+    report = run_evaluation(_settings(tmp_path / "data", run_dir, skip_bad_files=True),
+                            {"zero_filled": ZeroFilled()})
+    assert [r["fname"] for r in report.rows] == [paths[1].name]
+    skipped = json.loads((run_dir / "summary.json").read_text())["skipped"]
+    assert [s["fname"] for s in skipped] == [paths[0].name, paths[2].name]
+    assert "HDF5" in skipped[0]["reason"] and "NaN or Inf" in skipped[1]["reason"]
+    markdown = (run_dir / "summary.md").read_text()
+    assert "Skipped files (2)" in markdown and paths[2].name in markdown
+    assert sorted(p.name for p in (run_dir / "reconstructions/zero_filled").iterdir()) == [
+        paths[1].name]
+
+
+def test_test_split_uses_the_stored_mask(tmp_path, fastmri_split) -> None:
+    paths = fastmri_split(tmp_path / "data", split="test", widths=(36, 40))
+    spy = Spy()
+    run_dir = tmp_path / "run"
+    settings = _settings(tmp_path / "data", run_dir, split="test",
+                         mask_func=ColumnMaskFunc("random", [0.04], [8]))
+    report = run_evaluation(settings, {"spy": spy})
+    for path, call in zip(paths, spy.calls):
+        with h5py.File(path) as hf:
+            stored = torch.from_numpy(hf["mask"][()].astype(bool))
+            acceleration = hf.attrs["acceleration"]
+        assert torch.equal(call["mask"][0], stored)  # never a new mask
+        with h5py.File(run_dir / "reconstructions/spy" / path.name) as hf:
+            assert hf["reconstruction"].shape == (3, 32, 32)
+        row = next(r for r in report.rows if r["fname"] == path.name)
+        assert row["mask"] == "stored" and row["acceleration"] == acceleration
+    assert all(r["ssim"] is None for r in report.rows)
+    assert not (run_dir / "figures").exists()
+    with open(run_dir / "per_volume.csv") as f:
+        assert {r["ssim"] for r in csv.DictReader(f)} == {""}
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"] == []
+
+
+def test_method_with_wrong_output_shape_is_named(tmp_path) -> None:
+    def bad(masked_kspace, mask, sens_maps, crop_size):
+        return torch.zeros(masked_kspace.shape[0], 5, 5)
+
+    bad.needs_sens_maps = False
+    kspace = torch.zeros(2, 1, 16, 12, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="method 'bad' returned"):
+        reconstruct_volume({"bad": bad}, kspace, torch.ones(12, dtype=torch.bool), (8, 8))
+
+
+def test_writers_are_atomic_and_strict(tmp_path) -> None:
+    path = write_csv(tmp_path / "a.csv", [{"x": 1.5, "y": None}, {"x": float("nan"), "y": "s"}],
+                     ["x", "y"])
+    assert path.read_text() == "x,y\n1.5,\n,s\n"
+    with pytest.raises(ValueError, match="lacks columns"):
+        write_csv(tmp_path / "b.csv", [{"x": 1}], ["x", "y"])
+    assert not (tmp_path / "b.csv").exists() and sorted(tmp_path.iterdir()) == [path]
+    write_json(tmp_path / "c.json", {"v": float("nan"), "a": np.float32(2.0)})
+    assert json.loads((tmp_path / "c.json").read_text()) == {"v": None, "a": 2.0}
+
+
+def test_staging_publishes_all_or_nothing(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "reconstructions/zf").mkdir(parents=True)
+    (run_dir / "reconstructions/zf/old.h5").write_text("old")
+    with Staging(run_dir) as staging:
+        staging.path("reconstructions/zf/new.h5").write_text("new")
+        staging.path("per_volume.csv").write_text("csv")
+        assert not (run_dir / "per_volume.csv").exists()  # nothing visible before publish
+        staging.publish()
+    assert (run_dir / "reconstructions/zf/old.h5").exists()  # folders are merged
+    assert (run_dir / "reconstructions/zf/new.h5").read_text() == "new"
+    with pytest.raises(RuntimeError), Staging(run_dir) as staging:
+        staging.path("summary.md").write_text("partial")
+        raise RuntimeError("boom")
+    assert not (run_dir / "summary.md").exists() and not list(run_dir.glob(".staging-*"))
+
+
+def test_comparison_figure(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    target = rng.random((12, 9)).astype(np.float32)
+    recons = {"a": target + 0.1, "b": torch.from_numpy(target * 0.5)}
+    fig = comparison_figure(target, recons, {"a": {"ssim": 0.9, "psnr": 30.0}, "b": None},
+                            title="t")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "a\nSSIM 0.9000  PSNR 30.00 dB" in titles and "b" in titles
+    err_images = [ax.images[0] for ax in fig.axes[4:6]]  # bottom row: the two error maps
+    emax = max(0.1, 0.5 * float(target.max()))
+    assert [im.get_clim() for im in err_images] == [(0.0, pytest.approx(emax, rel=1e-6))] * 2
+    out = save_figure(fig, tmp_path / "f.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+    with pytest.raises(ValueError, match=r"recons\['a'\] has shape"):
+        comparison_figure(target, {"a": target[:, :-1]})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_numbers(tmp_path, fastmri_split) -> None:
+    fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36, 40),
+                  num_coils=3)
+    methods = {"zero_filled": ZeroFilled(), "tv": TVReconstructor(max_iters=20)}
+    rows = {}
+    for device in ("cpu", "cuda"):
+        settings = _settings(tmp_path / "data", tmp_path / device, challenge="multicoil",
+                             device=torch.device(device), num_figures=0)
+        rows[device] = run_evaluation(settings, methods).rows
+    for cpu, gpu in zip(rows["cpu"], rows["cuda"]):
+        assert (cpu["fname"], cpu["method"]) == (gpu["fname"], gpu["method"])
+        for key in ("nmse", "psnr", "ssim"):
+            assert gpu[key] == pytest.approx(cpu[key], rel=1e-3), key

@@ -1,0 +1,115 @@
+"""Summaries over volumes: bootstrap intervals and paired differences on constructed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mri_recon.metrics.stats import (
+    ALL,
+    Interval,
+    bootstrap_ci,
+    describe,
+    paired_differences,
+    summarize,
+)
+
+
+def test_interval_covers_mean_and_is_reproducible() -> None:
+    values = np.random.default_rng(0).normal(0.8, 0.05, size=25)
+    low, high = bootstrap_ci(values, seed=3)
+    assert low < values.mean() < high
+    assert (low, high) == bootstrap_ci(values, seed=3)
+    assert (low, high) != bootstrap_ci(values, seed=4)
+
+
+def test_global_numpy_state_is_untouched() -> None:
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    bootstrap_ci([1.0, 2.0, 3.0], seed=0)
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_interval_shrinks_with_n() -> None:
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (10, 100, 1000):
+        low, high = bootstrap_ci(rng.normal(0, 1, size=n), seed=0)
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+    # the bootstrap width tracks the normal theory width 2 * 1.96 / sqrt(n)
+    assert widths[2] == pytest.approx(2 * 1.96 / np.sqrt(1000), rel=0.2)
+
+
+def test_describe_std_and_single_value() -> None:
+    d = describe([1.0, 2.0, 3.0, 4.0])
+    assert d.mean == 2.5 and d.std == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    one = describe([0.7])
+    assert one.n == 1 and one.ci_low == one.ci_high == 0.7 and np.isnan(one.std)
+    assert one.as_dict()["std"] is None
+
+
+def test_bad_values() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        describe([])
+    with pytest.raises(ValueError, match="finite"):
+        describe([1.0, float("nan")])
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci([1.0], confidence=1.5)
+
+
+def _rows() -> list[dict]:
+    """Six volumes, two acquisitions, two methods; tv = zero_filled + a known offset."""
+    rows = []
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        acq = "CORPD" if i < 4 else "CORPDFS"
+        base = {"fname": f"v{i}.h5", "acquisition": acq, "acceleration": 4.0}
+        zf = {"ssim": 0.6 + 0.05 * rng.random(), "psnr": 25 + rng.random()}
+        rows.append({**base, "method": "zero_filled", **zf})
+        offset = 0.10 if acq == "CORPD" else 0.02
+        rows.append({**base, "method": "tv", "ssim": zf["ssim"] + offset, "psnr": zf["psnr"] + 3})
+    return rows
+
+
+def test_summarize_groups_per_method_and_acquisition() -> None:
+    rows = _rows()
+    out = summarize(rows, ["ssim", "psnr"], seed=0)
+    keys = [(e["method"], e["acceleration"], e["acquisition"]) for e in out]
+    assert keys == [
+        ("zero_filled", 4.0, ALL), ("zero_filled", 4.0, "CORPD"), ("zero_filled", 4.0, "CORPDFS"),
+        ("tv", 4.0, ALL), ("tv", 4.0, "CORPD"), ("tv", 4.0, "CORPDFS"),
+    ]
+    tv_all = out[3]
+    assert tv_all["n"] == 6 and isinstance(tv_all["ssim"], Interval)
+    expected = np.mean([r["ssim"] for r in rows if r["method"] == "tv"])
+    assert tv_all["ssim"].mean == pytest.approx(expected)
+    assert [e["n"] for e in out] == [6, 4, 2, 6, 4, 2]
+
+
+def test_paired_differences_on_constructed_data() -> None:
+    rows = _rows()
+    out = paired_differences(rows, ["ssim", "psnr"], reference="zero_filled", seed=0)
+    assert [(e["method"], e["acquisition"]) for e in out] == [
+        ("tv", ALL), ("tv", "CORPD"), ("tv", "CORPDFS")
+    ]
+    by_acq = {e["acquisition"]: e for e in out}
+    # constant per-volume offsets: the differences have zero spread and a point interval
+    assert by_acq["CORPD"]["ssim"].mean == pytest.approx(0.10)
+    assert by_acq["CORPD"]["ssim"].ci_low == pytest.approx(0.10)
+    assert by_acq["CORPD"]["ssim"].ci_high == pytest.approx(0.10)
+    assert by_acq["CORPDFS"]["ssim"].mean == pytest.approx(0.02)
+    assert by_acq[ALL]["ssim"].mean == pytest.approx((4 * 0.10 + 2 * 0.02) / 6)
+    assert by_acq[ALL]["psnr"].mean == pytest.approx(3.0)
+    assert by_acq[ALL]["reference"] == "zero_filled"
+    # paired beats marginal: the marginal interval of tv is wider than the paired one
+    marginal = summarize([r for r in rows if r["method"] == "tv"], ["psnr"])[0]["psnr"]
+    assert marginal.ci_high - marginal.ci_low > by_acq[ALL]["psnr"].ci_high - by_acq[ALL][
+        "psnr"].ci_low
+
+
+def test_paired_differences_need_partners() -> None:
+    rows = [r for r in _rows() if not (r["method"] == "zero_filled" and r["fname"] == "v0.h5")]
+    out = paired_differences(rows, ["ssim"])
+    assert out[0]["n"] == 5  # v0 has no zero-filled partner
+    assert paired_differences([r for r in rows if r["method"] == "tv"], ["ssim"]) == []
