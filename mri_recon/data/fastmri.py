@@ -1,0 +1,574 @@
+"""Genuine fastMRI HDF5 volumes: layout, validation, loading, and a slice dataset.
+
+Files live in ``<root>/<challenge>_<split>/*.h5`` (see ``FASTMRI_FORMAT.md``). Every reader
+here opens files read-only and never writes anything next to the data (no index cache:
+fastMRI's pickle cache, keyed by the root path object, silently reuses stale lists).
+
+Validation decisions, for genuine fastMRI data:
+
+- ``kspace`` must be complex64 (as fastMRI ships it) or complex128 (cast to complex64 on
+  load); real or two-channel k-space is rejected.
+- targets may be any float dtype (cast to float32). Single-coil files also carry
+  ``reconstruction_rss``; only ``TARGET_KEYS[challenge]`` is read.
+- the header's encoded width may differ from the stored k-space width W: that is a warning
+  (fastMRI itself uses the header's width to place the padding), but the acquired columns
+  ``[padding_left, padding_right)`` must lie within ``[0, W]``.
+- a file without its target is valid only as a test file: it needs a ``mask`` dataset and
+  must not sit in a train or val split.
+- hidden files (names starting with ``.``, e.g. macOS ``._*.h5``) are not volumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from mri_recon.data.header import HeaderError, parse_ismrmrd_header
+from mri_recon.physics.crop import crop_size_for
+from mri_recon.physics.masks import center_band
+
+CHALLENGES = ("singlecoil", "multicoil")
+SPLITS = ("train", "val", "test", "challenge")
+TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
+KSPACE_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
+_TARGET_REQUIRED = ("train", "val")
+
+
+class DataError(ValueError):
+    """Bad input data. The message is one line starting with the file or directory path.
+
+    ``DataError(path, reason)`` builds ``"<path>: <reason>"`` (whitespace collapsed to one
+    line); ``DataError(message)`` takes a finished message (this form also lets the
+    exception cross pickling and DataLoader workers).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
+        if reason is None:
+            self.path, self.reason = None, str(path)
+            super().__init__(str(path))
+            return
+        self.path, self.reason = Path(path), " ".join(str(reason).split())
+        super().__init__(f"{path}: {self.reason}")
+
+
+def split_dir(root: str | os.PathLike, challenge: str, split: str) -> Path:
+    """The folder ``<root>/<challenge>_<split>`` of one split (it need not exist)."""
+    if challenge not in CHALLENGES:
+        raise DataError(root, f"unknown challenge {challenge!r}, expected one of {CHALLENGES}")
+    if split not in SPLITS:
+        raise DataError(root, f"unknown split {split!r}, expected one of {SPLITS}")
+    return Path(root) / f"{challenge}_{split}"
+
+
+def parse_split_dir(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(challenge, split) from a folder named ``<challenge>_<split>``, else None."""
+    challenge, _, split = Path(path).name.partition("_")
+    return (challenge, split) if challenge in CHALLENGES and split in SPLITS else None
+
+
+def list_volumes(root: str | os.PathLike, challenge: str, split: str) -> list[Path]:
+    """The sorted ``*.h5`` volumes of a split; DataError if the folder is missing or empty."""
+    folder = split_dir(root, challenge, split)
+    if not folder.is_dir():
+        raise DataError(folder, f"no such directory (expected {challenge}_{split}/ under root)")
+    files = sorted(p for p in folder.glob("*.h5") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(folder, "no .h5 files in this directory")
+    return files
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeInfo:
+    """What a volume holds, read from its header, attrs and dataset shapes (no k-space read).
+
+    Attributes:
+        path, fname: the file and its name with ``.h5`` (fastMRI's ``fname``).
+        challenge: "singlecoil" or "multicoil".
+        num_slices, num_coils: S, and C (1 for single-coil).
+        kspace_shape: as stored, (S, H, W) or (S, C, H, W).
+        target_key, target_shape: the target dataset and its (h, w), or None (test file).
+        crop_size: (h, w) = ``crop_size_for(W, target_shape or recon_size[:2])``.
+        encoded_size, recon_size: header ``encodedSpace``/``reconSpace`` matrix sizes (x, y, z).
+        padding_left, padding_right: acquired columns ``[padding_left, padding_right)``.
+        acquisition, patient_id: attrs ("" if absent).
+        max_value, norm: attrs ``max``, ``norm`` (None if absent).
+        is_test: no target (the k-space is already undersampled by ``mask``).
+        mask: stored bool (W,) column mask, or None.
+        num_low_frequencies: attr ``num_low_frequency``, else the center band of ``mask``.
+        acceleration: attr ``acceleration`` or None.
+        attrs: all file attrs as Python values.
+        warnings: non-fatal findings, one line each.
+    """
+
+    path: Path
+    fname: str
+    challenge: str
+    num_slices: int
+    num_coils: int
+    kspace_shape: tuple[int, ...]
+    target_key: str | None
+    target_shape: tuple[int, int] | None
+    crop_size: tuple[int, int]
+    encoded_size: tuple[int, int, int]
+    recon_size: tuple[int, int, int]
+    padding_left: int
+    padding_right: int
+    acquisition: str
+    max_value: float | None
+    norm: float | None
+    patient_id: str
+    is_test: bool
+    mask: np.ndarray | None
+    num_low_frequencies: int | None
+    acceleration: float | None
+    attrs: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(H, W) of the k-space and of the full image."""
+        return (self.kspace_shape[-2], self.kspace_shape[-1])
+
+
+def _h5_reason(err: BaseException) -> str:
+    """The innermost parenthesised reason of an h5py error, e.g. 'truncated file: eof = 96'."""
+    text = " ".join(str(err).split())
+    found = re.search(r"\(([^()]+)\)\)*$", text)
+    return found.group(1) if found else text
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(path, f"not a readable HDF5 file ({_h5_reason(err)})") from None
+
+
+def _dataset(hf: h5py.File, path: Path, key: str) -> h5py.Dataset | None:
+    obj = hf.get(key)
+    if obj is not None and not isinstance(obj, h5py.Dataset):
+        raise DataError(path, f"{key} is a {type(obj).__name__}, expected a dataset")
+    return obj
+
+
+def _check_kspace(hf: h5py.File, path: Path, challenge: str | None) -> tuple[str, tuple]:
+    ks = _dataset(hf, path, "kspace")
+    if ks is None:
+        raise DataError(path, f"no 'kspace' dataset (keys: {sorted(map(str, hf))})")
+    shape = tuple(int(n) for n in ks.shape)
+    if len(shape) not in (3, 4):
+        raise DataError(path, f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
+                        "(S, H, W) or 4 (multicoil) (S, C, H, W)")
+    found = "singlecoil" if len(shape) == 3 else "multicoil"
+    if challenge is not None and challenge != found:
+        raise DataError(path, f"kspace shape {shape} is {found}, but the challenge is {challenge}")
+    if ks.dtype not in KSPACE_DTYPES:
+        raise DataError(path, f"kspace dtype is {ks.dtype}, expected complex64 (or complex128)")
+    if min(shape) < 1:
+        raise DataError(path, f"kspace shape {shape} has an empty axis")
+    return found, shape
+
+
+def _check_target(hf: h5py.File, path: Path, challenge: str, kshape: tuple,
+                  split: str | None) -> tuple[str | None, tuple[int, int] | None]:
+    key = TARGET_KEYS[challenge]
+    target = _dataset(hf, path, key)
+    if target is None:
+        if split in _TARGET_REQUIRED:
+            raise DataError(path, f"no target '{key}' (required in the {split} split)")
+        if "mask" not in hf:
+            raise DataError(path, f"neither a target '{key}' nor a 'mask' dataset (a file "
+                            "without target must be a test file carrying its mask)")
+        return None, None
+    if target.ndim != 3:
+        raise DataError(path, f"{key} has shape {target.shape}, expected 3 dims (S, h, w)")
+    if target.dtype.kind != "f":
+        raise DataError(path, f"{key} dtype is {target.dtype}, expected float32")
+    if target.shape[0] != kshape[0]:
+        raise DataError(path, f"{key} has {target.shape[0]} slices but kspace has {kshape[0]}")
+    return key, (int(target.shape[1]), int(target.shape[2]))
+
+
+def _read_mask(hf: h5py.File, path: Path, width: int) -> np.ndarray | None:
+    ds = _dataset(hf, path, "mask")
+    if ds is None:
+        return None
+    if ds.ndim != 1 or ds.shape[0] != width:
+        raise DataError(path, f"mask has shape {ds.shape}, expected ({width},) = kspace width")
+    if ds.dtype.kind not in "biuf":
+        raise DataError(path, f"mask dtype is {ds.dtype}, expected bool or 0/1 numbers")
+    values = ds[()]
+    if not np.isin(values, (0, 1)).all():
+        raise DataError(path, f"mask has values other than 0 and 1: {np.unique(values)[:5]}")
+    mask = values.astype(np.bool_)
+    if not mask.any():
+        raise DataError(path, "mask samples no column")
+    return mask
+
+
+def _py(value: Any) -> Any:
+    """An HDF5 attribute as a Python value: bytes -> str, numpy scalars -> int/float/str."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _number(path: Path, attrs: dict, key: str, positive: bool = False) -> float | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise DataError(path, f"attr '{key}' = {value!r} is not a finite number")
+    if value < 0 or (positive and value == 0):
+        raise DataError(path, f"attr '{key}' = {value!r} must be {'> 0' if positive else '>= 0'}")
+    return float(value)
+
+
+def _read_header(hf: h5py.File, path: Path, kshape: tuple) -> tuple[Any, list[str]]:
+    ds = _dataset(hf, path, "ismrmrd_header")
+    if ds is None:
+        raise DataError(path, "no 'ismrmrd_header' dataset")
+    raw = _py(ds[()])
+    if isinstance(raw, np.ndarray) and raw.dtype in (np.uint8, np.int8) and raw.ndim == 1:
+        raw = raw.tobytes()  # XML stored as a byte array by some writers
+    if not isinstance(raw, (str, bytes)):
+        raise DataError(path, f"ismrmrd_header holds {type(raw).__name__}, expected XML bytes")
+    try:
+        hdr = parse_ismrmrd_header(raw)
+    except HeaderError as err:
+        raise DataError(path, str(err)) from None
+    width, warnings = kshape[-1], []
+    if hdr.encoded_size[1] != width:
+        warnings.append(f"ismrmrd_header encoded y = {hdr.encoded_size[1]} differs from the "
+                        f"kspace width W = {width}")
+    if not 0 <= hdr.padding_left < hdr.padding_right <= width:
+        raise DataError(path, f"ismrmrd_header acquired columns [{hdr.padding_left}, "
+                        f"{hdr.padding_right}) are outside the kspace width [0, {width}]")
+    return hdr, warnings
+
+
+def _crop(path: Path, kshape: tuple, target_key: str | None,
+          target_shape: tuple[int, int] | None, recon_size: tuple) -> tuple[int, int]:
+    size = target_shape or (recon_size[0], recon_size[1])
+    crop = crop_size_for(kshape[-1], size)
+    what = f"target {target_key} {size}" if target_key else f"ismrmrd_header recon size {size}"
+    if min(crop) < 1 or crop[0] > min(kshape[-2], size[0]) or crop[1] > min(kshape[-1], size[1]):
+        raise DataError(path, f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} "
+                        f"(crop {crop})")
+    return crop
+
+
+def read_volume_info(path: str | os.PathLike, challenge: str | None = None,
+                     split: str | None = None) -> VolumeInfo:
+    """Validate a volume's layout, header and attrs and describe it, without reading k-space.
+
+    Args:
+        path: the ``.h5`` file.
+        challenge: "singlecoil"/"multicoil" to enforce, or None to infer from the k-space rank.
+        split: the split the file belongs to; in "train"/"val" a target is required.
+
+    Raises:
+        DataError: one line naming the file and the offending key.
+    """
+    path = Path(path)
+    if challenge is not None and challenge not in CHALLENGES:
+        raise DataError(path, f"unknown challenge {challenge!r}, expected one of {CHALLENGES}")
+    if split is not None and split not in SPLITS:
+        raise DataError(path, f"unknown split {split!r}, expected one of {SPLITS}")
+    try:
+        with _open(path) as hf:
+            challenge, kshape = _check_kspace(hf, path, challenge)
+            target_key, target_shape = _check_target(hf, path, challenge, kshape, split)
+            mask = _read_mask(hf, path, kshape[-1])
+            hdr, warnings = _read_header(hf, path, kshape)
+            attrs = {str(k): _py(v) for k, v in hf.attrs.items()}
+    except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
+        raise DataError(path, f"corrupt HDF5 file ({_h5_reason(err)})") from None
+    crop = _crop(path, kshape, target_key, target_shape, hdr.recon_size)
+    num_low = _number(path, attrs, "num_low_frequency")
+    if num_low is None and mask is not None:
+        start, stop = center_band(torch.from_numpy(mask))
+        num_low = stop - start
+    if target_key is not None and "max" not in attrs:
+        warnings.append("no attr 'max': max_value is computed from the target")
+    return VolumeInfo(
+        path=path, fname=path.name, challenge=challenge, num_slices=kshape[0],
+        num_coils=kshape[1] if len(kshape) == 4 else 1, kspace_shape=kshape,
+        target_key=target_key, target_shape=target_shape, crop_size=crop,
+        encoded_size=hdr.encoded_size, recon_size=hdr.recon_size,
+        padding_left=hdr.padding_left, padding_right=hdr.padding_right,
+        acquisition=str(attrs.get("acquisition", "")), max_value=_number(path, attrs, "max"),
+        norm=_number(path, attrs, "norm"), patient_id=str(attrs.get("patient_id", "")),
+        is_test=target_key is None, mask=mask,
+        num_low_frequencies=None if num_low is None else int(num_low),
+        acceleration=_number(path, attrs, "acceleration", positive=True),
+        attrs=attrs, warnings=tuple(warnings),
+    )
+
+
+def _read(ds: h5py.Dataset, path: Path, index: int | tuple = ()) -> np.ndarray:
+    try:
+        return ds[index]
+    except (OSError, ValueError, RuntimeError) as err:
+        where = f"slice {index}" if isinstance(index, int) else "data"
+        raise DataError(path, f"cannot read {ds.name.lstrip('/')} {where} ({_h5_reason(err)})")
+
+
+def _check_finite(path: Path, key: str, array: np.ndarray, first_slice: int = 0) -> None:
+    """DataError naming ``key`` and the first slice of ``array`` (S, ...) with NaN/Inf."""
+    flat = array.reshape(array.shape[0], -1)
+    # Fast path: a sum is finite only if every term is (NaN and Inf propagate); the exact,
+    # slower test runs when it is not, which also covers a float32 overflow of the sum.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(flat.sum()):
+            return
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+        bad = first_slice + int(np.argmin(finite))
+        raise DataError(path, f"{key} has NaN or Inf values (first in slice {bad})")
+
+
+def check_volume(path: str | os.PathLike, challenge: str | None = None,
+                 split: str | None = None) -> VolumeInfo:
+    """:func:`read_volume_info` plus a full read, one slice at a time, for NaN/Inf values."""
+    info = read_volume_info(path, challenge, split)
+    with _open(info.path) as hf:
+        for key in ("kspace", info.target_key):
+            if key is None:
+                continue
+            for s in range(info.num_slices):
+                _check_finite(info.path, key, _read(hf[key], info.path, s)[None], s)
+    return info
+
+
+@dataclass
+class Volume:
+    """A whole volume in memory.
+
+    Attributes:
+        info: its :class:`VolumeInfo`.
+        kspace: complex64 (S, C, H, W); C = 1 for single-coil.
+        target: float32 (S, h, w), or None for test files.
+        mask: the stored bool (W,) column mask, or None.
+    """
+
+    info: VolumeInfo
+    kspace: torch.Tensor
+    target: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+
+def load_volume(path: str | os.PathLike, challenge: str | None = None,
+                split: str | None = None) -> Volume:
+    """Read and validate a whole volume (k-space and target must be finite)."""
+    info = read_volume_info(path, challenge, split)
+    with _open(info.path) as hf:
+        kspace = _read(hf["kspace"], info.path).astype(np.complex64, copy=False)
+        _check_finite(info.path, "kspace", kspace)
+        target = None
+        if info.target_key is not None:
+            target = _read(hf[info.target_key], info.path).astype(np.float32, copy=False)
+            _check_finite(info.path, info.target_key, target)
+    if kspace.ndim == 3:
+        kspace = kspace[:, None]  # (S, 1, H, W)
+    return Volume(
+        info=info,
+        kspace=torch.from_numpy(np.ascontiguousarray(kspace)),
+        target=None if target is None else torch.from_numpy(np.ascontiguousarray(target)),
+        mask=None if info.mask is None else torch.from_numpy(info.mask.copy()),
+    )
+
+
+def _rate(name: str, rate: float | None) -> float:
+    if rate is None:
+        return 1.0
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise ValueError(f"{name}={rate!r} must be a number in (0, 1]")
+    return float(rate)
+
+
+def _subsample(count: int, rate: float, rng: np.random.Generator) -> list[int]:
+    """Sorted indices of ``max(1, round(count * rate))`` of ``range(count)``, drawn by ``rng``."""
+    if rate >= 1.0:
+        return list(range(count))
+    keep = rng.choice(count, size=max(1, round(count * rate)), replace=False)
+    return sorted(int(i) for i in keep)
+
+
+def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Path]:
+    """Bare file names are taken from the split folder; other paths as given."""
+    paths = [folder / p if len(Path(p).parts) == 1 else Path(p) for p in files]
+    if not paths:
+        raise DataError(folder, "files=[] selects no volume")
+    for p in paths:
+        if not p.is_file():
+            raise DataError(p, "no such file (listed in files=)")
+    return paths
+
+
+class SliceDataset(torch.utils.data.Dataset):
+    """The 2-D slices of one split, indexed from headers at construction, read lazily.
+
+    Each worker process keeps one open read-only handle per file (at most ``max_open_files``,
+    least recently used closed first), opened on first access in that process and dropped on
+    pickling, so a file is not reopened per slice. Nothing is cached on disk.
+
+    Args:
+        root: data root holding ``<challenge>_<split>/``.
+        challenge: "singlecoil" or "multicoil".
+        split: "train", "val", "test" or "challenge".
+        acquisitions: keep only volumes whose attr ``acquisition`` is one of these.
+        sample_rate: fraction of slices kept (at least one), drawn with ``seed``.
+        volume_sample_rate: fraction of volumes kept (at least one); not with ``sample_rate``.
+        seed: seed of the ``numpy.random.default_rng`` that draws the subsets.
+        files: volumes to index instead of the whole split (bare names are in the split folder).
+        max_open_files: open handles kept per process.
+        check_finite: raise DataError for a slice with NaN/Inf values.
+
+    Attributes:
+        volumes: the indexed volumes' :class:`VolumeInfo`.
+        samples: (volume index, slice index) per item.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        challenge: str,
+        split: str,
+        acquisitions: Sequence[str] | None = None,
+        sample_rate: float = 1.0,
+        volume_sample_rate: float | None = None,
+        seed: int = 0,
+        files: Sequence[str | os.PathLike] | None = None,
+        *,
+        max_open_files: int = 256,
+        check_finite: bool = True,
+    ) -> None:
+        folder = split_dir(root, challenge, split)
+        sample_rate, volume_rate = _rate("sample_rate", sample_rate), _rate(
+            "volume_sample_rate", volume_sample_rate)
+        if sample_rate < 1 and volume_rate < 1:
+            raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
+        if max_open_files < 1:
+            raise ValueError(f"max_open_files={max_open_files} must be >= 1")
+        paths = list_volumes(root, challenge, split) if files is None else _resolve_files(
+            folder, files)
+        volumes = [read_volume_info(p, challenge, split) for p in paths]
+        if acquisitions is not None:
+            wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
+            found = sorted({v.acquisition for v in volumes})
+            volumes = [v for v in volumes if v.acquisition in wanted]
+            if not volumes:
+                raise DataError(folder, f"no volume has acquisition in {sorted(wanted)} "
+                                f"(found {found})")
+        rng = np.random.default_rng(seed)
+        volumes = [volumes[i] for i in _subsample(len(volumes), volume_rate, rng)]
+        samples = [(v, s) for v, info in enumerate(volumes) for s in range(info.num_slices)]
+        self.folder, self.challenge, self.split = folder, challenge, split
+        self.volumes: list[VolumeInfo] = volumes
+        self.samples: list[tuple[int, int]] = [
+            samples[i] for i in _subsample(len(samples), sample_rate, rng)]
+        self.max_open_files, self.check_finite = int(max_open_files), bool(check_finite)
+        self._handles: OrderedDict[int, h5py.File] = OrderedDict()
+        self._inherited: list[OrderedDict[int, h5py.File]] = []
+        self._pid: int | None = None
+        self._max_values: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (f"SliceDataset({str(self.folder)!r}, {len(self.volumes)} volumes, "
+                f"{len(self)} slices)")
+
+    def shape_key(self, index: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
+        """((C, H, W), crop_size) of item ``index``: equal keys can be batched together."""
+        info = self.volumes[self.samples[index][0]]
+        return (info.num_coils, *info.image_shape), info.crop_size
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One slice.
+
+        Returns:
+            dict with ``kspace`` complex64 (C, H, W); ``target`` float32 (h, w), or an empty
+            tensor for test files; ``mask`` the stored bool (W,) mask or an empty bool tensor;
+            ``fname``, ``slice_num``, ``max_value`` (target volume max; NaN for test files
+            without attr ``max``), ``acquisition``, ``crop_size``, ``padding_left``,
+            ``padding_right``, ``num_slices``.
+        """
+        vol, s = self.samples[range(len(self.samples))[index]]
+        info = self.volumes[vol]
+        hf = self._file(vol)
+        kspace = _read(hf["kspace"], info.path, s).astype(np.complex64, copy=False)
+        target = None
+        if info.target_key is not None:
+            target = _read(hf[info.target_key], info.path, s).astype(np.float32, copy=False)
+        if self.check_finite:
+            _check_finite(info.path, "kspace", kspace[None], s)
+            if target is not None:
+                _check_finite(info.path, info.target_key, target[None], s)
+        kspace_t = torch.from_numpy(kspace)
+        mask = info.mask
+        return {
+            "kspace": kspace_t[None] if kspace.ndim == 2 else kspace_t,  # (C, H, W)
+            "target": torch.empty(0) if target is None else torch.from_numpy(target),
+            "mask": torch.zeros(0, dtype=torch.bool) if mask is None else torch.from_numpy(mask),
+            "fname": info.fname,
+            "slice_num": s,
+            "max_value": self._max_value(vol, hf),
+            "acquisition": info.acquisition,
+            "crop_size": info.crop_size,
+            "padding_left": info.padding_left,
+            "padding_right": info.padding_right,
+            "num_slices": info.num_slices,
+        }
+
+    def _max_value(self, vol: int, hf: h5py.File) -> float:
+        info = self.volumes[vol]
+        if info.max_value is not None:
+            return info.max_value
+        if info.target_key is None:
+            return float("nan")
+        if vol not in self._max_values:
+            self._max_values[vol] = float(np.max(_read(hf[info.target_key], info.path)))
+        return self._max_values[vol]
+
+    def _file(self, vol: int) -> h5py.File:
+        """The open read-only handle of volume ``vol`` in this process."""
+        if self._pid != os.getpid():
+            # Handles opened before a fork belong to the parent: keep them alive but unused,
+            # as closing them here could release the parent's HDF5 file locks.
+            if self._handles:
+                self._inherited.append(self._handles)
+            self._handles, self._pid = OrderedDict(), os.getpid()
+        hf = self._handles.get(vol)
+        if hf is not None:
+            self._handles.move_to_end(vol)
+            return hf
+        hf = self._handles[vol] = _open(self.volumes[vol].path)
+        if len(self._handles) > self.max_open_files:
+            self._handles.popitem(last=False)[1].close()
+        return hf
+
+    def close(self) -> None:
+        """Close the handles this process opened."""
+        if self._pid == os.getpid():
+            for hf in self._handles.values():
+                hf.close()
+        self._handles = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_handles=OrderedDict(), _inherited=[], _pid=None)
+        return state
