@@ -1,0 +1,274 @@
+"""One LightningModule for every image-domain network: the network arrives already built.
+
+Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
+``kspace`` complex64 (B, C, H, W) fully sampled; ``mask`` bool (B, W); ``target`` float32
+(B, h, w); ``max_value`` float32 (B,) target volume max; ``fname`` list[str];
+``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. Masking,
+IFFT and crop run here, on the module's device, over the whole batch.
+
+Training follows fastMRI's ``UnetModule``: the loss is computed in normalised units (the
+target normalised with the input's mean/std and clamped), optionally on random crops.
+Validation reconstructs full slices exactly as :class:`ImageReconstructor` does for the
+evaluation CLI and logs per-volume ``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on
+every rank, see :mod:`mri_recon.lit.metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import Parameter
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from mri_recon.lit.callbacks import comparison_row, log_image_rows
+from mri_recon.lit.checkpoint import (
+    CHECKPOINT_KEY,
+    FORMAT_VERSION,
+    NET_PREFIX,
+    net_spec_of,
+    to_plain,
+)
+from mri_recon.lit.metrics import SliceStats, gather_records, slice_stats, summarize, volume_table
+from mri_recon.models.losses import L1Loss
+from mri_recon.models.reconstructor import ImageReconstructor
+from mri_recon.physics.masks import apply_mask
+
+BATCH_KEYS = ("kspace", "mask", "target", "max_value", "fname", "slice_num")
+
+
+class ReconModule(pl.LightningModule):
+    """Train and validate an image network as an :class:`ImageReconstructor`.
+
+    Args:
+        net: image network float (B, 1, h, w) -> (B, 1, h, w), e.g. ``Unet`` (built by Hydra).
+        optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``, e.g. ``Adam(lr=...)``).
+        scheduler: ``Optimizer -> LRScheduler`` stepped every epoch, or None.
+        loss: ``loss(pred, target, data_range) -> scalar`` in normalised units; default L1.
+        train_crop_size: side of the random square training crop (clipped to the image);
+            None trains on whole slices.
+        num_log_images: validation slices logged as images (TensorBoard), fixed per run.
+        net_spec: the resolved model config ``{"_target_": ..., **kwargs}`` stored in the
+            checkpoint; None infers it from ``net``'s attributes (works for ``Unet``).
+        seed: seed of the crop locations (with the global step and the rank).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[[Iterable[Parameter]], Optimizer],
+        scheduler: Callable[[Optimizer], LRScheduler] | None = None,
+        loss: nn.Module | None = None,
+        train_crop_size: int | None = None,
+        num_log_images: int = 4,
+        net_spec: dict | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        _check_arguments(optimizer, scheduler, train_crop_size, num_log_images, seed)
+        net_spec = to_plain(net_spec) if net_spec is not None else net_spec_of(net)
+        if not isinstance(net_spec, dict) or not isinstance(net_spec.get("_target_"), str):
+            raise TypeError(f"net_spec must be a mapping with a '_target_', got {net_spec!r}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "loss"])
+        self.reconstructor = ImageReconstructor(net)
+        self.loss = loss if loss is not None else L1Loss()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._val_records: list[SliceStats] = []
+        self._log_keys: dict[str, int] = {}  # fname -> slice_num of the logged slice
+        self._val_images: dict[str, torch.Tensor] = {}
+        self.last_val_table: list[dict[str, Any]] = []
+        self.last_val_metrics: dict[str, float] = {}
+
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        sens_maps: torch.Tensor | None,
+        crop_size: tuple[int, int],
+    ) -> torch.Tensor:
+        """The reconstructor contract: complex64 (B, C, H, W), bool (B, W) -> float32 (B, h, w)."""
+        return self.reconstructor(masked_kspace, mask, sens_maps, crop_size)
+
+    def _prepare(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """Mask, zero-fill and normalise a batch.
+
+        Returns:
+            zf (B, h, w) zero-filled magnitude, x (B, h, w) normalised input, target_n
+            (B, h, w) normalised clamped target, mean (B,), std (B,), data_range (B,) =
+            max_value / std (the target range in normalised units).
+        """
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
+        target = batch["target"]
+        masked_kspace = apply_mask(batch["kspace"], batch["mask"])
+        zf = self.reconstructor.zero_filled(masked_kspace, batch["mask"], tuple(target.shape[-2:]))
+        x, mean, std = self.reconstructor.normalize(zf)
+        target_n = self.reconstructor.normalize_like(target, mean, std)
+        data_range = batch["max_value"].to(std.dtype) / std
+        return zf, x, target_n, mean, std, data_range
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """L1 (or the configured loss) in normalised units, on random crops if configured."""
+        _, x, target_n, _, _, data_range = self._prepare(batch)
+        if self.hparams.train_crop_size is not None:
+            x, target_n = random_crop(
+                x, target_n, self.hparams.train_crop_size, self._crop_generator(batch_idx)
+            )
+        loss = self.loss(self.reconstructor.predict_normalized(x), target_n, data_range)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=x.shape[0],
+        )
+        return loss
+
+    def _crop_generator(self, batch_idx: int) -> torch.Generator:
+        """A CPU generator seeded by (seed, global step, batch index, rank).
+
+        Resumed runs replay an uninterrupted run's crops; the batch index separates the
+        micro-batches of one optimizer step under gradient accumulation.
+        """
+        keys = [self.hparams.seed, self.global_step, batch_idx, self.global_rank]
+        state = np.random.SeedSequence(keys)
+        return torch.Generator().manual_seed(int(state.generate_state(1)[0]))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Full-slice reconstruction; per-slice statistics for the per-volume metrics."""
+        zf, x, target_n, mean, std, data_range = self._prepare(batch)
+        pred = self.reconstructor.predict_normalized(x)
+        recon = self.reconstructor.unnormalize(pred, mean, std).to(torch.float32)
+        self.log(
+            "val/loss", self.loss(pred, target_n, data_range), sync_dist=True, batch_size=x.shape[0]
+        )
+        self._val_records.extend(
+            slice_stats(
+                batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
+            )
+        )
+        self._keep_images(batch, zf, recon)
+
+    def _keep_images(self, batch: dict[str, Any], zf: torch.Tensor, recon: torch.Tensor) -> None:
+        """Keep the first slice seen of each of the first ``num_log_images`` volumes."""
+        for i, fname in enumerate(batch["fname"]):
+            slice_num = int(batch["slice_num"][i])
+            if fname not in self._log_keys and len(self._log_keys) < self.hparams.num_log_images:
+                self._log_keys[fname] = slice_num
+            if self._log_keys.get(fname) == slice_num:
+                tag = f"val_images/{fname}_slice{slice_num:03d}"
+                self._val_images[tag] = comparison_row(batch["target"][i], zf[i], recon[i])
+
+    def on_validation_epoch_start(self) -> None:
+        """Start a fresh set of slice records and images."""
+        self._val_records = []
+        self._val_images = {}
+
+    def on_validation_epoch_end(self) -> None:
+        """Gather the slice records of all ranks, log per-volume means, log images."""
+        records = gather_records(self._val_records)  # collective: every rank calls it
+        self._val_records = []
+        if not records:
+            return
+        self.last_val_table = volume_table(records)
+        self.last_val_metrics = summarize(self.last_val_table)
+        for name in ("ssim", "psnr", "nmse"):
+            # identical on all ranks; a max-reduce keeps it bit-exact and silences the DDP hint
+            self.log(
+                f"val/{name}",
+                self.last_val_metrics[name],
+                prog_bar=name == "ssim",
+                sync_dist=True,
+                reduce_fx="max",
+            )
+        if self._val_images and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            log_image_rows(self.loggers, self._val_images, self.global_step)
+
+    def configure_optimizers(self) -> Any:
+        """Optimizer from the partial; the scheduler (if any) steps once per epoch."""
+        optimizer = self.optimizer_factory(self.parameters())
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"optim: the optimizer partial built {type(optimizer).__name__}, not an Optimizer"
+            )
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make the checkpoint self-contained: the net spec and where its weights live."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "format_version": FORMAT_VERSION,
+            "net_spec": self.hparams.net_spec,
+            "net_prefix": NET_PREFIX,
+            "name": self.reconstructor.name,
+        }
+
+
+def _check_arguments(
+    optimizer: Any, scheduler: Any, train_crop_size: Any, num_log_images: Any, seed: Any
+) -> None:
+    """Raise TypeError/ValueError naming the config field (``module.*``, ``optim``, ...)."""
+    if not callable(optimizer):
+        raise TypeError(f"optim: must build a callable params -> Optimizer, got {optimizer!r}")
+    if scheduler is not None and not callable(scheduler):
+        raise TypeError(
+            f"scheduler: must build a callable Optimizer -> LRScheduler, got {scheduler!r}"
+        )
+    if train_crop_size is not None and (
+        isinstance(train_crop_size, bool)
+        or not isinstance(train_crop_size, int)
+        or train_crop_size < 1
+    ):
+        raise ValueError(
+            f"module.train_crop_size must be a positive int or null, got {train_crop_size!r}"
+        )
+    if (
+        isinstance(num_log_images, bool)
+        or not isinstance(num_log_images, int)
+        or num_log_images < 0
+    ):
+        raise ValueError(f"module.num_log_images must be an int >= 0, got {num_log_images!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
+
+def random_crop(
+    x: torch.Tensor, target: torch.Tensor, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``size x size`` window of ``x`` and ``target``, one per sample.
+
+    Args:
+        x: float (B, h, w).
+        target: float (B, h, w).
+        size: crop side, clipped to h and w.
+        generator: CPU generator for the window corners.
+
+    Returns:
+        (x, target) cropped to (B, min(size, h), min(size, w)).
+    """
+    if x.shape != target.shape or x.ndim != 3:
+        raise ValueError(
+            f"random_crop: x {tuple(x.shape)} and target {tuple(target.shape)} must match"
+        )
+    b, h, w = x.shape
+    ch, cw = min(size, h), min(size, w)
+    tops = torch.randint(0, h - ch + 1, (b,), generator=generator).tolist()
+    lefts = torch.randint(0, w - cw + 1, (b,), generator=generator).tolist()
+    windows = list(enumerate(zip(tops, lefts, strict=True)))
+    xs = [x[i, top : top + ch, left : left + cw] for i, (top, left) in windows]
+    ts = [target[i, top : top + ch, left : left + cw] for i, (top, left) in windows]
+    return torch.stack(xs), torch.stack(ts)  # (B, ch, cw) each

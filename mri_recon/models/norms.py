@@ -1,0 +1,66 @@
+"""The normalisation-layer factory: the only place that knows the norm types.
+
+Every network in ``mri_recon.models`` asks :func:`make_norm` for its normalisation layers,
+so ``model.norm`` in the config selects them all at once.
+
+- ``group``: GroupNorm (Wu & He, "Group Normalization", ECCV 2018) with 32 groups, reduced
+  to the largest divisor of the channel count that is <= 32; learnable per-channel affine.
+- ``layer``: GroupNorm with one group, i.e. statistics over the channels *and* pixels of
+  one image (the convolutional layer norm of Wu & He, Fig. 2); learnable affine.
+- ``instance``: InstanceNorm2d with learnable affine (fastMRI's U-Net uses it without).
+- ``batch``: BatchNorm2d (running statistics, learnable affine).
+- ``none``: identity.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORM_TYPES = ("group", "batch", "instance", "layer", "none")
+
+
+def group_count(num_channels: int, num_groups: int = 32) -> int:
+    """The number of GroupNorm groups used for ``num_channels`` channels.
+
+    Args:
+        num_channels: channel count ``ch`` of the feature map, >= 1.
+        num_groups: the preferred (maximum) number of groups, >= 1 (Wu & He use 32).
+
+    Returns:
+        The largest divisor of ``num_channels`` that is <= ``num_groups``.
+    """
+    if num_channels < 1 or num_groups < 1:
+        raise ValueError(
+            f"group_count needs num_channels >= 1 and num_groups >= 1, "
+            f"got num_channels={num_channels}, num_groups={num_groups}"
+        )
+    return max(g for g in range(1, min(num_groups, num_channels) + 1) if num_channels % g == 0)
+
+
+def make_norm(norm: str, num_channels: int, num_groups: int = 32) -> nn.Module:
+    """Build the normalisation layer ``norm`` for a (B, ch, h, w) feature map.
+
+    Args:
+        norm: one of :data:`NORM_TYPES` (the config field ``model.norm``).
+        num_channels: ``ch``, the number of feature channels.
+        num_groups: maximum number of groups for ``norm="group"`` (ignored otherwise).
+
+    Returns:
+        An ``nn.Module`` mapping float (B, ch, h, w) to float (B, ch, h, w).
+
+    Raises:
+        ValueError: unknown ``norm`` or a non-positive channel/group count.
+    """
+    if norm not in NORM_TYPES:
+        raise ValueError(f"model.norm={norm!r} is not one of {NORM_TYPES}")
+    if not isinstance(num_channels, int) or num_channels < 1:
+        raise ValueError(f"make_norm: num_channels must be a positive int, got {num_channels!r}")
+    if norm == "group":
+        return nn.GroupNorm(group_count(num_channels, num_groups), num_channels, affine=True)
+    if norm == "layer":
+        return nn.GroupNorm(1, num_channels, affine=True)
+    if norm == "instance":
+        return nn.InstanceNorm2d(num_channels, affine=True)
+    if norm == "batch":
+        return nn.BatchNorm2d(num_channels)
+    return nn.Identity()

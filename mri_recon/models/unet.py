@@ -1,0 +1,202 @@
+"""The fastMRI U-Net with a selectable normalisation layer and an optional residual path.
+
+References:
+    O. Ronneberger, P. Fischer, T. Brox. "U-Net: Convolutional networks for biomedical image
+    segmentation." MICCAI 2015.
+    J. Zbontar, F. Knoll, A. Sriram et al. "fastMRI: An open dataset and benchmarks for
+    accelerated MRI." arXiv:1811.08839, 2018 (the architecture below is
+    ``fastmri.models.Unet``, v0.3.0).
+    Y. Wu, K. He. "Group Normalization." ECCV 2018.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mri_recon.models.norms import NORM_TYPES, make_norm
+
+
+class ConvBlock(nn.Module):
+    """Two (3x3 conv without bias, norm, LeakyReLU(0.2), Dropout2d) layers.
+
+    Args:
+        in_chans: input channels.
+        out_chans: output channels.
+        drop_prob: dropout probability (whole channels, ``nn.Dropout2d``).
+        norm: one of :data:`mri_recon.models.norms.NORM_TYPES`.
+    """
+
+    def __init__(self, in_chans: int, out_chans: int, drop_prob: float, norm: str) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_chans, out_chans, kernel_size=3, padding=1, bias=False),
+            make_norm(norm, out_chans),
+            nn.LeakyReLU(negative_slope=0.2, inplace=True),
+            nn.Dropout2d(drop_prob),
+            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+            make_norm(norm, out_chans),
+            nn.LeakyReLU(negative_slope=0.2, inplace=True),
+            nn.Dropout2d(drop_prob),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, in_chans, h, w) -> float (B, out_chans, h, w)."""
+        return self.layers(image)
+
+
+class TransposeConvBlock(nn.Module):
+    """2x2 stride-2 transposed conv without bias, norm, LeakyReLU(0.2): doubles h and w.
+
+    Args:
+        in_chans: input channels.
+        out_chans: output channels.
+        norm: one of :data:`mri_recon.models.norms.NORM_TYPES`.
+    """
+
+    def __init__(self, in_chans: int, out_chans: int, norm: str) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2, bias=False),
+            make_norm(norm, out_chans),
+            nn.LeakyReLU(negative_slope=0.2, inplace=True),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, in_chans, h, w) -> float (B, out_chans, 2h, 2w)."""
+        return self.layers(image)
+
+
+class Unet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) as in fastMRI (Zbontar et al. 2018), any norm.
+
+    Encoder: ``num_pool_layers`` ConvBlocks, each followed by 2x2 average pooling (fastMRI's
+    choice; the original U-Net max-pools), channels ``chans, 2 chans, ...``; a bottleneck
+    ConvBlock; decoder: TransposeConvBlock, skip concatenation, ConvBlock, and a final
+    1x1 conv (with bias) to ``out_chans``. Odd sizes are handled as in fastMRI's
+    ``Unet.forward``: the upsampled map is reflect-padded by one pixel on the right/bottom
+    to match its skip connection. With ``residual=True`` the input is added to the output
+    (the network learns the correction to the zero-filled image).
+
+    Parameter count at ``chans=32, num_pool_layers=4`` (``in_chans = out_chans = 1``):
+    ``none`` 7,756,097 (= ``fastmri.models.Unet(1, 1, 32, 4)``, whose InstanceNorm has no
+    affine); ``group``, ``layer``, ``instance`` and ``batch`` add a scale and shift per
+    normalised channel, 2 x 3,424 = 6,848 more: 7,762,945. With ``norm="instance"`` and
+    the affine at its initial value (scale 1, shift 0) and ``residual=False`` the output
+    equals fastMRI's for the same weights.
+
+    Args:
+        in_chans: channels of the input image (1 for a magnitude image).
+        out_chans: channels of the output image.
+        chans: channels after the first convolution (fastMRI ``chans``).
+        num_pool_layers: number of down- and up-sampling levels.
+        drop_prob: ``Dropout2d`` probability in every ConvBlock, in [0, 1).
+        norm: normalisation layer, one of :data:`mri_recon.models.norms.NORM_TYPES`.
+        residual: add the input to the output (needs ``in_chans == out_chans``).
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        out_chans: int = 1,
+        chans: int = 32,
+        num_pool_layers: int = 4,
+        drop_prob: float = 0.0,
+        norm: str = "group",
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_config(in_chans, out_chans, chans, num_pool_layers, drop_prob, norm, residual)
+        self.in_chans, self.out_chans, self.chans = in_chans, out_chans, chans
+        self.num_pool_layers, self.drop_prob = num_pool_layers, drop_prob
+        self.norm, self.residual = norm, residual
+
+        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob, norm)])
+        ch = chans
+        for _ in range(num_pool_layers - 1):
+            self.down_sample_layers.append(ConvBlock(ch, ch * 2, drop_prob, norm))
+            ch *= 2
+        self.conv = ConvBlock(ch, ch * 2, drop_prob, norm)
+
+        self.up_conv = nn.ModuleList()
+        self.up_transpose_conv = nn.ModuleList()
+        for _ in range(num_pool_layers - 1):
+            self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm))
+            self.up_conv.append(ConvBlock(ch * 2, ch, drop_prob, norm))
+            ch //= 2
+        self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm))
+        self.up_conv.append(
+            nn.Sequential(
+                ConvBlock(ch * 2, ch, drop_prob, norm),
+                nn.Conv2d(ch, out_chans, kernel_size=1, stride=1),
+            )
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Apply the U-Net.
+
+        Args:
+            image: float (B, in_chans, h, w), h and w >= 2 ** num_pool_layers (any parity).
+
+        Returns:
+            float (B, out_chans, h, w).
+        """
+        self._check_input(image)
+        stack = []
+        output = image
+        for layer in self.down_sample_layers:
+            output = layer(output)
+            stack.append(output)
+            output = F.avg_pool2d(output, kernel_size=2, stride=2, padding=0)
+        output = self.conv(output)
+
+        for transpose_conv, conv in zip(self.up_transpose_conv, self.up_conv, strict=True):
+            skip = stack.pop()
+            output = transpose_conv(output)
+            # floor-pooling an odd size loses one row/column: pad it back (right/bottom).
+            pad_w = skip.shape[-1] - output.shape[-1]
+            pad_h = skip.shape[-2] - output.shape[-2]
+            if pad_w or pad_h:
+                output = F.pad(output, [0, pad_w, 0, pad_h], "reflect")
+            output = conv(torch.cat([output, skip], dim=1))  # (B, 2 ch, h', w') -> (B, ch, ..)
+
+        return output + image if self.residual else output
+
+    def _check_input(self, image: torch.Tensor) -> None:
+        if not isinstance(image, torch.Tensor) or image.ndim != 4:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image)
+            raise ValueError(f"Unet input image must be (B, in_chans, h, w), got {shape}")
+        if not image.is_floating_point():
+            raise TypeError(f"Unet input image must be real floating point, got {image.dtype}")
+        min_size = 2**self.num_pool_layers
+        if image.shape[1] != self.in_chans or min(image.shape[-2:]) < min_size:
+            raise ValueError(
+                f"Unet input image of shape {tuple(image.shape)}: expected {self.in_chans} "
+                f"channels and h, w >= 2**num_pool_layers = {min_size}"
+            )
+
+
+def _check_config(
+    in_chans: int,
+    out_chans: int,
+    chans: int,
+    num_pool_layers: int,
+    drop_prob: float,
+    norm: str,
+    residual: bool,
+) -> None:
+    """Raise ValueError naming the ``model.*`` field that is out of range."""
+    for field, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.{field} must be a positive int, got {value!r}")
+    if not isinstance(num_pool_layers, int) or num_pool_layers < 1:
+        raise ValueError(f"model.num_pool_layers must be an int >= 1, got {num_pool_layers!r}")
+    if not 0.0 <= float(drop_prob) < 1.0:
+        raise ValueError(f"model.drop_prob must be in [0, 1), got {drop_prob!r}")
+    if norm not in NORM_TYPES:
+        raise ValueError(f"model.norm={norm!r} is not one of {NORM_TYPES}")
+    if residual and in_chans != out_chans:
+        raise ValueError(
+            f"model.residual=true needs in_chans == out_chans, got {in_chans} and {out_chans}"
+        )

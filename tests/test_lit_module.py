@@ -1,0 +1,345 @@
+"""ReconModule on hand-built batches, and the DDP-safe per-volume validation metrics."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from mri_recon.lit.callbacks import ValidationTable, comparison_row, log_image_rows
+from mri_recon.lit.metrics import (
+    SliceStats,
+    aggregate,
+    deduplicate,
+    slice_stats,
+    volume_table,
+)
+from mri_recon.lit.module import ReconModule, random_crop
+from mri_recon.metrics.image import volume_metrics
+from mri_recon.models.losses import SSIMLoss
+from mri_recon.models.unet import Unet
+from mri_recon.physics.crop import center_crop, rss
+from mri_recon.physics.fft import ifft2c
+from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
+
+H, W, CROP = 40, 36, (32, 28)
+
+
+def make_samples(num_volumes: int = 3, num_slices: int = 4, seed: int = 0) -> list[dict]:
+    """Slices in the DataModule's item format: smooth random k-space, per-file masks."""
+    g = torch.Generator().manual_seed(seed)
+    ky, kx = torch.linspace(-1, 1, H)[:, None], torch.linspace(-1, 1, W)[None, :]
+    window = torch.exp(-(ky**2 + kx**2) / (2 * 0.2**2))  # low-pass: a smooth image
+    mask_func = ColumnMaskFunc("random", [0.2], [3])
+    samples = []
+    for v in range(num_volumes):
+        fname = f"file{v:03d}.h5"
+        noise = torch.randn(num_slices, 1, H, W, 2, generator=g)
+        kspace = (torch.view_as_complex(noise) * window * 1e-3).to(torch.complex64)
+        target = rss(center_crop(ifft2c(kspace), CROP))  # (S, h, w) float32
+        mask = mask_func(W, seed=file_seed(fname)).mask
+        for s in range(num_slices):
+            samples.append(
+                {
+                    "kspace": kspace[s],
+                    "mask": mask,
+                    "target": target[s],
+                    "max_value": target.max(),
+                    "fname": fname,
+                    "slice_num": s,
+                    "num_slices": num_slices,
+                    "acquisition": "CORPD_FBK",
+                }
+            )
+    return samples
+
+
+def make_module(**kwargs: Any) -> ReconModule:
+    torch.manual_seed(0)
+    kwargs.setdefault("optimizer", partial(torch.optim.Adam, lr=1e-3))
+    return ReconModule(Unet(chans=4, num_pool_layers=2), **kwargs)
+
+
+def make_trainer(**kwargs: Any) -> pl.Trainer:
+    defaults = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def expected_metrics(module: ReconModule, samples: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-volume metrics the evaluation way: whole volumes through the reconstructor."""
+    module.eval()
+    by_volume: dict[str, list[dict]] = {}
+    for s in samples:
+        by_volume.setdefault(s["fname"], []).append(s)
+    out = {}
+    with torch.no_grad():
+        for fname, slices in by_volume.items():
+            mask = torch.stack([s["mask"] for s in slices])  # (S, W)
+            kspace = apply_mask(torch.stack([s["kspace"] for s in slices]), mask)
+            recon = module.reconstructor(kspace, mask, None, CROP)
+            target = torch.stack([s["target"] for s in slices])
+            out[fname] = volume_metrics(target.numpy(), recon.numpy())
+    return out
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def test_training_is_deterministic_given_the_seed() -> None:
+    def run(seed: int) -> list[torch.Tensor]:
+        module = make_module(train_crop_size=12, seed=seed)
+        trainer = make_trainer(max_steps=2)
+        trainer.fit(module, DataLoader(make_samples(), batch_size=4))
+        assert trainer.global_step == 2
+        assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
+        return [p.detach().clone() for p in module.parameters()]
+
+    initial = [p.detach().clone() for p in make_module().parameters()]
+    first, again = run(0), run(0)
+    assert not all(torch.equal(a, b) for a, b in zip(initial, first, strict=True))  # it trained
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_crop_locations_depend_on_seed_and_batch_only() -> None:
+    x = torch.arange(4 * 30 * 30, dtype=torch.float32).reshape(4, 30, 30)
+
+    def crop(seed: int, batch: int = 0) -> torch.Tensor:
+        return random_crop(x, x, 8, make_module(seed=seed)._crop_generator(batch))[0]
+
+    assert torch.equal(crop(0), crop(0))  # not the global RNG: same seed, same windows
+    assert not torch.equal(crop(0), crop(1))
+    assert not torch.equal(crop(0), crop(0, batch=1))
+
+
+def test_ssim_loss_trains() -> None:
+    module = make_module(loss=SSIMLoss(), train_crop_size=16)
+    trainer = make_trainer(max_steps=1)
+    trainer.fit(module, DataLoader(make_samples(num_volumes=1), batch_size=2))
+    loss = float(trainer.callback_metrics["train/loss_step"])
+    assert 0 < loss < 2
+
+
+def test_random_crop_same_window_for_input_and_target() -> None:
+    x = torch.randn(5, 20, 17)
+    g = torch.Generator().manual_seed(3)
+    cx, ct = random_crop(x, 2 * x, 8, g)
+    assert cx.shape == ct.shape == (5, 8, 8)
+    torch.testing.assert_close(ct, 2 * cx)
+    again, _ = random_crop(x, x, 8, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(again, cx)
+    big, _ = random_crop(x, x, 100, g)  # clipped to the image
+    torch.testing.assert_close(big, x)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def test_validation_metrics_equal_the_evaluation_metrics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    samples = make_samples(num_volumes=3, num_slices=4)
+    module = make_module()
+    trainer = make_trainer(callbacks=[ValidationTable()])
+    # batches of 3 straddle volumes: per-volume gathering must still be exact
+    trainer.validate(module, DataLoader(samples, batch_size=3), verbose=False)
+    expected = expected_metrics(module, samples)
+    table = {row["fname"]: row for row in module.last_val_table}
+    assert sorted(table) == sorted(expected)
+    for fname, metrics in expected.items():
+        assert table[fname]["num_slices"] == 4
+        assert table[fname]["ssim"] == pytest.approx(metrics["ssim"], rel=1e-5)
+        assert table[fname]["psnr"] == pytest.approx(metrics["psnr"], rel=1e-5)
+        assert table[fname]["nmse"] == pytest.approx(metrics["nmse"], rel=1e-4)
+    for name in ("ssim", "psnr", "nmse"):
+        mean = np.mean([m[name] for m in expected.values()])
+        assert float(trainer.callback_metrics[f"val/{name}"]) == pytest.approx(mean, rel=1e-4)
+    assert "val/loss" in trainer.callback_metrics
+    out = capsys.readouterr().out  # the ValidationTable callback
+    assert all(f"file00{v}.h5" in out for v in range(3)) and "mean (3 volumes)" in out
+
+
+def test_validation_logs_fixed_images_to_tensorboard(tmp_path: Path) -> None:
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    samples = make_samples(num_volumes=3, num_slices=2)
+    tb = TensorBoardLogger(tmp_path, name="tb", version=0)
+    trainer = make_trainer(
+        logger=[tb, CSVLogger(tmp_path, name="csv")], max_epochs=2, limit_train_batches=1
+    )
+    module = make_module(num_log_images=2)
+    trainer.fit(module, DataLoader(samples, batch_size=2), DataLoader(samples, batch_size=2))
+    events = EventAccumulator(str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()["images"]
+    assert sorted(tags) == ["val_images/file000.h5_slice000", "val_images/file001.h5_slice000"]
+    for tag in tags:
+        images = events.Images(tag)
+        assert [im.step for im in images] == [1, 2]  # the same slices every epoch
+        assert (images[0].width, images[0].height) == (4 * CROP[1], CROP[0])
+    assert "val/ssim" in events.Tags()["scalars"] and "train/loss_epoch" in events.Tags()["scalars"]
+
+
+def test_comparison_row_and_loggers_without_images() -> None:
+    target = torch.rand(6, 5) + 1
+    row = comparison_row(target, target / 2, target)
+    assert row.shape == (1, 6, 20) and row.min() >= 0 and row.max() <= 1
+    torch.testing.assert_close(row[0, :, :5], target / target.max())
+    assert torch.all(row[0, :, 15:] == 0)  # no error
+
+    class Plain:
+        experiment = object()
+
+    assert log_image_rows([Plain()], {"a": row}, 0) == 0
+
+
+# ------------------------------------------------------------------- optimizers and errors
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler"),
+    [
+        (
+            partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+            partial(torch.optim.lr_scheduler.StepLR, step_size=2),
+        ),
+        (
+            partial(torch.optim.SGD, lr=0.1),
+            partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=5),
+        ),
+        (partial(torch.optim.RMSprop, lr=1e-3), None),
+        (partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-4), None),
+    ],
+)
+def test_configure_optimizers(optimizer: Any, scheduler: Any) -> None:
+    module = make_module(optimizer=optimizer, scheduler=scheduler)
+    config = module.configure_optimizers()
+    if scheduler is None:
+        assert isinstance(config, optimizer.func)
+        return
+    assert isinstance(config["optimizer"], optimizer.func)
+    assert isinstance(config["lr_scheduler"]["scheduler"], scheduler.func)
+    assert config["lr_scheduler"]["interval"] == "epoch"
+    params = {id(p) for g in config["optimizer"].param_groups for p in g["params"]}
+    assert params == {id(p) for p in module.reconstructor.net.parameters()}
+
+
+def test_constructor_and_batch_errors() -> None:
+    with pytest.raises(TypeError, match="optim"):
+        make_module(optimizer=None)
+    with pytest.raises(ValueError, match="train_crop_size"):
+        make_module(train_crop_size=0)
+    with pytest.raises(TypeError, match="_target_"):
+        make_module(net_spec={"chans": 4})
+    with pytest.raises(ValueError, match="pass net_spec"):
+        ReconModule(torch.nn.Sequential(torch.nn.Identity()), partial(torch.optim.Adam))
+    with pytest.raises(TypeError, match="not an Optimizer"):
+        make_module(optimizer=lambda params: list(params)).configure_optimizers()
+    batch = DataLoader(make_samples(num_volumes=1), batch_size=2).__iter__().__next__()
+    del batch["target"]
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['target'\]"):
+        make_module().training_step(batch, 0)
+
+
+# ------------------------------------------------------------- the aggregation, fake ranks
+
+
+def random_records(seed: int) -> tuple[list[SliceStats], dict[str, dict[str, float]]]:
+    """Slice records of 4 random volumes (different slice counts) and their true metrics."""
+    rng = np.random.default_rng(seed)
+    records, expected = [], {}
+    for v, num_slices in enumerate([3, 5, 1, 4]):
+        target = rng.random((num_slices, 11, 9)).astype(np.float32) * (v + 1)
+        recon = (target + 0.1 * rng.standard_normal(target.shape)).astype(np.float32)
+        fname = f"vol{v}.h5"
+        records += slice_stats(
+            [fname] * num_slices,
+            torch.arange(num_slices),
+            torch.from_numpy(target),
+            torch.from_numpy(recon),
+            torch.full((num_slices,), float(target.max())),
+        )
+        expected[fname] = volume_metrics(target, recon)
+    return records, expected
+
+
+def split_like_distributed_sampler(records: list[SliceStats], ranks: int, seed: int) -> list:
+    """Shuffle, pad by repeating (as DistributedSampler does) and deal out to ranks."""
+    order = records[:]
+    random.Random(seed).shuffle(order)
+    order += order[: (-len(order)) % ranks + ranks]  # padding plus extra duplicates
+    return [order[r::ranks] for r in range(ranks)]
+
+
+def test_aggregation_over_fake_ranks_with_duplicates_equals_volume_metrics() -> None:
+    records, expected = random_records(0)
+    parts = split_like_distributed_sampler(records, ranks=3, seed=1)
+    assert sum(len(p) for p in parts) > len(records)  # duplicates present
+    gathered = [r for part in parts for r in part]
+    assert len(deduplicate(gathered)) == len(records)
+    table = {row["fname"]: row for row in volume_table(gathered)}
+    for fname, metrics in expected.items():
+        assert table[fname]["ssim"] == metrics["ssim"]  # same per-slice SSIMs, same order
+        assert table[fname]["psnr"] == pytest.approx(metrics["psnr"], rel=1e-10)
+        assert table[fname]["nmse"] == pytest.approx(metrics["nmse"], rel=1e-5)
+    means = aggregate(gathered)
+    assert means["num_volumes"] == 4
+    for name in ("ssim", "psnr", "nmse"):
+        assert means[name] == pytest.approx(np.mean([m[name] for m in expected.values()]), rel=1e-5)
+
+
+def test_aggregation_errors() -> None:
+    with pytest.raises(ValueError, match="no validation"):
+        aggregate([])
+    with pytest.raises(ValueError, match="slice_stats"):
+        slice_stats(
+            ["a"], torch.zeros(1), torch.zeros(1, 4, 4), torch.zeros(1, 4, 5), torch.ones(1)
+        )
+
+
+GATHER_WORKER = """
+import json, pickle, sys
+from pathlib import Path
+import torch
+from mri_recon.lit.metrics import aggregate, gather_records
+rank, world, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+torch.distributed.init_process_group(
+    "gloo", init_method=f"file://{out}/init", rank=rank, world_size=world)
+part = pickle.loads((out / f"part{rank}.pkl").read_bytes())
+(out / f"rank{rank}.json").write_text(json.dumps(aggregate(gather_records(part))))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_gather_records_across_two_gloo_processes(tmp_path: Path) -> None:
+    records, expected = random_records(0)
+    for rank, part in enumerate(split_like_distributed_sampler(records, ranks=2, seed=2)):
+        (tmp_path / f"part{rank}.pkl").write_bytes(pickle.dumps(part))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", GATHER_WORKER, str(r), "2", str(tmp_path)])
+        for r in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert results[0] == results[1]  # identical on every rank
+    assert results[0] == pytest.approx(aggregate(records), rel=1e-12)
+    assert results[0]["ssim"] == pytest.approx(np.mean([m["ssim"] for m in expected.values()]))

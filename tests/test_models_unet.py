@@ -1,0 +1,103 @@
+"""The U-Net: shapes on odd sizes, gradients for every norm, residual path, fastMRI parity."""
+
+from __future__ import annotations
+
+import fastmri.models
+import pytest
+import torch
+from torch import nn
+
+from mri_recon.models.norms import NORM_TYPES
+from mri_recon.models.unet import Unet
+
+TINY = {"chans": 4, "num_pool_layers": 2}
+
+
+@pytest.mark.parametrize("norm", NORM_TYPES)
+@pytest.mark.parametrize("size", [(36, 44), (37, 45), (33, 20)])
+def test_output_shape_any_size(norm: str, size: tuple[int, int]) -> None:
+    net = Unet(norm=norm, **TINY)
+    x = torch.randn(2, 1, *size)
+    out = net(x)
+    assert out.shape == x.shape and out.dtype == torch.float32
+
+
+def test_multichannel_without_residual() -> None:
+    net = Unet(in_chans=2, out_chans=3, residual=False, **TINY)
+    assert net(torch.randn(1, 2, 21, 34)).shape == (1, 3, 21, 34)
+
+
+@pytest.mark.parametrize("norm", NORM_TYPES)
+def test_gradients_reach_every_parameter(norm: str) -> None:
+    torch.manual_seed(0)
+    net = Unet(norm=norm, **TINY).train()
+    x = torch.randn(2, 1, 36, 44)
+    loss = (net(x) - torch.randn_like(x)).pow(2).mean()
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, f"{norm}: no gradient for {name}"
+        assert p.grad.abs().sum() > 0, f"{norm}: zero gradient for {name}"
+
+
+def test_residual_adds_the_input() -> None:
+    torch.manual_seed(1)
+    with_res = Unet(residual=True, **TINY).eval()
+    without = Unet(residual=False, **TINY).eval()
+    without.load_state_dict(with_res.state_dict())
+    x = torch.randn(2, 1, 35, 42)
+    torch.testing.assert_close(with_res(x), without(x) + x)
+    # a zeroed final 1x1 conv makes the residual U-Net the identity
+    final = with_res.up_conv[-1][-1]
+    nn.init.zeros_(final.weight)
+    nn.init.zeros_(final.bias)
+    torch.testing.assert_close(with_res(x), x)
+
+
+@pytest.mark.parametrize("size", [(36, 44), (37, 45)])
+def test_instance_norm_equals_fastmri_unet(size: tuple[int, int]) -> None:
+    # fastMRI's InstanceNorm has no affine; ours starts at scale 1, shift 0.
+    torch.manual_seed(2)
+    reference = fastmri.models.Unet(1, 1, chans=4, num_pool_layers=3).eval()
+    ours = Unet(chans=4, num_pool_layers=3, norm="instance", residual=False).eval()
+    result = ours.load_state_dict(reference.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert all(k.endswith((".weight", ".bias")) for k in result.missing_keys)  # affines
+    x = torch.randn(2, 1, *size)
+    torch.testing.assert_close(ours(x), reference(x))
+
+
+def _num_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("norm", NORM_TYPES)
+def test_parameter_count_matches_fastmri(norm: str) -> None:
+    with torch.device("meta"):  # no memory, no init cost
+        reference = _num_params(fastmri.models.Unet(1, 1, 32, 4))
+        ours = _num_params(Unet(chans=32, num_pool_layers=4, norm=norm))
+    assert reference == 7_756_097
+    # scale + shift per normalised channel: 3,424 channels are normalised at (32, 4)
+    assert ours == reference + (0 if norm == "none" else 2 * 3_424)
+    assert abs(ours - reference) / reference < 1e-3
+    if norm == "group":
+        assert ours == 7_762_945  # the number stated in Unet's docstring
+
+
+def test_bad_config_and_inputs() -> None:
+    with pytest.raises(ValueError, match=r"model\.norm"):
+        Unet(norm="weight")
+    with pytest.raises(ValueError, match=r"model\.residual"):
+        Unet(in_chans=2, out_chans=1, residual=True)
+    with pytest.raises(ValueError, match=r"model\.drop_prob"):
+        Unet(drop_prob=1.0)
+    with pytest.raises(ValueError, match=r"model\.num_pool_layers"):
+        Unet(num_pool_layers=0)
+    with pytest.raises(ValueError, match=r"model\.chans"):
+        Unet(chans=0)
+    net = Unet(**TINY)
+    with pytest.raises(ValueError, match=r"\(1, 1, 3, 40\).*2\*\*num_pool_layers = 4"):
+        net(torch.randn(1, 1, 3, 40))
+    with pytest.raises(ValueError, match="1 channels"):
+        net(torch.randn(1, 2, 16, 16))
+    with pytest.raises(ValueError, match=r"\(B, in_chans, h, w\)"):
+        net(torch.randn(16, 16))
