@@ -1,8 +1,10 @@
-"""Genuine fastMRI HDF5 volumes: layout, validation, loading, and a slice dataset.
+"""Genuine fastMRI HDF5 volumes: layout, validation and loading.
 
 Files live in ``<root>/<challenge>_<split>/*.h5`` (see ``FASTMRI_FORMAT.md``). Every reader
 here opens files read-only and never writes anything next to the data (no index cache:
-fastMRI's pickle cache, keyed by the root path object, silently reuses stale lists).
+fastMRI's pickle cache, keyed by the root path object, silently reuses stale lists). The lazy
+slice dataset of a split, :class:`mri_recon.data.slice_dataset.SliceDataset`, is re-exported
+here.
 
 Validation decisions, for genuine fastMRI data:
 
@@ -22,11 +24,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -35,6 +35,9 @@ import torch
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
 from mri_recon.physics.crop import crop_size_for
 from mri_recon.physics.masks import center_band
+
+if TYPE_CHECKING:  # at run time, re-exported lazily by __getattr__ (slice_dataset imports us)
+    from mri_recon.data.slice_dataset import SliceDataset as SliceDataset
 
 CHALLENGES = ("singlecoil", "multicoil")
 SPLITS = ("train", "val", "test", "challenge")
@@ -322,7 +325,8 @@ def _read(ds: h5py.Dataset, path: Path, index: int | tuple = ()) -> np.ndarray:
         return ds[index]
     except (OSError, ValueError, RuntimeError) as err:
         where = f"slice {index}" if isinstance(index, int) else "data"
-        raise DataError(path, f"cannot read {ds.name.lstrip('/')} {where} ({_h5_reason(err)})")
+        raise DataError(path, f"cannot read {ds.name.lstrip('/')} {where} "
+                        f"({_h5_reason(err)})") from None
 
 
 def _check_finite(path: Path, key: str, array: np.ndarray, first_slice: int = 0) -> None:
@@ -390,185 +394,10 @@ def load_volume(path: str | os.PathLike, challenge: str | None = None,
     )
 
 
-def _rate(name: str, rate: float | None) -> float:
-    if rate is None:
-        return 1.0
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-        raise ValueError(f"{name}={rate!r} must be a number in (0, 1]")
-    return float(rate)
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of ``SliceDataset`` (PEP 562), so both modules can be imported first."""
+    if name == "SliceDataset":
+        from mri_recon.data.slice_dataset import SliceDataset
 
-
-def _subsample(count: int, rate: float, rng: np.random.Generator) -> list[int]:
-    """Sorted indices of ``max(1, round(count * rate))`` of ``range(count)``, drawn by ``rng``."""
-    if rate >= 1.0:
-        return list(range(count))
-    keep = rng.choice(count, size=max(1, round(count * rate)), replace=False)
-    return sorted(int(i) for i in keep)
-
-
-def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Path]:
-    """Bare file names are taken from the split folder; other paths as given."""
-    paths = [folder / p if len(Path(p).parts) == 1 else Path(p) for p in files]
-    if not paths:
-        raise DataError(folder, "files=[] selects no volume")
-    for p in paths:
-        if not p.is_file():
-            raise DataError(p, "no such file (listed in files=)")
-    return paths
-
-
-class SliceDataset(torch.utils.data.Dataset):
-    """The 2-D slices of one split, indexed from headers at construction, read lazily.
-
-    Each worker process keeps one open read-only handle per file (at most ``max_open_files``,
-    least recently used closed first), opened on first access in that process and dropped on
-    pickling, so a file is not reopened per slice. Nothing is cached on disk.
-
-    Args:
-        root: data root holding ``<challenge>_<split>/``.
-        challenge: "singlecoil" or "multicoil".
-        split: "train", "val", "test" or "challenge".
-        acquisitions: keep only volumes whose attr ``acquisition`` is one of these.
-        sample_rate: fraction of slices kept (at least one), drawn with ``seed``.
-        volume_sample_rate: fraction of volumes kept (at least one); not with ``sample_rate``.
-        seed: seed of the ``numpy.random.default_rng`` that draws the subsets.
-        files: volumes to index instead of the whole split (bare names are in the split folder).
-        max_open_files: open handles kept per process.
-        check_finite: raise DataError for a slice with NaN/Inf values.
-
-    Attributes:
-        volumes: the indexed volumes' :class:`VolumeInfo`.
-        samples: (volume index, slice index) per item.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        challenge: str,
-        split: str,
-        acquisitions: Sequence[str] | None = None,
-        sample_rate: float = 1.0,
-        volume_sample_rate: float | None = None,
-        seed: int = 0,
-        files: Sequence[str | os.PathLike] | None = None,
-        *,
-        max_open_files: int = 256,
-        check_finite: bool = True,
-    ) -> None:
-        folder = split_dir(root, challenge, split)
-        sample_rate, volume_rate = _rate("sample_rate", sample_rate), _rate(
-            "volume_sample_rate", volume_sample_rate)
-        if sample_rate < 1 and volume_rate < 1:
-            raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
-        if max_open_files < 1:
-            raise ValueError(f"max_open_files={max_open_files} must be >= 1")
-        paths = list_volumes(root, challenge, split) if files is None else _resolve_files(
-            folder, files)
-        volumes = [read_volume_info(p, challenge, split) for p in paths]
-        if acquisitions is not None:
-            wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
-            found = sorted({v.acquisition for v in volumes})
-            volumes = [v for v in volumes if v.acquisition in wanted]
-            if not volumes:
-                raise DataError(folder, f"no volume has acquisition in {sorted(wanted)} "
-                                f"(found {found})")
-        rng = np.random.default_rng(seed)
-        volumes = [volumes[i] for i in _subsample(len(volumes), volume_rate, rng)]
-        samples = [(v, s) for v, info in enumerate(volumes) for s in range(info.num_slices)]
-        self.folder, self.challenge, self.split = folder, challenge, split
-        self.volumes: list[VolumeInfo] = volumes
-        self.samples: list[tuple[int, int]] = [
-            samples[i] for i in _subsample(len(samples), sample_rate, rng)]
-        self.max_open_files, self.check_finite = int(max_open_files), bool(check_finite)
-        self._handles: OrderedDict[int, h5py.File] = OrderedDict()
-        self._inherited: list[OrderedDict[int, h5py.File]] = []
-        self._pid: int | None = None
-        self._max_values: dict[int, float] = {}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __repr__(self) -> str:
-        return (f"SliceDataset({str(self.folder)!r}, {len(self.volumes)} volumes, "
-                f"{len(self)} slices)")
-
-    def shape_key(self, index: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
-        """((C, H, W), crop_size) of item ``index``: equal keys can be batched together."""
-        info = self.volumes[self.samples[index][0]]
-        return (info.num_coils, *info.image_shape), info.crop_size
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """One slice.
-
-        Returns:
-            dict with ``kspace`` complex64 (C, H, W); ``target`` float32 (h, w), or an empty
-            tensor for test files; ``mask`` the stored bool (W,) mask or an empty bool tensor;
-            ``fname``, ``slice_num``, ``max_value`` (target volume max; NaN for test files
-            without attr ``max``), ``acquisition``, ``crop_size``, ``padding_left``,
-            ``padding_right``, ``num_slices``.
-        """
-        vol, s = self.samples[range(len(self.samples))[index]]
-        info = self.volumes[vol]
-        hf = self._file(vol)
-        kspace = _read(hf["kspace"], info.path, s).astype(np.complex64, copy=False)
-        target = None
-        if info.target_key is not None:
-            target = _read(hf[info.target_key], info.path, s).astype(np.float32, copy=False)
-        if self.check_finite:
-            _check_finite(info.path, "kspace", kspace[None], s)
-            if target is not None:
-                _check_finite(info.path, info.target_key, target[None], s)
-        kspace_t = torch.from_numpy(kspace)
-        mask = info.mask
-        return {
-            "kspace": kspace_t[None] if kspace.ndim == 2 else kspace_t,  # (C, H, W)
-            "target": torch.empty(0) if target is None else torch.from_numpy(target),
-            "mask": torch.zeros(0, dtype=torch.bool) if mask is None else torch.from_numpy(mask),
-            "fname": info.fname,
-            "slice_num": s,
-            "max_value": self._max_value(vol, hf),
-            "acquisition": info.acquisition,
-            "crop_size": info.crop_size,
-            "padding_left": info.padding_left,
-            "padding_right": info.padding_right,
-            "num_slices": info.num_slices,
-        }
-
-    def _max_value(self, vol: int, hf: h5py.File) -> float:
-        info = self.volumes[vol]
-        if info.max_value is not None:
-            return info.max_value
-        if info.target_key is None:
-            return float("nan")
-        if vol not in self._max_values:
-            self._max_values[vol] = float(np.max(_read(hf[info.target_key], info.path)))
-        return self._max_values[vol]
-
-    def _file(self, vol: int) -> h5py.File:
-        """The open read-only handle of volume ``vol`` in this process."""
-        if self._pid != os.getpid():
-            # Handles opened before a fork belong to the parent: keep them alive but unused,
-            # as closing them here could release the parent's HDF5 file locks.
-            if self._handles:
-                self._inherited.append(self._handles)
-            self._handles, self._pid = OrderedDict(), os.getpid()
-        hf = self._handles.get(vol)
-        if hf is not None:
-            self._handles.move_to_end(vol)
-            return hf
-        hf = self._handles[vol] = _open(self.volumes[vol].path)
-        if len(self._handles) > self.max_open_files:
-            self._handles.popitem(last=False)[1].close()
-        return hf
-
-    def close(self) -> None:
-        """Close the handles this process opened."""
-        if self._pid == os.getpid():
-            for hf in self._handles.values():
-                hf.close()
-        self._handles = OrderedDict()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.update(_handles=OrderedDict(), _inherited=[], _pid=None)
-        return state
+        return SliceDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
