@@ -6,6 +6,7 @@ Targets are recomputed with fastMRI's own transforms, files are read back with f
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from fastmri.data import SliceDataset
 from fastmri.data import transforms as fmt
 
-from mri_recon.data import synthetic
+from mri_recon.data import synthetic, synthetic_build, synthetic_volume
 from mri_recon.data.header import parse_ismrmrd_header
 from mri_recon.data.phantoms import CONTRASTS, Canvas, draw_knee
 from mri_recon.data.synthetic import (
@@ -78,7 +79,18 @@ def test_layout_keys_dtypes_shapes(tiny_root: Path) -> None:
     total = sum(n for c in ("singlecoil", "multicoil") for n, _ in TINY.sizes(c).values())
     assert len(names) == total  # unique file names
     assert not list(tiny_root.glob(".*"))  # no temporary folders left behind
-    assert manifest_path(tiny_root, "singlecoil").is_file()
+    manifest = json.loads(manifest_path(tiny_root, "singlecoil").read_text())
+    assert manifest["generator"] == "mri_recon.data.synthetic"  # the public module's name
+    assert (manifest["preset"], manifest["seed"]) == ("tiny", 0)
+    assert manifest["config"]["widths"] == list(TINY.widths)
+
+
+def test_public_names_resolve_to_their_modules() -> None:
+    assert all(hasattr(synthetic, name) for name in synthetic.__all__)
+    assert synthetic.generate_dataset is synthetic_build.generate_dataset
+    assert synthetic.ensure_dataset is synthetic_build.ensure_dataset
+    assert synthetic.synth_volume is synthetic_volume.synth_volume
+    assert synthetic.SynthConfig is synthetic_volume.SynthConfig
 
 
 def test_widths_and_contrasts_vary(tiny_root: Path) -> None:
