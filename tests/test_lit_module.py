@@ -110,7 +110,7 @@ def test_training_is_deterministic_given_the_seed() -> None:
         trainer = make_trainer(max_steps=2)
         trainer.fit(module, DataLoader(make_samples(), batch_size=4))
         assert trainer.global_step == 2
-        assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
+        assert torch.isfinite(trainer.callback_metrics["train/loss"])
         return [p.detach().clone() for p in module.parameters()]
 
     initial = [p.detach().clone() for p in make_module().parameters()]
@@ -134,7 +134,7 @@ def test_ssim_loss_trains() -> None:
     module = make_module(loss=SSIMLoss(), train_crop_size=16)
     trainer = make_trainer(max_steps=1)
     trainer.fit(module, DataLoader(make_samples(num_volumes=1), batch_size=2))
-    loss = float(trainer.callback_metrics["train/loss_step"])
+    loss = float(trainer.callback_metrics["train/loss"])
     assert 0 < loss < 2
 
 

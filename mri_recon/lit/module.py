@@ -122,15 +122,11 @@ class ReconModule(pl.LightningModule):
                 x, target_n, self.hparams.train_crop_size, self._crop_generator(batch_idx)
             )
         loss = self.loss(self.reconstructor.predict_normalized(x), target_n, data_range)
-        self.log(
-            "train/loss",
-            loss,
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=x.shape[0],
-        )
+        # The per-step curve keeps the plain key `train/loss` (the interface the loggers and
+        # scripts/compare_runs.py read); the epoch mean is logged under its own name.
+        n = x.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
     def _crop_generator(self, batch_idx: int) -> torch.Generator:

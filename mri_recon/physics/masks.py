@@ -88,8 +88,10 @@ class ColumnMaskFunc:
             "equispaced": subsample.EquiSpacedMaskFunc,
             "equispaced_fraction": subsample.EquispacedMaskFractionFunc,
         }[mask_type]
-        # fastMRI's equispaced functions use round(R) / integer offsets internally.
-        self._fn = cls(center_fractions=center_fractions, accelerations=accelerations)
+        # fastMRI's equispaced functions slice with the acceleration (``mask[offset::R]``),
+        # so integral accelerations are handed over as ints.
+        fn_accels = [int(r) if r.is_integer() else r for r in accelerations]
+        self._fn = cls(center_fractions=center_fractions, accelerations=fn_accels)
 
     def __call__(self, num_cols: int, seed: Seed) -> MaskSample:
         """Draw the mask for a k-space with ``num_cols`` columns.

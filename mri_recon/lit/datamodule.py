@@ -1,0 +1,240 @@
+"""The LightningDataModule over the fastMRI data layer: fully sampled k-space plus column masks.
+
+Data workers only read k-space and draw the (tiny) column mask; masking, the IFFT and the
+crop run in :class:`mri_recon.lit.module.ReconModule` on the device over the whole batch.
+
+Masks:
+- training: a fresh mask per sample, seeded by ``(seed, epoch, sample index)`` through
+  :class:`~mri_recon.lit.samplers.BucketBatchSampler` (no global RNG, no per-worker state),
+  so a run resumed from a checkpoint draws the masks an uninterrupted run draws;
+- validation: fastMRI's per-file mask ``mask_func(W, seed=file_seed(fname))`` (the same for
+  every slice of a volume, and the one ``mri-recon-eval`` uses); a file that stores its own
+  ``mask`` is validated with it.
+
+Slices of different k-space shapes never share a batch: the sampler buckets them by
+``SliceDataset.shape_key``. Under DDP the sampler shards batches across ranks itself, so the
+trainer must run with ``use_distributed_sampler=False`` (the ``trainer/`` configs set it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mri_recon.data.fastmri import CHALLENGES, SliceDataset
+from mri_recon.lit.samplers import BucketBatchSampler
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+
+BATCH_KEYS = ("kspace", "mask", "target", "max_value", "fname", "slice_num", "num_slices",
+              "acquisition")
+_FLOAT_KEYS = ("max_value",)
+_INT_KEYS = ("slice_num", "num_slices")
+
+
+class MaskedSlices(Dataset):
+    """A :class:`SliceDataset` whose items carry their column mask, in the batch format.
+
+    Args:
+        dataset: the slices.
+        mask_func: draws a bool (W,) column mask from a seed.
+        per_file_masks: True (validation): the file's stored mask, else
+            ``mask_func(W, seed=file_seed(fname))``; False (training): items are
+            ``(index, mask_seed)`` pairs and the mask is ``mask_func(W, seed=mask_seed)``.
+    """
+
+    def __init__(self, dataset: SliceDataset, mask_func: ColumnMaskFunc,
+                 per_file_masks: bool) -> None:
+        self.dataset, self.mask_func, self.per_file_masks = dataset, mask_func, per_file_masks
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        """One slice.
+
+        Args:
+            item: an index (validation), or ``(index, mask_seed)`` (training).
+
+        Returns:
+            dict with ``kspace`` complex64 (C, H, W) fully sampled, ``mask`` bool (W,),
+            ``target`` float32 (h, w), ``max_value`` float, ``fname`` str, ``slice_num`` int,
+            ``num_slices`` int, ``acquisition`` str.
+        """
+        index, mask_seed = item if isinstance(item, tuple) else (item, None)
+        sample = self.dataset[index]
+        width = sample["kspace"].shape[-1]
+        if self.per_file_masks:
+            stored = sample["mask"]
+            mask = stored if stored.numel() else self.mask_func(
+                width, seed=file_seed(sample["fname"])).mask
+        elif mask_seed is None:
+            raise ValueError(f"training item {index} has no mask seed: index this dataset "
+                             "with (index, mask_seed) pairs from BucketBatchSampler")
+        else:
+            mask = self.mask_func(width, seed=int(mask_seed)).mask
+        out = {key: sample[key] for key in BATCH_KEYS if key != "mask"}
+        out["mask"] = mask
+        return out
+
+
+def collate_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack same-shaped slices into a batch; strings stay lists.
+
+    Args:
+        samples: items of :class:`MaskedSlices` (every tensor the same shape across items).
+
+    Returns:
+        dict with ``kspace`` complex64 (B, C, H, W), ``mask`` bool (B, W), ``target`` float32
+        (B, h, w), ``max_value`` float32 (B,), ``slice_num`` and ``num_slices`` int64 (B,),
+        ``fname`` and ``acquisition`` list[str]; other keys: tensors stacked, the rest listed.
+
+    Raises:
+        ValueError: a tensor's shape differs across the batch (named with the files).
+    """
+    if not samples:
+        raise ValueError("collate_slices: empty batch")
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if key in _FLOAT_KEYS:
+            batch[key] = torch.tensor([float(v) for v in values], dtype=torch.float32)
+        elif key in _INT_KEYS:
+            batch[key] = torch.tensor([int(v) for v in values], dtype=torch.int64)
+        elif isinstance(values[0], torch.Tensor):
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) > 1:
+                names = sorted({str(s.get("fname", "?")) for s in samples})
+                raise ValueError(f"collate_slices: '{key}' shapes {sorted(shapes)} differ "
+                                 f"within one batch (files {names}); batch by shape_key")
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = list(values)
+    return batch
+
+
+def _check_positive_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"data.{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_rate(name: str, value: Any) -> None:
+    if value is None and name == "volume_sample_rate":
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"data.{name} must be in (0, 1], got {value!r}")
+
+
+class FastMRIDataModule(pl.LightningDataModule):
+    """Train and validation slices of a fastMRI-layout data root, batched by k-space shape.
+
+    Args:
+        root: data root holding ``<challenge>_<split>/*.h5``.
+        challenge: "singlecoil" or "multicoil".
+        mask_func: the column mask function (``mask/*.yaml``).
+        batch_size: training slices per batch (slices of different shapes never share one).
+        num_workers: DataLoader worker processes (each keeps its own open file handles).
+        val_batch_size: validation slices per batch; None: ``batch_size``.
+        acquisitions: keep only volumes with one of these ``acquisition`` attrs (both splits).
+        sample_rate: fraction of training slices kept, drawn with ``seed``.
+        val_sample_rate: fraction of validation slices kept (per-volume metrics are then
+            computed over the kept slices only).
+        volume_sample_rate: fraction of training volumes kept (not with ``sample_rate`` < 1).
+        seed: the run seed: training order, masks and subsets depend on it alone.
+        train_split: split folder to train on.
+        val_split: split folder to validate on.
+        pin_memory: pin batches in page-locked memory (GPU training).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        challenge: str,
+        mask_func: ColumnMaskFunc,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        val_batch_size: int | None = None,
+        acquisitions: Sequence[str] | None = None,
+        sample_rate: float = 1.0,
+        val_sample_rate: float = 1.0,
+        volume_sample_rate: float | None = None,
+        seed: int = 0,
+        train_split: str = "train",
+        val_split: str = "val",
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if challenge not in CHALLENGES:
+            raise ValueError(f"data.challenge={challenge!r} is not one of {CHALLENGES}")
+        if not callable(mask_func):
+            raise TypeError(f"data.mask_func must be a ColumnMaskFunc, got {type(mask_func)}")
+        _check_positive_int("batch_size", batch_size, 1)
+        _check_positive_int("num_workers", num_workers, 0)
+        _check_positive_int("seed", seed, 0)
+        if val_batch_size is not None:
+            _check_positive_int("val_batch_size", val_batch_size, 1)
+        for name, rate in (("sample_rate", sample_rate), ("val_sample_rate", val_sample_rate),
+                           ("volume_sample_rate", volume_sample_rate)):
+            _check_rate(name, rate)
+        self.root, self.challenge, self.mask_func = root, challenge, mask_func
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_batch_size = batch_size if val_batch_size is None else val_batch_size
+        self.acquisitions = None if acquisitions is None else list(acquisitions)
+        self.sample_rate, self.val_sample_rate = sample_rate, val_sample_rate
+        self.volume_sample_rate, self.seed = volume_sample_rate, seed
+        self.train_split, self.val_split, self.pin_memory = train_split, val_split, pin_memory
+        self.train_dataset: SliceDataset | None = None
+        self.val_dataset: SliceDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Index the splits the stage needs (headers only; k-space is read lazily)."""
+        if stage in ("fit", None) and self.train_dataset is None:
+            self.train_dataset = SliceDataset(
+                self.root, self.challenge, self.train_split, acquisitions=self.acquisitions,
+                sample_rate=self.sample_rate, volume_sample_rate=self.volume_sample_rate,
+                seed=self.seed)
+        if stage in ("fit", "validate", None) and self.val_dataset is None:
+            self.val_dataset = SliceDataset(
+                self.root, self.challenge, self.val_split, acquisitions=self.acquisitions,
+                sample_rate=self.val_sample_rate, seed=self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of (k-space, fresh mask) pairs; call ``set_epoch`` per epoch."""
+        self.setup("fit")
+        assert self.train_dataset is not None
+        return self._loader(self.train_dataset, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Batches in a fixed order with fastMRI's per-file masks."""
+        self.setup("validate")
+        assert self.val_dataset is not None
+        return self._loader(self.val_dataset, self.val_batch_size, train=False)
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Close the file handles this process opened."""
+        for dataset in (self.train_dataset, self.val_dataset):
+            if dataset is not None:
+                dataset.close()
+
+    def _loader(self, dataset: SliceDataset, batch_size: int, train: bool) -> DataLoader:
+        self._check_trainer_sampling()
+        sampler = BucketBatchSampler(
+            [dataset.shape_key(i) for i in range(len(dataset))], batch_size, shuffle=train,
+            seed=self.seed, with_mask_seeds=train)
+        return DataLoader(
+            MaskedSlices(dataset, self.mask_func, per_file_masks=not train),
+            batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate_slices,
+            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def _check_trainer_sampling(self) -> None:
+        """Refuse Lightning's DistributedSampler injection: the batch sampler shards itself."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return
+        if getattr(trainer._accelerator_connector, "use_distributed_sampler", False):
+            raise ValueError("trainer.use_distributed_sampler must be false: FastMRIDataModule "
+                             "shards its shape-bucketed batches across ranks itself")

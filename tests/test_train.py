@@ -1,0 +1,260 @@
+"""``train(cfg)`` and ``mri-recon-train`` end to end on the tiny synthetic dataset (CPU).
+
+Runs are tiny (U-Net chans 4, 2 pooling levels, 3 training batches per epoch) so the whole
+file takes about a minute on 2 cores; the DDP test starts 2 gloo processes through the CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from mri_recon.cli.config import config_dir
+from mri_recon.cli.train import build_group, build_module, main, train
+from mri_recon.data.synthetic import generate_dataset
+from mri_recon.lit.checkpoint import load_reconstructor
+
+BIN = Path(sys.executable).parent
+# a tiny network and 3 training batches per epoch; every validation slice is seen
+TINY = ["debug=fast", "model.chans=4", "model.num_pool_layers=2", "data.sample_rate=1.0",
+        "trainer.limit_train_batches=3", "trainer.limit_val_batches=1.0"]
+VAL_KEYS = ("val/ssim", "val/psnr", "val/nmse")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Any:
+    """One intra-op thread: these convolutions are tiny, and on a shared 2-core machine
+    OpenMP threads spinning against other processes make each one ~100x slower."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(autouse=True)
+def hydra_config_reset() -> Any:
+    """Leave Hydra's global HydraConfig as found (other tests check HydraConfig.initialized())."""
+    saved = HydraConfig.instance().cfg
+    yield
+    HydraConfig.instance().cfg = saved
+
+
+@pytest.fixture
+def hydra_logging() -> Any:
+    """Undo the logging setup of an in-process Hydra app (it replaces the root handlers)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    yield
+    root.handlers[:], root.level = saved
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic single-coil dataset (2 train / 2 val volumes x 3 slices)."""
+    root = tmp_path_factory.mktemp("tiny_synthetic")
+    generate_dataset(root, preset="tiny", challenge="singlecoil", seed=0, progress=False)
+    return root
+
+
+def compose_train(root: Path, out: Path, *overrides: str) -> DictConfig:
+    """``configs/train.yaml`` composed on the tiny data, writing into ``out``."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=[*TINY, f"data.root={root}",
+                                           f"paths.output_dir={out}", *overrides])
+
+
+def run(root: Path, out: Path, *overrides: str) -> dict[str, float]:
+    return train(compose_train(root, out, *overrides))
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    files = sorted(run_dir.glob("csv/*/metrics.csv"))
+    assert files, f"no csv/*/metrics.csv under {run_dir}"
+    with files[-1].open() as f:
+        return list(csv.DictReader(f))
+
+
+def _volumes(path: Path) -> dict[str, dict[str, float]]:
+    with path.open() as f:
+        return {row["fname"]: {k: float(v) for k, v in row.items() if k != "fname"}
+                for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, dict[str, float]]:
+    """An uninterrupted 2-epoch run (validating the last checkpoint)."""
+    out = tmp_path_factory.mktemp("two_epochs")
+    return out, run(tiny_root, out, "trainer.max_epochs=2", "validate_ckpt=last")
+
+
+def test_debug_run_writes_checkpoints_logs_and_metrics(two_epochs: tuple[Path, dict]) -> None:
+    out, metrics = two_epochs
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert list(out.glob("tensorboard/*/events.out.tfevents.*"))
+    rows = _csv_rows(out)
+    losses = [float(r[k]) for r in rows for k in r if k.startswith("train/loss") and r[k]]
+    ssims = [float(r["val/ssim"]) for r in rows if r.get("val/ssim")]
+    assert losses and all(math.isfinite(v) for v in losses)
+    # one per epoch, then the final validation of the last checkpoint (same weights)
+    assert len(ssims) == 3 and all(0.0 < v < 1.0 for v in ssims) and ssims[1] == ssims[2]
+    assert metrics["global_step"] == 6 and metrics["epoch"] == 2
+    assert 0.0 < metrics["val/ssim"] < 1.0 and metrics["val/nmse"] > 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["metrics"] == pytest.approx(metrics)
+    volumes = _volumes(out / "val_volumes.csv")
+    assert len(volumes) == 2 and all(v["num_slices"] == 3 for v in volumes.values())
+    mean_ssim = sum(v["ssim"] for v in volumes.values()) / 2
+    assert mean_ssim == pytest.approx(metrics["val/ssim"], abs=1e-6)
+
+
+def test_checkpoint_is_self_contained(two_epochs: tuple[Path, dict]) -> None:
+    out, _ = two_epochs
+    recon = load_reconstructor(out / "checkpoints" / "last.ckpt")
+    assert recon.net.chans == 4 and recon.net.num_pool_layers == 2
+    masked_kspace = torch.randn(2, 1, 32, 20, dtype=torch.complex64)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    assert recon(masked_kspace, mask, None, (16, 16)).shape == (2, 16, 16)
+
+
+def test_resume_continues_the_step_count_and_matches(
+    two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
+) -> None:
+    _, uninterrupted = two_epochs
+    first = run(tiny_root, tmp_path / "first", "trainer.max_epochs=1", "validate_ckpt=last")
+    assert first["global_step"] == 3
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = run(tiny_root, tmp_path / "resumed", "trainer.max_epochs=2",
+                  "validate_ckpt=last", f"ckpt_path={last}")
+    assert resumed["global_step"] == uninterrupted["global_step"] == 6
+    steps = [int(r["step"]) for r in _csv_rows(tmp_path / "resumed") if r.get("train/loss")]
+    assert min(steps) >= 3  # the resumed run logs from step 3 on, not from 0
+    for key in VAL_KEYS:
+        assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-5), key
+
+
+def test_same_seed_same_metrics_other_seed_differs(
+    two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
+) -> None:
+    _, reference = two_epochs
+    again = run(tiny_root, tmp_path / "again", "trainer.max_epochs=2", "validate_ckpt=last")
+    for key in VAL_KEYS:
+        assert again[key] == pytest.approx(reference[key], abs=1e-7), key
+    other = run(tiny_root, tmp_path / "other", "trainer.max_epochs=2", "validate_ckpt=last",
+                "seed=1")
+    assert abs(other["val/ssim"] - reference["val/ssim"]) > 1e-6
+
+
+def test_batch_size_above_one_on_mixed_widths(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(tiny_root, tmp_path, "data.batch_size=2", "data.val_batch_size=4",
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=1.0")
+    datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
+    datamodule.setup("fit")
+    widths = {datamodule.train_dataset.shape_key(i)[0][-1]
+              for i in range(len(datamodule.train_dataset))}
+    assert len(widths) == 2, f"the tiny train split should mix k-space widths, got {widths}"
+    metrics = train(cfg)
+    assert metrics["global_step"] == 4  # two volumes of 3 slices, batches of 2: 2 + 2
+    assert math.isfinite(metrics["val/ssim"])
+
+
+def test_runs_without_loggers(tiny_root: Path, tmp_path: Path) -> None:
+    metrics = run(tiny_root, tmp_path, "logger=none", "trainer.max_epochs=1",
+                  "trainer.limit_train_batches=1")
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "csv").exists() and not (tmp_path / "tensorboard").exists()
+    assert metrics["global_step"] == 1 and math.isfinite(metrics["val/ssim"])
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([str(BIN / "mri-recon-train"), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_ddp_two_cpu_processes_match_one_process_per_volume(
+    tiny_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ddp"
+    overrides = [*TINY, f"data.root={tiny_root}", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=2"]
+    result = _cli(*overrides, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+                  f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stdout + result.stderr
+    assert (out / ".hydra" / "config.yaml").is_file()
+    ddp_volumes = _volumes(out / "val_volumes.csv")
+    assert all(v["num_slices"] == 3 for v in ddp_volumes.values())  # no slice lost or doubled
+
+    cfg = compose_train(tiny_root, tmp_path / "single", "trainer.max_epochs=1")
+    module = build_module(cfg)
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    module.load_state_dict(ckpt["state_dict"])
+    datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
+    pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False,
+               use_distributed_sampler=False).validate(module, datamodule=datamodule,
+                                                       verbose=False)
+    single = {row["fname"]: row for row in module.last_val_table}
+    assert single.keys() == ddp_volumes.keys()
+    for fname, row in single.items():
+        for key in ("ssim", "psnr", "nmse"):
+            assert ddp_volumes[fname][key] == pytest.approx(row[key], rel=1e-5), (fname, key)
+
+
+def test_multirun_writes_one_run_directory_per_optimizer(
+    tiny_root: Path, tmp_path: Path, hydra_logging: None
+) -> None:
+    main(["-m", "optim=adam,sgd", *TINY, f"data.root={tiny_root}", "trainer.max_epochs=1",
+          "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+          f"hydra.sweep.dir={tmp_path}"])
+    for num, target in ((0, "torch.optim.Adam"), (1, "torch.optim.SGD")):
+        run_dir = tmp_path / str(num)
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        assert f"_target_: {target}" in (run_dir / ".hydra" / "config.yaml").read_text()
+        assert "val/ssim" in json.loads((run_dir / "metrics.json").read_text())["metrics"]
+
+
+def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path,
+                                                         tmp_path: Path) -> None:
+    result = _cli(f"data.root={tiny_root}", "mask.accelerations=[0.5]",
+                  f"hydra.run.dir={tmp_path}", timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0
+    assert lines == ["error: mask.accelerations: acceleration 0.5 must be >= 1"], result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [("data.foo=1", "error: data.foo: unknown key"),
+     ("optim=nadam", "error: optim: "),
+     ("model.norm=batchnorm", "error: model.norm: 'batchnorm' is not one of"),
+     ("mask.center_fractions=[1.5]", "error: mask.center_fractions: center fraction 1.5"),
+     ("data.batch_size=0", "error: data.batch_size: must be an int >= 1, got 0")],
+)
+def test_bad_config_value_is_one_line_error(override: str, expected: str, tiny_root: Path,
+                                            tmp_path: Path, capfd: pytest.CaptureFixture,
+                                            hydra_logging: None) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"data.root={tiny_root}", override, f"hydra.run.dir={tmp_path}"])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code not in (0, None)
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert not (tmp_path / "checkpoints").exists()
