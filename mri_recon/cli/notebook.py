@@ -1,0 +1,131 @@
+"""Training runs from Python (notebooks, tests) that look exactly like ``mri-recon-train`` runs.
+
+Hydra's compose API builds the config from ``configs/train.yaml`` with the same overrides the
+command line takes; the run directory gets Hydra's ``.hydra/`` (``config.yaml``,
+``hydra.yaml``, ``overrides.yaml``), so :mod:`mri_recon.viz.runs` and
+``scripts/compare_runs.py`` read these runs like any other.
+
+    from mri_recon.cli.notebook import train_run
+    metrics = train_run(["experiment=default_cpu", "trainer.max_epochs=1"], "outputs/nb/run0")
+
+:func:`tv_reconstructor` builds TV from ``configs/tv/`` as ``mri-recon-eval`` does, so a
+notebook uses the configured (tuned) settings rather than a copy of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mri_recon.baselines.tv import TVReconstructor
+from mri_recon.cli.config import config_dir, register_resolvers
+
+register_resolvers()
+
+
+def compose_train_config(
+    overrides: Sequence[str] = (), output_dir: str | os.PathLike = ".", job_num: int = 0
+) -> DictConfig:
+    """Compose ``configs/train.yaml`` for one job whose run directory is ``output_dir``.
+
+    The Hydra node is registered with :class:`HydraConfig` (so ``${hydra:...}``
+    interpolations such as ``paths.output_dir`` resolve, as in a Hydra job) and removed
+    from the returned config, as Hydra does before calling the task.
+
+    Args:
+        overrides: command-line style overrides, e.g. ``["experiment=ablation_norm",
+            "model.norm=batch", "data.batch_size=1"]``.
+        output_dir: the run directory (``paths.output_dir``); made absolute.
+        job_num: ``hydra.job.num`` (the job's index within a multirun).
+
+    Returns:
+        The job config, unresolved (interpolations intact), without the ``hydra`` node.
+    """
+    with initialize_config_dir(config_dir(), version_base="1.3", job_name="train"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
+        cfg.hydra.job.num = int(job_num)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def save_hydra_files(cfg: DictConfig, overrides: Sequence[str]) -> Path:
+    """Write ``.hydra/{config,hydra,overrides}.yaml`` into the job's run directory.
+
+    Args:
+        cfg: a config from :func:`compose_train_config` (its HydraConfig still current).
+        overrides: the overrides it was composed with.
+
+    Returns:
+        The ``.hydra`` directory.
+    """
+    hydra_cfg = HydraConfig.get()
+    hydra_dir = Path(hydra_cfg.runtime.output_dir) / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, hydra_dir / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), hydra_dir / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), hydra_dir / "overrides.yaml")
+    return hydra_dir
+
+
+def train_run(
+    overrides: Sequence[str], output_dir: str | os.PathLike, job_num: int = 0
+) -> dict[str, float]:
+    """Compose, record and run one training job, as ``mri-recon-train`` would.
+
+    Args:
+        overrides: command-line style overrides.
+        output_dir: the run directory (created).
+        job_num: the job's index (for a multirun-like layout ``<dir>/<job_num>``).
+
+    Returns:
+        :func:`mri_recon.cli.train.train`'s final metrics (``val/ssim``, ``val/psnr``,
+        ``val/nmse``, ``train/*``, ``epoch``, ``global_step``).
+    """
+    from mri_recon.cli.train import train  # Lightning is heavy: import only to train
+
+    cfg = compose_train_config(overrides, output_dir, job_num)
+    save_hydra_files(cfg, overrides)
+    return train(cfg)
+
+
+def train_sweep(
+    jobs: Sequence[Sequence[str]], sweep_dir: str | os.PathLike
+) -> list[dict[str, float]]:
+    """Run jobs one after another into ``<sweep_dir>/<index>``, a multirun directory layout.
+
+    Args:
+        jobs: the overrides of each job.
+        sweep_dir: the multirun directory (created).
+
+    Returns:
+        The final metrics of each job, in order.
+    """
+    sweep_dir = Path(sweep_dir)
+    return [train_run(job, sweep_dir / str(i), job_num=i) for i, job in enumerate(jobs)]
+
+
+def tv_reconstructor(overrides: Sequence[str] = ()) -> TVReconstructor:
+    """The TV reconstructor ``mri-recon-eval`` builds from ``configs/eval.yaml``'s ``tv`` group.
+
+    Args:
+        overrides: e.g. ``["tv.lam=0.003", "tv.max_iters=50"]``.
+
+    Returns:
+        A :class:`~mri_recon.baselines.tv.TVReconstructor`.
+    """
+    with initialize_config_dir(config_dir(), version_base="1.3", job_name="eval"):
+        cfg = compose("eval", overrides=list(overrides))
+    tv = instantiate(cfg.tv)
+    if not isinstance(tv, TVReconstructor):
+        raise TypeError(f"tv._target_={cfg.tv.get('_target_')!r} did not build a TVReconstructor")
+    return tv

@@ -1,0 +1,428 @@
+"""Read training runs' CSV logs: curves, labels and a final-metrics table.
+
+A *run directory* is what ``mri-recon-train`` writes: Hydra's ``.hydra/`` (``config.yaml``,
+``hydra.yaml``, ``overrides.yaml``) and, somewhere below it, the ``metrics.csv`` of
+Lightning's ``CSVLogger`` (``<logger dir>/version_<n>/metrics.csv``). A *multirun directory*
+holds one numbered job sub-directory per run. The CSV is sparse: every ``log_metrics`` call
+writes one row (``epoch``, ``step`` and the keys it logged), so training-loss rows and
+validation rows alternate with empty cells.
+
+OmegaConf only (no Lightning, no Hydra); the plots are in :mod:`mri_recon.viz.convergence`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+# Lightning names a metric logged with on_step and on_epoch "<key>_step" / "<key>_epoch",
+# and "<key>" when logged at one of the two only; the first present is the training curve.
+TRAIN_LOSS_KEYS = ("train/loss_step", "train/loss", "train/loss_epoch")
+VAL_KEYS = ("val/ssim", "val/psnr", "val/nmse")
+_HIGHER_IS_BETTER = {"val/ssim": True, "val/psnr": True, "val/nmse": False}
+_FINAL_LOSS_FRACTION = 0.1  # final train loss = mean over the last 10% of its logged points
+
+TABLE_COLUMNS = (
+    "label", "steps",
+    "final_val/ssim", "best_val/ssim", "final_val/psnr", "best_val/psnr",
+    "final_val/nmse", "best_val/nmse", "final_train/loss", "checkpoint_val/ssim", "run_dir",
+)
+
+
+class MissingLogError(ValueError):
+    """A run directory without a ``metrics.csv`` below it."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One logged metric against the global step.
+
+    Attributes:
+        step: int64 (N,), increasing global steps.
+        value: float64 (N,), the metric at each step (NaN where the run diverged).
+        epoch: float64 (N,), the row's epoch (NaN where the row had none).
+    """
+
+    step: np.ndarray
+    value: np.ndarray
+    epoch: np.ndarray
+
+    def select(self, keep: np.ndarray) -> Curve:
+        """The points where the bool (N,) ``keep`` is True."""
+        return Curve(self.step[keep], self.value[keep], self.epoch[keep])
+
+
+@dataclass
+class RunLog:
+    """A run's logged curves and the Hydra metadata that identifies it.
+
+    Attributes:
+        run_dir: the run directory.
+        metrics_csvs: the ``metrics.csv`` files read, in version order.
+        curves: metric key -> :class:`Curve`, training-time points only.
+        post_fit: ``val/*`` of a validation logged after the last training epoch (what
+            ``train()`` logs when it re-validates the best or last checkpoint), else {}.
+        overrides: the run's command-line overrides (``.hydra/overrides.yaml``), or ().
+        label: the name used in plots and tables (set by :func:`load_runs`).
+    """
+
+    run_dir: Path
+    metrics_csvs: tuple[Path, ...]
+    curves: dict[str, Curve]
+    post_fit: dict[str, float] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    label: str = field(default="")
+
+    def train_loss(self) -> Curve | None:
+        """The training-loss curve under the first present name of ``TRAIN_LOSS_KEYS``."""
+        return next((self.curves[k] for k in TRAIN_LOSS_KEYS if k in self.curves), None)
+
+    def num_steps(self) -> int:
+        """Optimizer steps taken: the last logged training step + 1 (0 without a loss)."""
+        loss = self.train_loss()
+        return int(loss.step[-1]) + 1 if loss is not None and loss.step.size else 0
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir()
+
+
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def discover_runs(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
+    """Expand run and multirun directories into run directories.
+
+    Args:
+        paths: run directories (holding ``.hydra/``), multirun directories (holding job
+            sub-directories with ``.hydra/``), or plain directories holding a ``metrics.csv``.
+
+    Returns:
+        (run_dir, explicit) pairs in the given order, multirun jobs in numeric order;
+        ``explicit`` is False for jobs found inside a multirun directory.
+
+    Raises:
+        ValueError: a path that does not exist or holds no run.
+    """
+    found: list[tuple[Path, bool]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise ValueError(f"{path}: not a directory (expected a run or multirun directory)")
+        if _is_run_dir(path):
+            found.append((path, True))
+            continue
+        jobs = sorted((p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)), key=_natural_key)
+        if jobs:
+            found.extend((job, False) for job in jobs)
+        elif find_metrics_csvs(path):
+            found.append((path, True))
+        else:
+            raise ValueError(
+                f"{path}: holds no run (no .hydra/ directory, no job sub-directories with "
+                f".hydra/, no metrics.csv below it)"
+            )
+    return found
+
+
+def find_metrics_csvs(run_dir: str | Path) -> list[Path]:
+    """All ``metrics.csv`` files below ``run_dir``, ordered by logger version (resumes last)."""
+
+    def version(path: Path) -> tuple:
+        match = re.fullmatch(r"version_(\d+)", path.parent.name)
+        return (str(path.parent.parent), int(match.group(1)) if match else -1, str(path))
+
+    return sorted(Path(run_dir).rglob("metrics.csv"), key=version)
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, Curve]:
+    """Parse one Lightning ``CSVLogger`` file into per-metric curves.
+
+    Empty cells (metrics not logged in that row) are skipped. A metric logged twice at one
+    step keeps its last value.
+
+    Args:
+        path: a ``metrics.csv`` with a ``step`` column (``epoch`` optional).
+
+    Returns:
+        metric key -> :class:`Curve`; the ``step`` and ``epoch`` columns are not metrics.
+
+    Raises:
+        ValueError: no ``step`` column, or a cell that is not a number.
+    """
+    path = Path(path)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "step" not in reader.fieldnames:
+            raise ValueError(f"{path}: no 'step' column (columns: {reader.fieldnames})")
+        points: dict[str, dict[int, tuple[float, float]]] = {
+            k: {} for k in reader.fieldnames if k not in ("step", "epoch")
+        }
+        for line, row in enumerate(reader, start=2):
+            try:
+                step = int(float(row["step"]))
+                epoch = float(row["epoch"]) if row.get("epoch") not in (None, "") else math.nan
+                for key, cells in points.items():
+                    if row.get(key) not in (None, ""):
+                        cells[step] = (float(row[key]), epoch)
+            except ValueError as err:
+                raise ValueError(f"{path}: line {line}: {err}") from None
+    return _to_curves(points)
+
+
+def _to_curves(points: dict[str, dict[int, tuple[float, float]]]) -> dict[str, Curve]:
+    curves = {}
+    for key, cells in points.items():
+        if cells:
+            steps = sorted(cells)
+            values, epochs = zip(*(cells[s] for s in steps), strict=True)
+            curves[key] = Curve(np.array(steps, dtype=np.int64),
+                                np.array(values, dtype=np.float64),
+                                np.array(epochs, dtype=np.float64))
+    return curves
+
+
+def _merge_curves(parts: Sequence[dict[str, Curve]]) -> dict[str, Curve]:
+    """Concatenate the curves of several logs (a resumed run); later logs win per step."""
+    points: dict[str, dict[int, tuple[float, float]]] = {}
+    for part in parts:
+        for key, c in part.items():
+            cells = points.setdefault(key, {})
+            cells.update(zip(c.step.tolist(), zip(c.value.tolist(), c.epoch.tolist(), strict=True), strict=True))
+    return _to_curves(points)
+
+
+def _split_post_fit(curves: dict[str, Curve]) -> tuple[dict[str, Curve], dict[str, float]]:
+    """Separate validation rows logged after the last training epoch (a post-fit
+    ``trainer.validate``) from the training-time curves."""
+    loss = next((curves[k] for k in TRAIN_LOSS_KEYS if k in curves), None)
+    if loss is None or not np.isfinite(loss.epoch).any():
+        return curves, {}
+    last_epoch = np.nanmax(loss.epoch)
+    kept, post_fit = dict(curves), {}
+    for key, curve in curves.items():
+        after = curve.epoch > last_epoch  # NaN epochs compare False: kept
+        if key.startswith("val/") and after.any():
+            post_fit[key] = float(curve.value[after][-1])
+            kept[key] = curve.select(~after)
+    return {k: c for k, c in kept.items() if c.step.size}, post_fit
+
+
+def read_overrides(run_dir: str | Path) -> tuple[str, ...]:
+    """The run's overrides from ``.hydra/overrides.yaml`` (a YAML list of strings), or ()."""
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return ()
+    overrides = OmegaConf.load(path)
+    if not OmegaConf.is_list(overrides):
+        raise ValueError(f"{path}: expected a YAML list of override strings")
+    return tuple(str(o) for o in overrides)
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig | None:
+    """The run's composed config from ``.hydra/config.yaml``, or None where it is missing.
+
+    ``${hydra:...}`` interpolations (e.g. a value chosen by ``hydra:runtime.choices``) are
+    pointed at the run's own ``.hydra/hydra.yaml``, so selecting a key resolves to what the
+    run used, without Hydra being imported. The Hydra node sits under ``__hydra__``.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    text = re.sub(r"\$\{hydra:\s*", "${__hydra__.", path.read_text())
+    cfg = OmegaConf.load(io.StringIO(text))
+    hydra_path = run_dir / ".hydra" / "hydra.yaml"
+    if hydra_path.is_file():
+        hydra_cfg = OmegaConf.load(hydra_path)
+        cfg.__hydra__ = hydra_cfg.get("hydra", hydra_cfg)
+    return cfg
+
+
+def run_config_values(run_dir: str | Path, keys: Sequence[str]) -> dict[str, object]:
+    """Values of ``keys`` for one run: a config-group choice (``optim`` -> ``"adam"``, from
+    ``hydra.runtime.choices``), else the resolved config value (None where absent).
+
+    Raises:
+        ValueError: the run has no ``.hydra/config.yaml``.
+    """
+    cfg = load_run_config(run_dir)
+    if cfg is None:
+        raise ValueError(f"{run_dir}: no .hydra/config.yaml to read keys {list(keys)} from")
+    choices = OmegaConf.select(cfg, "__hydra__.runtime.choices", default=None) or {}
+    values: dict[str, object] = {}
+    for key in keys:
+        value = choices.get(key) if key in choices else OmegaConf.select(
+            cfg, key, default=None, throw_on_resolution_failure=False
+        )
+        values[key] = "{...}" if isinstance(value, DictConfig) else value
+    return values
+
+
+def _config_label(run_dir: Path, keys: Sequence[str]) -> str:
+    """``key=value`` for each key (see :func:`run_config_values`)."""
+    return " ".join(f"{k}={v}" for k, v in run_config_values(run_dir, keys).items())
+
+
+def _override_key(override: str) -> str:
+    """The key an override sets: ``optim`` of ``optim=sgd``, ``a.b`` of ``+a.b=1`` or ``~a.b``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def label_runs(runs: Sequence[RunLog], label_keys: Sequence[str] | None = None) -> list[str]:
+    """Name each run for plots and tables.
+
+    With ``label_keys`` (dotted config keys or config-group names, e.g. ``optim optim.lr``)
+    the label lists their values from each run's config. Otherwise it lists the overrides
+    that differ between the runs (e.g. ``optim=sgd optim.lr=0.01``); a lone run lists all
+    its overrides, and a run without overrides is named by its directory. Duplicate labels
+    get their directory name appended.
+    """
+    if label_keys:
+        labels = [_config_label(run.run_dir, label_keys) for run in runs]
+    else:
+        parsed = [{_override_key(o): o for o in run.overrides} for run in runs]  # key -> text
+        keys = list(dict.fromkeys(k for p in parsed for k in p if not k.startswith("hydra.")))
+        varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1] or keys
+        labels = [
+            " ".join(p[k] for k in varying if k in p) or run.run_dir.name
+            for run, p in zip(runs, parsed, strict=True)
+        ]
+    counts = {lab: labels.count(lab) for lab in labels}
+    return [
+        f"{lab} [{run.run_dir.name}]" if counts[lab] > 1 else lab for lab, run in zip(labels, runs, strict=True)
+    ]
+
+
+def load_run(run_dir: str | Path) -> RunLog:
+    """Read one run directory's CSV logs (all versions, merged) and overrides.
+
+    Raises:
+        MissingLogError: the run has no ``metrics.csv`` below it.
+        ValueError: an unreadable log or overrides file.
+    """
+    run_dir = Path(run_dir)
+    csvs = find_metrics_csvs(run_dir)
+    if not csvs:
+        raise MissingLogError(f"{run_dir}: no metrics.csv below it (was a CSVLogger configured?)")
+    curves, post_fit = _split_post_fit(_merge_curves([read_metrics_csv(p) for p in csvs]))
+    return RunLog(run_dir, tuple(csvs), curves, post_fit, read_overrides(run_dir))
+
+
+def load_runs(
+    paths: Sequence[str | Path], label_keys: Sequence[str] | None = None
+) -> tuple[list[RunLog], list[str]]:
+    """Load and label every run under ``paths`` (see :func:`discover_runs`).
+
+    A multirun job without a ``metrics.csv`` (e.g. one that crashed at start) is skipped and
+    reported; an explicitly named run without one is an error.
+
+    Returns:
+        (runs, skipped): the labelled runs and one message per skipped job.
+
+    Raises:
+        ValueError: bad paths, unreadable logs, or no run left to compare.
+    """
+    runs, skipped = [], []
+    for run_dir, explicit in discover_runs(paths):
+        try:
+            runs.append(load_run(run_dir))
+        except MissingLogError as err:
+            if explicit:
+                raise
+            skipped.append(str(err))
+    if not runs:
+        raise ValueError(f"no run with a metrics.csv under {[str(p) for p in paths]}")
+    for run, label in zip(runs, label_runs(runs, label_keys), strict=True):
+        run.label = label
+    return runs, skipped
+
+
+def final_metrics(run: RunLog) -> dict[str, object]:
+    """One table row: steps, final and best validation metrics, final train loss.
+
+    ``steps`` is :meth:`RunLog.num_steps`; final is the last validation during training and
+    best the maximum for SSIM and PSNR, the minimum for NMSE (NaN ignored); the final train
+    loss is the mean of the last 10% (at least one) of the training-loss points;
+    ``checkpoint_val/ssim`` is the post-fit validation of the checkpoint ``train()`` keeps
+    (``validate_ckpt``, best by default). Metrics the run never logged are NaN.
+    """
+    row: dict[str, object] = {"label": run.label, "run_dir": str(run.run_dir)}
+    row["steps"] = run.num_steps()
+    for key in VAL_KEYS:
+        curve = run.curves.get(key)
+        values = curve.value if curve is not None else np.array([math.nan])
+        finite = values[np.isfinite(values)]
+        best = (finite.max() if _HIGHER_IS_BETTER[key] else finite.min()) if finite.size else math.nan
+        row[f"final_{key}"], row[f"best_{key}"] = float(values[-1]), float(best)
+    loss = run.train_loss()
+    if loss is None:
+        row["final_train/loss"] = math.nan
+    else:
+        tail = max(1, int(math.ceil(_FINAL_LOSS_FRACTION * loss.value.size)))
+        row["final_train/loss"] = float(np.mean(loss.value[-tail:]))
+    row["checkpoint_val/ssim"] = run.post_fit.get("val/ssim", math.nan)
+    return row
+
+
+def _format_cell(column: str, value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.2f}" if "psnr" in column else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def metrics_table_markdown(rows: Sequence[dict[str, object]]) -> str:
+    """A GitHub-Markdown table of :func:`final_metrics` rows (without ``run_dir``)."""
+    columns = [c for c in TABLE_COLUMNS if c != "run_dir"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_format_cell(c, r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_table_csv(rows: Sequence[dict[str, object]]) -> str:
+    """The :func:`final_metrics` rows as CSV text (full precision, NaN as ``nan``)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: r[c] for c in TABLE_COLUMNS} for r in rows)
+    return buffer.getvalue()
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def latest_multirun(parent: str | Path) -> Path | None:
+    """The newest multirun directory directly under ``parent`` (names are timestamps, so the
+    last in sorted order), counting only those with at least one job; None if there is none.
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        return None
+    candidates = sorted(p for p in parent.iterdir() if p.is_dir() and any(
+        _is_run_dir(job) for job in p.iterdir() if job.is_dir()))
+    return candidates[-1] if candidates else None
