@@ -1,0 +1,141 @@
+"""BART (Berkeley Advanced Reconstruction Toolbox) as a benchmark reference: its .cfl/.hdr
+file format and a subprocess wrapper around ``bart pics``.
+
+Benchmark-only: used by ``scripts/bench_tv.py`` and never imported by runtime code; BART is
+not a dependency (Debian package ``bart``). fastMRI's own CS baseline
+(``fastmri_examples/cs/run_bart.py``) passes the *centered* k-space to BART unchanged, with
+dims ``[1, H, W, C]`` (BART's x, y, z, coils); BART's FFT is centered by ``fftmod``, which for
+even sizes equals the fftshift-centered transform up to a sign pattern, so magnitudes agree.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BART_DIMS = 16  # BART's DIMS: every .cfl header lists 16 sizes
+
+
+def write_cfl(base: str | Path, array: np.ndarray) -> None:
+    """Write ``base.hdr`` and ``base.cfl`` (complex64, column-major, as BART stores it).
+
+    Args:
+        base: path without extension.
+        array: array of up to 16 dims; BART reads it in Fortran order.
+    """
+    array = np.asarray(array)
+    if array.ndim > BART_DIMS:
+        raise ValueError(f"{base}: BART supports at most {BART_DIMS} dims, got {array.shape}")
+    dims = list(array.shape) + [1] * (BART_DIMS - array.ndim)
+    base = Path(base)
+    base.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
+    data = np.asarray(array, dtype=np.complex64).reshape(-1, order="F")
+    data.tofile(base.with_suffix(".cfl"))
+
+
+def read_cfl(base: str | Path) -> np.ndarray:
+    """Read ``base.hdr`` / ``base.cfl`` into a complex64 array (trailing 1s dropped).
+
+    Args:
+        base: path without extension.
+
+    Returns:
+        complex64 array with the header's dims (trailing singleton dims removed).
+    """
+    base = Path(base)
+    lines = [ln for ln in base.with_suffix(".hdr").read_text().splitlines() if ln.strip()]
+    try:
+        dims = [int(v) for v in lines[lines.index("# Dimensions") + 1].split()]
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{base.with_suffix('.hdr')}: no '# Dimensions' line") from exc
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    data = np.fromfile(base.with_suffix(".cfl"), dtype=np.complex64)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{base.with_suffix('.cfl')}: {data.size} values, header says dims {dims}")
+    return data.reshape(dims, order="F")
+
+
+def bart_available(bart: str = "bart") -> bool:
+    """Whether the ``bart`` executable is on PATH (or at the given path)."""
+    return shutil.which(bart) is not None
+
+
+@dataclass(frozen=True)
+class BartRun:
+    """One ``bart pics`` call.
+
+    Attributes:
+        image: complex64 (H, W) reconstruction.
+        wall_s: wall-clock seconds of the subprocess.
+        cpu_s: user + system CPU seconds of the subprocess (all its threads).
+    """
+
+    image: np.ndarray
+    wall_s: float
+    cpu_s: float
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_bart_pics(
+    kspace: np.ndarray,
+    sens_maps: np.ndarray | None,
+    lam: float,
+    num_iters: int = 200,
+    bart: str = "bart",
+) -> BartRun:
+    """TV-regularised SENSE with ``bart pics -d0 -S -R T:7:0:lam -i num_iters`` (fastMRI's call).
+
+    Args:
+        kspace: complex (C, H, W) centered masked k-space (C = 1 for single-coil).
+        sens_maps: complex (C, H, W), or None for all-ones maps (single-coil).
+        lam: BART's regularisation weight.
+        num_iters: ADMM iterations.
+        bart: the BART executable.
+
+    Returns:
+        BartRun with the (H, W) complex image and the subprocess's wall and CPU seconds.
+    """
+    if kspace.ndim != 3:
+        raise ValueError(f"kspace must be (C, H, W), got shape {kspace.shape}")
+    if sens_maps is None:
+        sens_maps = np.ones_like(kspace)
+    if sens_maps.shape != kspace.shape:
+        raise ValueError(f"sens_maps shape {sens_maps.shape} != kspace shape {kspace.shape}")
+    with tempfile.TemporaryDirectory(prefix="bart_") as tmp:
+        tmp = Path(tmp)
+        # [C, H, W] -> BART's [1, H, W, C] (x, y, z, coil), as fastMRI's run_bart.py.
+        write_cfl(tmp / "kspace", np.transpose(kspace, (1, 2, 0))[None])
+        write_cfl(tmp / "sens", np.transpose(sens_maps, (1, 2, 0))[None])
+        cmd = [
+            bart,
+            "pics",
+            "-d0",
+            "-S",
+            "-R",
+            f"T:7:0:{lam}",
+            "-i",
+            str(num_iters),
+            str(tmp / "kspace"),
+            str(tmp / "sens"),
+            str(tmp / "out"),
+        ]
+        cpu0, t0 = _children_cpu(), time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        image = read_cfl(tmp / "out").reshape(kspace.shape[1:])
+    return BartRun(image=image, wall_s=wall, cpu_s=cpu)

@@ -1,0 +1,46 @@
+"""Zero-filled reconstruction: the inverse FFT of the masked k-space, as fastMRI's
+``UnetDataTransform`` computes its input image (without the normalisation)."""
+
+from __future__ import annotations
+
+import torch
+
+from mri_recon.baselines.base import check_inputs
+from mri_recon.physics.crop import center_crop, rss
+from mri_recon.physics.fft import ifft2c
+
+
+class ZeroFilled:
+    """x = RSS_c |crop(F^H y_c)|: IFFT, center crop, magnitude, root-sum-of-squares over coils.
+
+    The crop comes before the coil combination, as in fastMRI (it commutes with the
+    pixelwise magnitude and RSS, so the order only saves work).
+    """
+
+    name = "zero_filled"
+    needs_sens_maps = False
+
+    def __call__(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        sens_maps: torch.Tensor | None,
+        crop_size: tuple[int, int],
+    ) -> torch.Tensor:
+        """Reconstruct a batch of slices.
+
+        Args:
+            masked_kspace: complex (B, C, H, W), zero where not sampled.
+            mask: bool (B, W) (checked for shape only: the zeros are already in the data).
+            sens_maps: ignored (may be None).
+            crop_size: (h, w) of the output, e.g. ``crop_size_for(W, target.shape[-2:])``.
+
+        Returns:
+            real (B, h, w) magnitude, float32 for complex64 input.
+        """
+        check_inputs(masked_kspace, mask, None)
+        image = center_crop(ifft2c(masked_kspace), crop_size)  # (B, C, h, w)
+        return rss(image, dim=1).contiguous()  # (B, h, w)
+
+    def __repr__(self) -> str:
+        return "ZeroFilled()"

@@ -1,0 +1,234 @@
+"""Linear measurement operators (deepinv-like): the SENSE forward model and finite differences.
+
+Operators are immutable objects with ``A`` and ``A_adjoint``; algorithms compose them.
+Everything is pure torch on native complex tensors, batched over slices, on whatever
+device and dtype the inputs live on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mri_recon.physics.fft import fft2c, ifft2c
+
+# ||grad2d||^2 <= 8 for forward differences in two directions (4 per direction).
+GRAD_NORM_SQ = 8.0
+
+
+def _check_tensor(name: str, x: torch.Tensor, ndim: int, complex_: bool | None = None) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dims, got shape {tuple(x.shape)}")
+    if complex_ is True and not x.is_complex():
+        raise TypeError(f"{name} must be complex, got {x.dtype} with shape {tuple(x.shape)}")
+
+
+def _inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Complex inner product <a, b> = sum conj(a) b over everything (a 0-d tensor)."""
+    return torch.vdot(a.reshape(-1), b.reshape(-1))
+
+
+def _randn_like(shape: tuple[int, ...], ref: torch.Tensor, generator: torch.Generator):
+    """Complex standard normal of ``shape`` drawn on the generator's device, moved to ref's."""
+    dtype = ref.dtype if ref.is_complex() else torch.complex64
+    z = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
+    return z.to(ref.device)
+
+
+class SenseOperator:
+    """Forward model y = M F S x (SENSE), batched over slices.
+
+    ``S`` multiplies the image by each coil's sensitivity, ``F`` is the centered orthonormal
+    2-D FFT and ``M`` keeps the sampled columns. With ``sum_c |S_c|^2 <= 1`` and F unitary,
+    ``||A|| <= 1``. Single-coil data is one coil of ones.
+
+    Args:
+        sens_maps: complex (B, C, H, W) coil sensitivities.
+        mask: bool (B, W), True where a column is sampled.
+    """
+
+    def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
+        _check_tensor("sens_maps", sens_maps, 4, complex_=True)
+        _check_tensor("mask", mask, 2)
+        b, _, _, w = sens_maps.shape
+        if mask.shape != (b, w):
+            raise ValueError(
+                f"mask must be (B, W) = {(b, w)} for sens_maps {tuple(sens_maps.shape)}, "
+                f"got {tuple(mask.shape)}"
+            )
+        self._sens_maps = sens_maps
+        # (B, 1, 1, W): broadcasts over coils and rows.
+        self._mask = mask.to(device=sens_maps.device, dtype=sens_maps.real.dtype)[:, None, None, :]
+
+    @classmethod
+    def single_coil(
+        cls, mask: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype = torch.complex64
+    ) -> SenseOperator:
+        """Single-coil operator y = M F x: one coil of ones.
+
+        Args:
+            mask: bool (B, W).
+            shape: (H, W) of the image.
+            dtype: complex dtype of the maps (and of the data the operator expects).
+
+        Returns:
+            SenseOperator with sens_maps (B, 1, H, W) all ones (an expanded view, no copy).
+        """
+        _check_tensor("mask", mask, 2)
+        h, w = int(shape[0]), int(shape[1])
+        ones = torch.ones((), dtype=dtype, device=mask.device).expand(mask.shape[0], 1, h, w)
+        return cls(ones, mask)
+
+    @property
+    def sens_maps(self) -> torch.Tensor:
+        """complex (B, C, H, W)."""
+        return self._sens_maps
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """bool (B, W)."""
+        return self._mask[:, 0, 0, :] > 0
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(B, H, W) of the images the operator acts on."""
+        b, _, h, w = self._sens_maps.shape
+        return (b, h, w)
+
+    @property
+    def kspace_shape(self) -> tuple[int, int, int, int]:
+        """(B, C, H, W) of the measurements."""
+        return tuple(self._sens_maps.shape)
+
+    def _check_image(self, x: torch.Tensor) -> None:
+        if tuple(x.shape) != self.image_shape or not x.is_complex():
+            raise ValueError(
+                f"image x must be complex {self.image_shape}, got {x.dtype} {tuple(x.shape)}"
+            )
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward: y = M F S x.
+
+        Args:
+            x: complex (B, H, W) image.
+
+        Returns:
+            complex (B, C, H, W) masked multi-coil k-space.
+        """
+        self._check_image(x)
+        return fft2c(self._sens_maps * x[:, None]) * self._mask
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Adjoint: x = sum_c conj(S_c) F^H M y_c.
+
+        Args:
+            y: complex (B, C, H, W) k-space.
+
+        Returns:
+            complex (B, H, W) coil-combined image.
+        """
+        if tuple(y.shape) != self.kspace_shape or not y.is_complex():
+            raise ValueError(
+                f"k-space y must be complex {self.kspace_shape}, got {y.dtype} {tuple(y.shape)}"
+            )
+        return (self._sens_maps.conj() * ifft2c(y * self._mask)).sum(dim=1)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """Normal operator A^H A x = S^H F^H M F S x (M is a projection, so applied once).
+
+        Args:
+            x: complex (B, H, W).
+
+        Returns:
+            complex (B, H, W).
+        """
+        return self.A_adjoint(self.A(x))
+
+    def adjointness_error(self, generator: torch.Generator) -> float:
+        """Relative error of ``<A x, y> = <x, A^H y>`` on random complex x, y.
+
+        Args:
+            generator: seeds the draws (its device is used to draw; results move to the
+                operator's device).
+
+        Returns:
+            ``|<Ax, y> - <x, A^H y>| / (||Ax|| ||y||)``, ~1e-7 for float32.
+        """
+        ref = self._sens_maps
+        x = _randn_like(self.image_shape, ref, generator)
+        y = _randn_like(self.kspace_shape, ref, generator)
+        ax = self.A(x)
+        lhs, rhs = _inner(ax, y), _inner(x, self.A_adjoint(y))
+        scale = torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(y)
+        return float((lhs - rhs).abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny))
+
+
+def grad2d(x: torch.Tensor) -> torch.Tensor:
+    """Forward differences with Neumann boundary: (grad x)[d] = x[i + e_d] - x[i], 0 at the end.
+
+    Args:
+        x: real or complex (B, H, W).
+
+    Returns:
+        (B, 2, H, W), same dtype: [:, 0] along H (rows), [:, 1] along W (columns).
+    """
+    _check_tensor("x", x, 3)
+    g = torch.zeros((x.shape[0], 2, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    g[:, 0, :-1, :] = x[:, 1:, :] - x[:, :-1, :]
+    g[:, 1, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
+    return g
+
+
+def div2d(p: torch.Tensor) -> torch.Tensor:
+    """Discrete divergence, the negative adjoint of :func:`grad2d`: <grad x, p> = -<x, div p>.
+
+    Args:
+        p: real or complex (B, 2, H, W) vector field.
+
+    Returns:
+        (B, H, W), same dtype.
+    """
+    _check_tensor("p", p, 4)
+    if p.shape[1] != 2:
+        raise ValueError(f"p must be (B, 2, H, W), got shape {tuple(p.shape)}")
+    py, px = p[:, 0], p[:, 1]
+    d = torch.zeros_like(py)
+    # Rows: p_y[i] - p_y[i-1], with p_y[-1] = 0 and p_y[H-1] treated as 0 (Neumann).
+    d[:, :-1, :] += py[:, :-1, :]
+    d[:, 1:, :] -= py[:, :-1, :]
+    d[:, :, :-1] += px[:, :, :-1]
+    d[:, :, 1:] -= px[:, :, :-1]
+    return d
+
+
+class FiniteDifference:
+    """Image gradient as an operator: A = grad2d, A^H = -div2d, ``||A||^2 <= 8``."""
+
+    norm_sq: float = GRAD_NORM_SQ
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) -> (B, 2, H, W)."""
+        return grad2d(x)
+
+    def A_adjoint(self, p: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) -> (B, H, W)."""
+        return -div2d(p)
+
+    def adjointness_error(self, shape: tuple[int, int, int], generator: torch.Generator) -> float:
+        """Relative error of ``<grad x, p> = <x, -div p>`` on random complex (B, H, W) x.
+
+        Args:
+            shape: (B, H, W).
+            generator: seeds the draws.
+
+        Returns:
+            ``|<Ax, p> - <x, A^H p>| / (||Ax|| ||p||)``.
+        """
+        b, h, w = shape
+        ref = torch.empty(0, dtype=torch.complex64)
+        x = _randn_like((b, h, w), ref, generator)
+        p = _randn_like((b, 2, h, w), ref, generator)
+        ax = self.A(x)
+        err = (_inner(ax, p) - _inner(x, self.A_adjoint(p))).abs()
+        return float(err / (torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(p)))
