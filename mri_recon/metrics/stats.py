@@ -152,7 +152,7 @@ def summarize(
     """
     out = []
     for group, members in _groups(rows, keys, split_key).items():
-        entry: dict[str, Any] = dict(zip([*keys, split_key], group))
+        entry: dict[str, Any] = dict(zip([*keys, split_key], group, strict=False))
         entry["n"] = len(members)
         for metric in metrics:
             entry[metric] = describe(

@@ -11,9 +11,9 @@ volume gets the same mask here, in fastMRI's own transforms, and in published wo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Sequence
 
 import torch
 from fastmri.data import subsample
