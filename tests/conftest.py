@@ -9,7 +9,7 @@ reconstruction of a full mask equals the target.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +156,23 @@ def fastmri_split() -> Callable[..., list[Path]]:
         return paths
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a test module: the tensors in tests are tiny, and on a shared
+    2-core machine OpenMP threads spinning against other processes make each op ~100x slower."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def hydra_config_reset() -> Iterator[None]:
+    """Leave Hydra's global HydraConfig as found (other tests check HydraConfig.initialized())."""
+    from hydra.core.hydra_config import HydraConfig
+
+    saved = HydraConfig.instance().cfg
+    yield
+    HydraConfig.instance().cfg = saved

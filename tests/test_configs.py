@@ -31,21 +31,7 @@ OPTIONS = [(group, path.stem) for group in TRAIN_GROUPS
            if (group, path.stem) not in NOT_TRAIN]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    """One intra-op thread: tiny tensors, and a shared 2-core machine (see test_train.py)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(autouse=True)
-def hydra_config_reset() -> Any:
-    """Leave Hydra's global HydraConfig as found (other tests check HydraConfig.initialized())."""
-    saved = HydraConfig.instance().cfg
-    yield
-    HydraConfig.instance().cfg = saved
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
 
 def compose_train(root: Path, *overrides: str) -> DictConfig:

@@ -20,7 +20,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mri_recon.cli.config import config_dir
@@ -35,22 +34,7 @@ TINY = ["debug=fast", "model.chans=4", "model.num_pool_layers=2", "data.sample_r
 VAL_KEYS = ("val/ssim", "val/psnr", "val/nmse")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    """One intra-op thread: these convolutions are tiny, and on a shared 2-core machine
-    OpenMP threads spinning against other processes make each one ~100x slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(autouse=True)
-def hydra_config_reset() -> Any:
-    """Leave Hydra's global HydraConfig as found (other tests check HydraConfig.initialized())."""
-    saved = HydraConfig.instance().cfg
-    yield
-    HydraConfig.instance().cfg = saved
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
 
 @pytest.fixture
