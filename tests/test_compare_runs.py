@@ -1,11 +1,12 @@
-"""scripts/compare_runs.py, mri_recon.viz.runs and mri_recon.viz.convergence on fake run
-directories in Lightning's format."""
+"""scripts/compare_runs.py, mri_recon.cli.runs, mri_recon.viz.runs and mri_recon.viz.convergence
+on fake run directories in Lightning's format."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import math
+from functools import partial
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from mri_recon.cli import runs as cli_runs
 from mri_recon.viz import convergence
 from mri_recon.viz import runs as runs_lib
 
@@ -139,7 +141,7 @@ def test_real_csvlogger_format(tmp_path):
 
 
 def test_table_values_and_labels(study):
-    result = convergence.compare_runs([study["multirun"], study["single"]], study["root"] / "out")
+    result = cli_runs.compare_runs([study["multirun"], study["single"]], study["root"] / "out")
     assert [r["label"] for r in result.rows] == [
         "experiment=ablation_optim optim=sgd", "experiment=ablation_optim optim=adam",
         "model.norm=batch data.batch_size=1 ~callbacks.progress_bar"]
@@ -164,7 +166,7 @@ def test_table_values_and_labels(study):
 
 def test_written_files(study):
     out = study["root"] / "out"
-    result = convergence.compare_runs([study["multirun"]], out)
+    result = cli_runs.compare_runs([study["multirun"]], out)
     assert sorted(p.name for p in out.iterdir()) == [
         "convergence_train_loss.png", "convergence_val_ssim.png",
         "final_metrics.csv", "final_metrics.md"]
@@ -183,7 +185,7 @@ def test_written_files(study):
 
 
 def test_label_keys_resolve_hydra_choices(study):
-    runs, _ = runs_lib.load_runs([study["multirun"]], label_keys=["optim", "optim.lr"])
+    runs, _ = runs_lib.load_runs([study["multirun"]], partial(cli_runs.run_config_values, keys=["optim", "optim.lr"]))
     assert [r.label for r in runs] == ["optim=sgd optim.lr=0.03", "optim=adam optim.lr=0.001"]
 
 
@@ -207,7 +209,7 @@ def test_cli_prints_table_and_names_bad_path(study, capsys, monkeypatch):
 
 def test_samples_axis_multiplies_steps_by_batch_size(study):
     out = study["root"] / "out"
-    result = convergence.compare_runs([study["multirun"]], out, samples_key="data.batch_size")
+    result = cli_runs.compare_runs([study["multirun"]], out, samples_key="data.batch_size")
     assert (out / "convergence_val_ssim_samples.png").is_file()
     assert (out / "convergence_train_loss_samples.png").is_file()
     fig = convergence.plot_convergence(result.runs, "val/ssim", x_scale=[2, 8], x_shift=1)
@@ -217,7 +219,7 @@ def test_samples_axis_multiplies_steps_by_batch_size(study):
     with pytest.raises(ValueError, match="x_scale has 1 factors for 2 runs"):
         convergence.plot_convergence(result.runs, "val/ssim", x_scale=[2])
     with pytest.raises(ValueError, match="model.chans=None is not a batch size"):
-        convergence.compare_runs([study["multirun"]], out, samples_key="model.chans")
+        cli_runs.compare_runs([study["multirun"]], out, samples_key="model.chans")
 
 
 def test_latest_multirun_and_missing_logs(study, tmp_path):
@@ -230,3 +232,35 @@ def test_latest_multirun_and_missing_logs(study, tmp_path):
     assert runs_lib.latest_multirun(tmp_path / "absent") is None
     with pytest.raises(runs_lib.MissingLogError, match="2: no metrics.csv"):
         runs_lib.load_runs([study["multirun"] / "2"])  # named explicitly: an error
+
+
+def test_bad_yaml_is_one_line_naming_the_file(study):
+    run = study["multirun"] / "0"
+    (run / ".hydra" / "overrides.yaml").write_text("- [optim=sgd\n")
+    with pytest.raises(ValueError, match=r"0/.hydra/overrides.yaml: not valid YAML") as err:
+        runs_lib.read_overrides(run)
+    assert "\n" not in str(err.value)
+    (run / ".hydra" / "overrides.yaml").write_text("optim: sgd\n")
+    with pytest.raises(ValueError, match="expected a YAML list"):
+        runs_lib.read_overrides(run)
+    (run / ".hydra" / "config.yaml").write_text("optim: {lr: [\n")
+    with pytest.raises(ValueError, match=r"0/.hydra: unreadable config") as err:
+        cli_runs.run_config_values(run, ["optim.lr"])
+    assert "\n" not in str(err.value)
+
+
+def test_write_comparison_checks_batch_sizes(study, tmp_path):
+    out = tmp_path / "cmp"
+    runs, _ = runs_lib.load_runs([study["multirun"]])
+    with pytest.raises(ValueError, match="1 batch sizes for 2 runs"):
+        convergence.write_comparison(runs, out, batch_sizes=[4])
+    with pytest.raises(ValueError, match="data.batch_size=0 is not a batch size"):
+        convergence.write_comparison(runs, out, batch_sizes=[4, 0], batch_size_name="data.batch_size")
+    with pytest.raises(ValueError, match="no runs"):
+        convergence.write_comparison([], out)
+    assert not out.exists()  # validated before anything is written
+    result = convergence.write_comparison(runs, out, batch_sizes=[4, 8])
+    assert {p.name for p in out.iterdir()} == {
+        "convergence_val_ssim.png", "convergence_train_loss.png", "convergence_val_ssim_samples.png",
+        "convergence_train_loss_samples.png", "final_metrics.md", "final_metrics.csv"}
+    assert [r["label"] for r in result.rows] == ["optim=sgd", "optim=adam"]

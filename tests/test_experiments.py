@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from omegaconf import OmegaConf
 
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.notebook import compose_train_config
-from mri_recon.viz.runs import load_runs, run_config_values
+from mri_recon.cli.runs import run_config_values
+from mri_recon.viz.runs import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIMIZERS = {  # optim config -> (class, momentum)
@@ -162,7 +164,7 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys):
     sweep = tmp_path / "optim"
     run_multirun(["experiment=ablation_optim", f"data.root={tiny_root}", "optim=sgd,adam",
                   "study.lr_point=high"], sweep)
-    runs, skipped = load_runs([sweep], label_keys=["optim", "optim.lr"])
+    runs, skipped = load_runs([sweep], partial(run_config_values, keys=["optim", "optim.lr"]))
     assert not skipped and [r.label for r in runs] == ["optim=sgd optim.lr=0.1",
                                                        "optim=adam optim.lr=0.01"]
     for run in runs:  # the job's saved config is what compose_train_config builds
@@ -191,7 +193,7 @@ def test_tiny_norm_sweep_runs_and_compares(tiny_root, tmp_path):
     sweep = tmp_path / "norm"
     run_multirun(["experiment=ablation_norm", f"data.root={tiny_root}", "model.norm=batch",
                   "data.batch_size=1,2", "data.sample_rate=0.5"], sweep)
-    from mri_recon.viz.convergence import compare_runs
+    from mri_recon.cli.runs import compare_runs
 
     result = compare_runs([sweep], tmp_path / "compare", label_keys=["model.norm", "data.batch_size"],
                           samples_key="data.batch_size")

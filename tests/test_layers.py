@@ -1,5 +1,6 @@
 """The layers point one way: physics <- data, models, baselines, metrics <- evaluation, viz
-<- lit <- cli. Lightning is imported only in mri_recon/lit/, Hydra only in mri_recon/cli/."""
+<- lit <- cli. Lightning is imported only in mri_recon/lit/, Hydra and its OmegaConf only in
+mri_recon/cli/."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ ALLOWED = {
     "lit": {"physics", "data", "models", "baselines", "metrics", "viz"},
     "cli": {"physics", "data", "models", "baselines", "metrics", "viz", "evaluation", "lit"},
 }
-THIRD_PARTY_ONLY_IN = {"pytorch_lightning": {"lit"}, "lightning": {"lit"}, "hydra": {"cli"}}
+THIRD_PARTY_ONLY_IN = {
+    "pytorch_lightning": {"lit"}, "lightning": {"lit"}, "hydra": {"cli"}, "omegaconf": {"cli"},
+}
 
 
 def _imports(path: Path) -> set[str]:

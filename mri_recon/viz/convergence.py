@@ -1,5 +1,9 @@
 """Convergence plots of training runs and the ``scripts/compare_runs.py`` outputs.
 
+:func:`write_comparison` writes the plots and tables of loaded runs; loading and labelling
+them by config keys, which needs the runs' Hydra configs, is
+:func:`mri_recon.cli.runs.compare_runs`.
+
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state), or
 into axes the caller passes (a notebook's ``plt.subplots``); PNGs are written atomically.
 """
@@ -19,10 +23,8 @@ from matplotlib.figure import Figure
 from mri_recon.viz.runs import (
     RunLog,
     final_metrics,
-    load_runs,
     metrics_table_csv,
     metrics_table_markdown,
-    run_config_values,
     write_atomic,
 )
 
@@ -114,14 +116,14 @@ def plot_convergence(
 
 @dataclass(frozen=True)
 class Comparison:
-    """What :func:`compare_runs` produced.
+    """What :func:`write_comparison` produced.
 
     Attributes:
         runs: the labelled runs, in table order.
         rows: one :func:`final_metrics` row per run.
         markdown: the Markdown table.
         files: name -> written path (``convergence_val_ssim``, ``convergence_train_loss``,
-            their ``*_samples`` versions with ``samples_key``, ``final_metrics_md``,
+            their ``*_samples`` versions with ``batch_sizes``, ``final_metrics_md``,
             ``final_metrics_csv``).
         skipped: messages for multirun jobs without a log.
     """
@@ -148,34 +150,46 @@ def _write_plots(runs: Sequence[RunLog], out_dir: Path, x_scale: Sequence[float]
     return files
 
 
-def compare_runs(
-    paths: Sequence[str | Path],
+def write_comparison(
+    runs: Sequence[RunLog],
     out_dir: str | Path,
-    label_keys: Sequence[str] | None = None,
-    samples_key: str | None = None,
+    batch_sizes: Sequence[float] | None = None,
+    batch_size_name: str = "batch size",
+    skipped: Sequence[str] = (),
 ) -> Comparison:
-    """Load runs, write the two convergence plots and the final-metrics table into ``out_dir``.
+    """Write the two convergence plots and the final-metrics table of ``runs`` into ``out_dir``.
 
     Files: ``convergence_val_ssim.png``, ``convergence_train_loss.png`` (against the step),
     ``final_metrics.md`` and ``final_metrics.csv``, each written atomically. With
-    ``samples_key`` (the batch-size key, e.g. ``data.batch_size``), also the two plots against
-    training samples seen ((step + 1) x batch size), ``*_samples.png``: the fair axis when runs'
-    batch sizes differ.
+    ``batch_sizes`` (one per run), also the two plots against training samples seen
+    ((step + 1) x batch size), ``*_samples.png``: the fair axis when runs' batch sizes differ.
+
+    Args:
+        runs: labelled runs (:func:`mri_recon.viz.runs.load_runs`), in table order.
+        out_dir: the output directory (created).
+        batch_sizes: positive batch size per run, or None.
+        batch_size_name: what the batch size is called on the samples plots' x axis.
+        skipped: messages about runs left out, passed through to the result.
+
+    Raises:
+        ValueError: no runs, or ``batch_sizes`` not one positive number per run.
     """
+    if not runs:
+        raise ValueError("no runs to compare")
     out_dir = Path(out_dir)
-    runs, skipped = load_runs(paths, label_keys)
     rows = [final_metrics(run) for run in runs]
     markdown = metrics_table_markdown(rows)
+    if batch_sizes is not None:
+        if len(batch_sizes) != len(runs):
+            raise ValueError(f"{len(batch_sizes)} batch sizes for {len(runs)} runs")
+        for run, value in zip(runs, batch_sizes, strict=True):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{run.run_dir}: {batch_size_name}={value!r} is not a batch size")
     files = _write_plots(runs, out_dir, None, "step", "")
-    if samples_key is not None:
-        scale = []
-        for run in runs:
-            value = run_config_values(run.run_dir, [samples_key])[samples_key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{run.run_dir}: {samples_key}={value!r} is not a batch size")
-            scale.append(float(value))
-        files |= _write_plots(runs, out_dir, scale, f"training samples seen ({samples_key} x steps)",
-                              "_samples", x_shift=1.0)
+    if batch_sizes is not None:
+        files |= _write_plots(runs, out_dir, [float(b) for b in batch_sizes],
+                              f"training samples seen ({batch_size_name} x steps)", "_samples",
+                              x_shift=1.0)
     files["final_metrics_md"] = write_atomic(out_dir / "final_metrics.md", markdown)
     files["final_metrics_csv"] = write_atomic(out_dir / "final_metrics.csv", metrics_table_csv(rows))
-    return Comparison(runs, rows, markdown, files, skipped)
+    return Comparison(list(runs), rows, markdown, files, list(skipped))

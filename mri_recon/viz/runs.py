@@ -7,7 +7,10 @@ holds one numbered job sub-directory per run. The CSV is sparse: every ``log_met
 writes one row (``epoch``, ``step`` and the keys it logged), so training-loss rows and
 validation rows alternate with empty cells.
 
-OmegaConf only (no Lightning, no Hydra); the plots are in :mod:`mri_recon.viz.convergence`.
+No Lightning, Hydra or OmegaConf: run *configs* (Hydra's ``.hydra/config.yaml``, whose
+interpolations need OmegaConf to resolve) are read in :mod:`mri_recon.cli.runs`, which passes
+the values that label the runs in here as a function. The plots are in
+:mod:`mri_recon.viz.convergence`.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 # Lightning names a metric logged with on_step and on_epoch "<key>_step" / "<key>_epoch",
 # and "<key>" when logged at one of the two only; the first present is the training curve.
@@ -224,55 +227,20 @@ def read_overrides(run_dir: str | Path) -> tuple[str, ...]:
     path = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return ()
-    overrides = OmegaConf.load(path)
-    if not OmegaConf.is_list(overrides):
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if overrides is None:
+        return ()
+    if not isinstance(overrides, list):
         raise ValueError(f"{path}: expected a YAML list of override strings")
     return tuple(str(o) for o in overrides)
 
 
-def load_run_config(run_dir: str | Path) -> DictConfig | None:
-    """The run's composed config from ``.hydra/config.yaml``, or None where it is missing.
-
-    ``${hydra:...}`` interpolations (e.g. a value chosen by ``hydra:runtime.choices``) are
-    pointed at the run's own ``.hydra/hydra.yaml``, so selecting a key resolves to what the
-    run used, without Hydra being imported. The Hydra node sits under ``__hydra__``.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return None
-    text = re.sub(r"\$\{hydra:\s*", "${__hydra__.", path.read_text())
-    cfg = OmegaConf.load(io.StringIO(text))
-    hydra_path = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_path.is_file():
-        hydra_cfg = OmegaConf.load(hydra_path)
-        cfg.__hydra__ = hydra_cfg.get("hydra", hydra_cfg)
-    return cfg
-
-
-def run_config_values(run_dir: str | Path, keys: Sequence[str]) -> dict[str, object]:
-    """Values of ``keys`` for one run: a config-group choice (``optim`` -> ``"adam"``, from
-    ``hydra.runtime.choices``), else the resolved config value (None where absent).
-
-    Raises:
-        ValueError: the run has no ``.hydra/config.yaml``.
-    """
-    cfg = load_run_config(run_dir)
-    if cfg is None:
-        raise ValueError(f"{run_dir}: no .hydra/config.yaml to read keys {list(keys)} from")
-    choices = OmegaConf.select(cfg, "__hydra__.runtime.choices", default=None) or {}
-    values: dict[str, object] = {}
-    for key in keys:
-        value = choices.get(key) if key in choices else OmegaConf.select(
-            cfg, key, default=None, throw_on_resolution_failure=False
-        )
-        values[key] = "{...}" if isinstance(value, DictConfig) else value
-    return values
-
-
-def _config_label(run_dir: Path, keys: Sequence[str]) -> str:
-    """``key=value`` for each key (see :func:`run_config_values`)."""
-    return " ".join(f"{k}={v}" for k, v in run_config_values(run_dir, keys).items())
+ConfigValues = Callable[[Path], dict[str, object]]
+"""A run directory -> ``{key: value}`` of the config keys that label it (in order), e.g.
+:func:`mri_recon.cli.runs.config_values_reader` of ``["optim", "optim.lr"]``."""
 
 
 def _override_key(override: str) -> str:
@@ -280,17 +248,19 @@ def _override_key(override: str) -> str:
     return override.partition("=")[0].lstrip("+~")
 
 
-def label_runs(runs: Sequence[RunLog], label_keys: Sequence[str] | None = None) -> list[str]:
+def label_runs(runs: Sequence[RunLog], config_values: ConfigValues | None = None) -> list[str]:
     """Name each run for plots and tables.
 
-    With ``label_keys`` (dotted config keys or config-group names, e.g. ``optim optim.lr``)
-    the label lists their values from each run's config. Otherwise it lists the overrides
-    that differ between the runs (e.g. ``optim=sgd optim.lr=0.01``); a lone run lists all
-    its overrides, and a run without overrides is named by its directory. Duplicate labels
-    get their directory name appended.
+    With ``config_values`` (a run directory -> ``{key: value}``, e.g. the values of
+    ``optim optim.lr`` in each run's config) the label is ``key=value ...``. Otherwise it
+    lists the overrides that differ between the runs (e.g. ``optim=sgd optim.lr=0.01``); a
+    lone run lists all its overrides, and a run without overrides is named by its directory.
+    Duplicate labels get their directory name appended.
     """
-    if label_keys:
-        labels = [_config_label(run.run_dir, label_keys) for run in runs]
+    if config_values is not None:
+        labels = [
+            " ".join(f"{k}={v}" for k, v in config_values(run.run_dir).items()) for run in runs
+        ]
     else:
         parsed = [{_override_key(o): o for o in run.overrides} for run in runs]  # key -> text
         keys = list(dict.fromkeys(k for p in parsed for k in p if not k.startswith("hydra.")))
@@ -321,9 +291,10 @@ def load_run(run_dir: str | Path) -> RunLog:
 
 
 def load_runs(
-    paths: Sequence[str | Path], label_keys: Sequence[str] | None = None
+    paths: Sequence[str | Path], config_values: ConfigValues | None = None
 ) -> tuple[list[RunLog], list[str]]:
-    """Load and label every run under ``paths`` (see :func:`discover_runs`).
+    """Load and label every run under ``paths`` (see :func:`discover_runs`; labels as in
+    :func:`label_runs`).
 
     A multirun job without a ``metrics.csv`` (e.g. one that crashed at start) is skipped and
     reported; an explicitly named run without one is an error.
@@ -344,7 +315,7 @@ def load_runs(
             skipped.append(str(err))
     if not runs:
         raise ValueError(f"no run with a metrics.csv under {[str(p) for p in paths]}")
-    for run, label in zip(runs, label_runs(runs, label_keys), strict=True):
+    for run, label in zip(runs, label_runs(runs, config_values), strict=True):
         run.label = label
     return runs, skipped
 
