@@ -1,0 +1,174 @@
+"""Seconds per slice of each reconstruction method: zero-filled, TV-CS and U-Nets.
+
+The point of a learned reconstruction is one network pass per slice instead of an iterative
+solve. This measures it on the same single-coil slices for every method, through the one
+reconstructor call (masked k-space, mask -> cropped magnitude image), so every figure includes
+the FFTs and the crop:
+
+- ``zero_filled``: IFFT + magnitude + crop.
+- ``tv``: our Chambolle-Pock TV-CS with its defaults (lambda 0.002, at most 200 iterations,
+  relative-change stop 1e-4), batched over the slices of a batch.
+- ``unet_small``: the CPU-budget GroupNorm U-Net of ``configs/model/unet.yaml`` (chans 16,
+  3 pooling levels); ``unet_fastmri``: fastMRI's size (chans 32, 4 pooling levels, 7.8M
+  parameters), GroupNorm. Weights are random unless ``--checkpoint`` gives a trained one
+  (time does not depend on the weights; the checkpoint's network replaces ``unet_small``).
+
+Slices are the centre slices of the files in ``--data`` (full k-space width, e.g. 640 x 368,
+not a crop), masked with fastMRI's per-file 4x validation masks. Each (method, device, batch)
+is warmed up, then timed ``--repeats`` times; the table gives the median wall milliseconds per
+slice and CPU seconds per slice (``time.process_time``, all threads of this process). On CUDA
+the device is synchronised before reading the clock.
+
+    python scripts/bench_recon.py [--data DIR] [--batch-sizes 1 8] [--repeats 5]
+        [--threads N] [--devices cpu cuda] [--methods ...] [--checkpoint CKPT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import torch
+
+from mri_recon.baselines.tv import TVReconstructor
+from mri_recon.baselines.zero_filled import ZeroFilled
+from mri_recon.models.reconstructor import ImageReconstructor
+from mri_recon.models.unet import Unet
+from mri_recon.physics.crop import crop_size_for
+from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
+
+METHODS = ("zero_filled", "tv", "unet_small", "unet_fastmri")
+DEFAULT_DATA = Path("data/synthetic/singlecoil_val")
+
+
+def load_slices(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """``count`` centre slices of equal k-space shape, masked at 4x.
+
+    Returns:
+        masked k-space complex64 (count, 1, H, W), mask bool (count, W), crop (h, w).
+
+    Raises:
+        ValueError: one line naming the folder or file.
+    """
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise ValueError(f"{folder}: no .h5 files (make run builds the default)")
+    shape, kspaces, masks, target_shape = None, [], [], None
+    mask_func = ColumnMaskFunc("random", [0.08], [4])
+    for offset in range(64):
+        for f in files:
+            if len(kspaces) == count:
+                break
+            with h5py.File(f, "r") as hf:
+                if "kspace" not in hf or hf["kspace"].ndim != 3:
+                    raise ValueError(f"{f}: not a single-coil file (expected kspace (S, H, W))")
+                n = hf["kspace"].shape[0]
+                i = n // 2 + (offset + 1) // 2 * (1 if offset % 2 else -1)
+                if not 0 <= i < n or (shape is not None and hf["kspace"].shape[1:] != shape):
+                    continue
+                shape = hf["kspace"].shape[1:]
+                kspace = torch.from_numpy(hf["kspace"][i])[None]  # (1, H, W)
+                target_shape = hf["reconstruction_esc"].shape[1:] if "reconstruction_esc" in hf else (320, 320)
+            mask = mask_func(kspace.shape[-1], file_seed(f.name)).mask  # bool (W,)
+            kspaces.append(apply_mask(kspace, mask))
+            masks.append(mask)
+    if len(kspaces) < count:
+        raise ValueError(f"{folder}: only {len(kspaces)} slices of k-space shape {shape}, need {count}")
+    return torch.stack(kspaces), torch.stack(masks), crop_size_for(shape[-1], tuple(target_shape))
+
+
+def build(method: str, checkpoint: Path | None) -> tuple[Callable, int]:
+    """The reconstructor and its parameter count."""
+    if method == "zero_filled":
+        return ZeroFilled(), 0
+    if method == "tv":
+        return TVReconstructor(), 0
+    if method == "unet_small" and checkpoint is not None:
+        from mri_recon.lit.checkpoint import load_reconstructor
+
+        recon = load_reconstructor(checkpoint)
+    else:
+        chans, pools = (16, 3) if method == "unet_small" else (32, 4)
+        recon = ImageReconstructor(Unet(chans=chans, num_pool_layers=pools, norm="group")).eval()
+    return recon, sum(p.numel() for p in recon.parameters())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def time_method(recon, kspace, mask, crop, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median wall ms/slice and mean CPU s/slice of ``repeats`` timed calls on ``batch`` slices."""
+    if hasattr(recon, "to"):
+        recon = recon.to(device)
+    y, m = kspace[:batch].to(device), mask[:batch].to(device)
+    for _ in range(2):  # warm-up: allocator, cuDNN autotuning, first-call overheads
+        recon(y, m, None, crop)
+    _sync(device)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        recon(y, m, None, crop)
+        _sync(device)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return 1e3 * statistics.median(walls) / batch, sum(cpus) / len(cpus) / batch
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of single-coil .h5 files")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda if available")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--checkpoint", type=Path, default=None, help="trained model for unet_small")
+    args = parser.parse_args(argv)
+    if min(args.batch_sizes) < 1 or args.repeats < 1:
+        parser.error("--batch-sizes and --repeats must be positive")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    for name in devices:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            print(f"bench_recon: error: --devices {name}: CUDA is not available", file=sys.stderr)
+            return 2
+    try:
+        kspace, mask, crop = load_slices(args.data, max(args.batch_sizes))
+    except (ValueError, OSError) as err:
+        print(f"bench_recon: error: {err}", file=sys.stderr)
+        return 2
+    print(f"# {kspace.shape[0]} slices, k-space {tuple(kspace.shape[-2:])} -> crop {crop}, "
+          f"4x random mask; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    for name in devices:
+        if name.startswith("cuda"):
+            print(f"# {name}: {torch.cuda.get_device_name(torch.device(name))}")
+    print("| method | parameters | device | batch | ms/slice (median) | CPU s/slice |")
+    print("|---|---|---|---|---|---|")
+    for method in args.methods:
+        recon, params = build(method, args.checkpoint)
+        for name in devices:
+            device = torch.device(name)
+            for batch in args.batch_sizes:
+                ms, cpu = time_method(recon, kspace, mask, crop, batch, args.repeats, device)
+                print(f"| {method} | {params:,} | {name} | {batch} | {ms:.1f} | {cpu:.3f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

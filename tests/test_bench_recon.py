@@ -1,0 +1,44 @@
+"""scripts/bench_recon.py on a tiny split: one row per (method, device, batch), one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_recon", REPO / "scripts" / "bench_recon.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys):
+    folder = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)[0].parent
+    bench = _load_script()
+    assert bench.main(["--data", str(folder), "--batch-sizes", "1", "2", "--repeats", "1",
+                       "--devices", "cpu", "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [(c[0], c[2], c[3]) for c in cells] == [
+        (m, "cpu", b) for m in bench.METHODS for b in ("1", "2")]
+    params = {c[0]: int(c[1].replace(",", "")) for c in cells}
+    assert params["zero_filled"] == params["tv"] == 0
+    assert params["unet_fastmri"] == 7_762_945  # fastMRI's size with GroupNorm affine weights
+    assert all(float(c[4]) > 0 and float(c[5]) >= 0 for c in cells)
+    # the U-Nets are one pass; TV iterates: more time per slice than zero-filled
+    ms = {(c[0], c[3]): float(c[4]) for c in cells}
+    assert ms[("tv", "1")] > ms[("zero_filled", "1")]
+
+
+def test_bad_data_is_a_one_line_error(tmp_path, fastmri_split, capsys):
+    bench = _load_script()
+    assert bench.main(["--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"bench_recon: error: {tmp_path}: no .h5 files (make run builds the default)\n"
+    multi = fastmri_split(tmp_path / "m", "multicoil", "val", widths=(36,), num_slices=1, num_coils=2)[0].parent
+    assert bench.main(["--data", str(multi)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a single-coil file" in err and ".h5" in err
