@@ -133,6 +133,7 @@ def test_test_split_writes_reconstructions_with_the_stored_mask(synth_root, tmp_
     ("tv.lam=-1", "error: tv.lam: must be >= 0"),
     ("mask.accelerations=[0.5]", "error: mask.accelerations: acceleration 0.5 must be >= 1"),
     ("batch_size=0", "error: batch_size: must be an integer >= 1"),
+    ("torch_threads=0", "error: torch_threads: must be an integer >= 1"),
     ("device=tpu", "error: device: 'tpu' is not one of"),
     ("data=3", "error: data: "),
 ])

@@ -183,7 +183,11 @@ def evaluate(cfg: DictConfig) -> EvalReport:
         DataError: a bad input file (nothing is written).
     """
     names = check_methods(cfg.methods, cfg.ckpt_path)
+    threads = check_int("torch_threads", cfg.get("torch_threads"), 1, allow_none=True)
     device = resolve_device(cfg.device)
+    if threads is not None:
+        # e.g. 1 on a shared 2-core machine, where a second OpenMP thread spin-waits
+        torch.set_num_threads(threads)
     settings = settings_from_config(cfg, device)
     methods = build_methods(cfg, names, device)
     report = run_evaluation(settings, methods)
