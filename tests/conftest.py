@@ -9,8 +9,10 @@ reconstruction of a full mask equals the target.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -176,3 +178,18 @@ def hydra_config_reset() -> Iterator[None]:
     saved = HydraConfig.instance().cfg
     yield
     HydraConfig.instance().cfg = saved
+
+
+@pytest.fixture(scope="session")
+def script_module() -> Callable[[str], ModuleType]:
+    """``scripts/<name>.py`` imported as a module (scripts are not a package), e.g.
+    ``script_module("compare_runs").main([...])``."""
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

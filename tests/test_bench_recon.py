@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_recon", REPO / "scripts" / "bench_recon.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys):
+def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys, script_module):
     folder = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)[0].parent
-    bench = _load_script()
+    bench = script_module("bench_recon")
     assert bench.main(["--data", str(folder), "--batch-sizes", "1", "2", "--repeats", "1",
                        "--devices", "cpu", "--threads", "1"]) == 0
     out, err = capsys.readouterr()
@@ -34,8 +22,8 @@ def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys):
     assert ms[("tv", "1")] > ms[("zero_filled", "1")]
 
 
-def test_bad_data_is_a_one_line_error(tmp_path, fastmri_split, capsys):
-    bench = _load_script()
+def test_bad_data_is_a_one_line_error(tmp_path, fastmri_split, capsys, script_module):
+    bench = script_module("bench_recon")
     assert bench.main(["--data", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"bench_recon: error: {tmp_path}: no .h5 files (make run builds the default)\n"
     multi = fastmri_split(tmp_path / "m", "multicoil", "val", widths=(36,), num_slices=1, num_coils=2)[0].parent

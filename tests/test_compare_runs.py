@@ -4,7 +4,6 @@ on fake run directories in Lightning's format."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from functools import partial
 from pathlib import Path
@@ -18,15 +17,8 @@ from mri_recon.cli import runs as cli_runs
 from mri_recon.viz import convergence
 from mri_recon.viz import runs as runs_lib
 
-REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["epoch", "step", "train/loss_epoch", "train/loss_step", "val/nmse", "val/psnr", "val/ssim"]
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", REPO / "scripts" / "compare_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_lightning_csv(path: Path, losses: list[float], val: list[tuple[float, float, float]],
@@ -194,8 +186,8 @@ def test_duplicate_labels_get_directory_names(study):
     assert [r.label for r in runs] == ["experiment=ablation_optim optim=sgd [0]"] * 2
 
 
-def test_cli_prints_table_and_names_bad_path(study, capsys, monkeypatch):
-    script = load_script()
+def test_cli_prints_table_and_names_bad_path(study, capsys, monkeypatch, script_module):
+    script = script_module("compare_runs")
     monkeypatch.chdir(study["root"])
     assert script.main([str(study["multirun"])]) == 0
     assert "| label | steps |" in capsys.readouterr().out

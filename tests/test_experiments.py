@@ -5,7 +5,6 @@ and ``scripts/compare_runs.py``."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import os
@@ -151,14 +150,8 @@ def run_multirun(overrides: list[str], sweep_dir: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def load_compare_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", REPO / "scripts" / "compare_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys):
+def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_module):
     """Two jobs of ``mri-recon-train -m experiment=ablation_optim`` (the command line narrows
     the sweep), then compare_runs.py on the multirun directory."""
     sweep = tmp_path / "optim"
@@ -173,7 +166,7 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys):
         composed = compose_train_config(overrides, run.run_dir)
         assert OmegaConf.to_container(composed) == OmegaConf.to_container(saved)
     out = tmp_path / "compare"
-    assert load_compare_script().main([str(sweep), "--out", str(out),
+    assert script_module("compare_runs").main([str(sweep), "--out", str(out),
                                        "--label-keys", "optim", "optim.lr"]) == 0
     table = capsys.readouterr().out
     assert "| optim=sgd optim.lr=0.1 |" in table and "| optim=adam optim.lr=0.01 |" in table

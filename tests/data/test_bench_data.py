@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_data", REPO / "scripts" / "bench_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_table_has_a_row_per_present_challenge(tmp_path, fastmri_split, capsys):
+def test_table_has_a_row_per_present_challenge(tmp_path, fastmri_split, capsys, script_module):
     fastmri_split(tmp_path, "multicoil", "val", widths=(36, 40), num_slices=2, num_coils=2)
-    bench = _load_script()
+    bench = script_module("bench_data")
     assert bench.main(["--root", str(tmp_path), "--repeats", "1"]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -29,8 +17,8 @@ def test_table_has_a_row_per_present_challenge(tmp_path, fastmri_split, capsys):
     assert ours > 0 and theirs > 0 and abs(ratio - ours / theirs) < 0.01 + 0.01 * ratio
 
 
-def test_missing_root_and_split_are_one_line_errors(tmp_path, fastmri_split, capsys):
-    bench = _load_script()
+def test_missing_root_and_split_are_one_line_errors(tmp_path, fastmri_split, capsys, script_module):
+    bench = script_module("bench_data")
     missing = tmp_path / "absent"
     assert bench.main(["--root", str(missing)]) == 2
     err = capsys.readouterr().err
