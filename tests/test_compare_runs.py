@@ -256,3 +256,12 @@ def test_write_comparison_checks_batch_sizes(study, tmp_path):
         "convergence_val_ssim.png", "convergence_train_loss.png", "convergence_val_ssim_samples.png",
         "convergence_train_loss_samples.png", "final_metrics.md", "final_metrics.csv"}
     assert [r["label"] for r in result.rows] == ["optim=sgd", "optim=adam"]
+
+
+def test_run_colors_are_distinct_up_to_twenty(study):
+    assert convergence.run_colors(3) == ["C0", "C1", "C2"]
+    assert len(set(convergence.run_colors(12))) == 12 and len(set(convergence.run_colors(20))) == 20
+    runs, _ = runs_lib.load_runs([study["multirun"]] * 6)  # 12 runs (labels made unique)
+    fig = convergence.plot_convergence(runs, "val/ssim")
+    drawn = [line.get_color() for line in fig.axes[0].lines if not line.get_label().startswith("_")]
+    assert len(drawn) == 12 and len(set(drawn)) == 12

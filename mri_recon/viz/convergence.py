@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -38,6 +40,14 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     counts = np.convolve(finite.astype(float), np.ones(window), mode="full")[: values.size]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, np.nan)
+
+
+def run_colors(count: int) -> list[str]:
+    """``count`` distinct colours: the default cycle ``C0..C9`` for up to 10 runs (what a
+    notebook's other plots use), ``tab20`` for up to 20, then ``tab20`` repeats."""
+    if count <= 10:
+        return [f"C{i}" for i in range(count)]
+    return [to_hex(colormaps["tab20"](i % 20)) for i in range(count)]
 
 
 def plot_convergence(
@@ -73,7 +83,7 @@ def plot_convergence(
         ax: draw into these axes (e.g. from ``plt.subplots`` in a notebook); None makes a
             new figure on the Agg canvas.
         colors: one matplotlib colour per run (to keep a run's colour across figures);
-            default the colour cycle ``C0, C1, ...`` in run order.
+            default :func:`run_colors` (distinct for up to 20 runs).
 
     Returns:
         The figure drawn into.
@@ -82,6 +92,7 @@ def plot_convergence(
         raise ValueError(f"x_scale has {len(x_scale)} factors for {len(runs)} runs")
     if colors is not None and len(colors) != len(runs):
         raise ValueError(f"colors has {len(colors)} entries for {len(runs)} runs")
+    default_colors = run_colors(len(runs))
     if ax is None:
         fig = Figure(figsize=(7.0, 4.5), layout="constrained")
         FigureCanvasAgg(fig)
@@ -91,7 +102,7 @@ def plot_convergence(
         if curve is None:
             continue
         x = (curve.step + x_shift) * (1.0 if x_scale is None else float(x_scale[index]))
-        color = f"C{index % 10}" if colors is None else colors[index]
+        color = default_colors[index] if colors is None else colors[index]
         if smooth > 1:
             ax.plot(x, curve.value, color=color, alpha=0.25, linewidth=0.8)
         marker = "o" if curve.step.size <= 30 else None
