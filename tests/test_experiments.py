@@ -6,6 +6,7 @@ and ``scripts/compare_runs.py``."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -63,10 +64,10 @@ def shared_values(container: dict) -> dict:
 
 
 @pytest.mark.parametrize("experiment, sweep", [
-    ("ablation_optim", {"optim": "sgd,sgd_momentum,rmsprop,adam", "study.lr_point": "low,mid,high"}),
+    ("ablation_optim", {"optim": "sgd,sgd_momentum,rmsprop,adam", "study.lr_point": "lowest,low,mid,high,highest"}),
     ("ablation_norm", {"model.norm": "group,batch,instance,layer,none", "data.batch_size": "1,8"}),
     ("ablation_optim_large", {"optim": "sgd,sgd_momentum,rmsprop,adam",
-                              "study.lr_point": "low,mid,high"}),
+                              "study.lr_point": "lowest,low,mid,high,highest"}),
     ("ablation_norm_large", {"model.norm": "group,batch,instance,layer,none",
                              "data.batch_size": "1,8"}),
 ])
@@ -82,7 +83,7 @@ def test_experiment_composes_with_its_sweep(experiment, sweep):
 
 def test_optim_sweep_builds_each_optimizer_at_its_grid_lr(tmp_path):
     jobs = sweep_jobs("ablation_optim")
-    assert len(jobs) == 12
+    assert len(jobs) == 20
     net = torch.nn.Linear(2, 1)
     grid = OmegaConf.to_container(compose_hydra(["experiment=ablation_optim"]).study.lr_grid)
     shared, lrs = [], {}
@@ -100,8 +101,10 @@ def test_optim_sweep_builds_each_optimizer_at_its_grid_lr(tmp_path):
         assert container["model"]["norm"] == "group" and container["data"]["batch_size"] == 4
         shared.append(shared_values(container))
     assert all(s == shared[0] for s in shared)
-    for name, values in lrs.items():  # three distinct, increasing learning rates each
-        assert values == sorted(values) and len(set(values)) == 3, name
+    for name, values in lrs.items():  # five increasing learning rates, half a decade apart
+        assert values == sorted(values) and len(values) == 5, name
+        ratios = [b / a for a, b in itertools.pairwise(values)]
+        assert all(2.99 < r < 3.34 for r in ratios), (name, ratios)
 
 
 def test_norm_sweep_builds_each_norm_with_equal_samples(tmp_path):
@@ -158,8 +161,8 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_
     run_multirun(["experiment=ablation_optim", f"data.root={tiny_root}", "optim=sgd,adam",
                   "study.lr_point=high"], sweep)
     runs, skipped = load_runs([sweep], partial(run_config_values, keys=["optim", "optim.lr"]))
-    assert not skipped and [r.label for r in runs] == ["optim=sgd optim.lr=0.1",
-                                                       "optim=adam optim.lr=0.01"]
+    assert not skipped and [r.label for r in runs] == ["optim=sgd optim.lr=0.3",
+                                                       "optim=adam optim.lr=0.003"]
     for run in runs:  # the job's saved config is what compose_train_config builds
         saved = OmegaConf.load(run.run_dir / ".hydra" / "config.yaml")
         overrides = list(OmegaConf.load(run.run_dir / ".hydra" / "overrides.yaml"))
@@ -169,13 +172,13 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_
     assert script_module("compare_runs").main([str(sweep), "--out", str(out),
                                        "--label-keys", "optim", "optim.lr"]) == 0
     table = capsys.readouterr().out
-    assert "| optim=sgd optim.lr=0.1 |" in table and "| optim=adam optim.lr=0.01 |" in table
+    assert "| optim=sgd optim.lr=0.3 |" in table and "| optim=adam optim.lr=0.003 |" in table
     for name in ("convergence_val_ssim.png", "convergence_train_loss.png"):
         assert (out / name).stat().st_size > 10_000
     rows = (out / "final_metrics.csv").read_text().splitlines()
     assert len(rows) == 3
     for run in runs:
-        metrics = __import__("json").loads((run.run_dir / "metrics.json").read_text())["metrics"]
+        metrics = json.loads((run.run_dir / "metrics.json").read_text())["metrics"]
         assert run.post_fit["val/ssim"] == pytest.approx(metrics["val/ssim"], rel=1e-6)
         assert run.num_steps() == int(metrics["global_step"])
 
