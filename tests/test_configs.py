@@ -174,6 +174,7 @@ def test_unknown_key_fails_composition(tmp_path: Path) -> None:
         (["data.sample_rate=0"], "data.sample_rate"),
         (["data.challenge=knee"], "data.challenge"),
         (["data.root=/no/such/dir"], "data.root"),
+        (["torch_threads=0"], "torch_threads"),
         (["seed=-1"], "seed"),
         (["trainer.max_epochs=0"], "trainer.max_epochs"),
         (["trainer.use_distributed_sampler=true"], "trainer.use_distributed_sampler"),

@@ -138,6 +138,7 @@ def check_train_config(cfg: DictConfig) -> None:
     if ckpt_path not in (_MISSING, None) and not Path(str(ckpt_path)).is_file():
         raise ConfigError("ckpt_path", f"{ckpt_path}: no such checkpoint file")
     check_choice(cfg, "model.norm", NORM_TYPES)
+    check_int(cfg, "torch_threads", 1, optional=True)
     check_int(cfg, "module.train_crop_size", 1, optional=True)
     check_int(cfg, "module.num_log_images", 0)
     _check_data(cfg)
