@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             device = torch.device(name)
             for batch in args.batch_sizes:
                 ms, cpu = time_method(recon, kspace, mask, crop, batch, args.repeats, device)
-                print(f"| {method} | {params:,} | {name} | {batch} | {ms:.1f} | {cpu:.3f} |", flush=True)
+                print(f"| {method} | {params:,} | {name} | {batch} | {ms:.4g} | {cpu:.4g} |", flush=True)
     return 0
 
 
