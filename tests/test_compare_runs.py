@@ -143,6 +143,7 @@ def test_table_values_and_labels(study):
     np.testing.assert_array_equal(result.runs[0].curves["val/ssim"].step, [4, 9])
     assert result.runs[0].post_fit == {"val/nmse": 0.1, "val/psnr": 23.0, "val/ssim": 0.7}
     assert sgd["checkpoint_val/ssim"] == 0.7 and math.isnan(adam["checkpoint_val/ssim"])
+    assert sgd["max_drop_val/ssim"] == 0.0 and math.isnan(adam["max_drop_val/ssim"])  # one finite
     assert (sgd["final_val/nmse"], sgd["best_val/nmse"], sgd["best_val/psnr"]) == (0.1, 0.1, 23.0)
     assert sgd["final_train/loss"] == pytest.approx(0.1)  # last 10% of 10 points = 1 point
     # Diverged run: final is NaN, best ignores NaN.
@@ -265,3 +266,14 @@ def test_run_colors_are_distinct_up_to_twenty(study):
     fig = convergence.plot_convergence(runs, "val/ssim")
     drawn = [line.get_color() for line in fig.axes[0].lines if not line.get_label().startswith("_")]
     assert len(drawn) == 12 and len(set(drawn)) == 12
+
+
+def test_max_drop_is_the_largest_fall_between_validations():
+    def curve(values):
+        n = len(values)
+        return runs_lib.Curve(np.arange(n), np.array(values, dtype=float), np.zeros(n))
+
+    assert runs_lib.max_drop(curve([0.5, 0.7, 0.6, 0.65, 0.45, 0.8])) == pytest.approx(0.2)
+    assert runs_lib.max_drop(curve([0.5, math.nan, 0.4])) == pytest.approx(0.1)  # NaN skipped
+    assert runs_lib.max_drop(curve([0.1, 0.2, 0.3])) == 0.0
+    assert math.isnan(runs_lib.max_drop(curve([0.3]))) and math.isnan(runs_lib.max_drop(None))

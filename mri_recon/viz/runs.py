@@ -38,7 +38,8 @@ _FINAL_LOSS_FRACTION = 0.1  # final train loss = mean over the last 10% of its l
 TABLE_COLUMNS = (
     "label", "steps",
     "final_val/ssim", "best_val/ssim", "final_val/psnr", "best_val/psnr",
-    "final_val/nmse", "best_val/nmse", "final_train/loss", "checkpoint_val/ssim", "run_dir",
+    "final_val/nmse", "best_val/nmse", "final_train/loss", "checkpoint_val/ssim",
+    "max_drop_val/ssim", "run_dir",
 )
 
 
@@ -327,7 +328,10 @@ def final_metrics(run: RunLog) -> dict[str, object]:
     best the maximum for SSIM and PSNR, the minimum for NMSE (NaN ignored); the final train
     loss is the mean of the last 10% (at least one) of the training-loss points;
     ``checkpoint_val/ssim`` is the post-fit validation of the checkpoint ``train()`` keeps
-    (``validate_ckpt``, best by default). Metrics the run never logged are NaN.
+    (``validate_ckpt``, best by default); ``max_drop_val/ssim`` is the largest fall of
+    validation SSIM from one validation to the next (0 for a curve that never falls; NaN
+    points skipped), a measure of how unstably the run trains. Metrics the run never logged
+    are NaN.
     """
     row: dict[str, object] = {"label": run.label, "run_dir": str(run.run_dir)}
     row["steps"] = run.num_steps()
@@ -344,7 +348,19 @@ def final_metrics(run: RunLog) -> dict[str, object]:
         tail = max(1, int(math.ceil(_FINAL_LOSS_FRACTION * loss.value.size)))
         row["final_train/loss"] = float(np.mean(loss.value[-tail:]))
     row["checkpoint_val/ssim"] = run.post_fit.get("val/ssim", math.nan)
+    row["max_drop_val/ssim"] = max_drop(run.curves.get("val/ssim"))
     return row
+
+
+def max_drop(curve: Curve | None) -> float:
+    """The largest decrease between consecutive finite points of ``curve`` (0 if it never
+    decreases), NaN with fewer than two finite points."""
+    if curve is None:
+        return math.nan
+    values = curve.value[np.isfinite(curve.value)]
+    if values.size < 2:
+        return math.nan
+    return float(max(0.0, np.max(values[:-1] - values[1:])))
 
 
 def _format_cell(column: str, value: object) -> str:
