@@ -206,3 +206,58 @@ def test_unet_through_the_plain_evaluate_function(synth_root, tmp_path) -> None:
     with h5py.File(tmp_path / "run/reconstructions/unet" / report.rows[0]["fname"]) as hf:
         assert hf["reconstruction"].shape == (3, 64, 64)
     assert np.isfinite(report.rows[1]["ssim"])
+
+
+def test_named_checkpoints_are_methods_paired_against_a_reference(synth_root, tmp_path) -> None:
+    torch.manual_seed(0)
+    first = _fake_checkpoint(tmp_path / "first.ckpt")
+    torch.manual_seed(1)
+    second = _fake_checkpoint(tmp_path / "second.ckpt")
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("eval", overrides=[
+            f"data.root={synth_root}", "methods=[zero_filled,adam,adam_again,sgd]",
+            f"+checkpoints.adam={first}", f"+checkpoints.adam_again={first}",
+            f"+checkpoints.sgd={second}", "stats.reference=adam", "stats.num_resamples=50",
+            "data.max_volumes=2", "num_figures=0", "progress=false", "device=cpu",
+            f"paths.output_dir={tmp_path / 'run'}"])
+    report = evaluate(cfg)
+    by_method = {}
+    for row in report.rows:
+        by_method.setdefault(row["method"], {})[row["fname"]] = row
+    assert list(by_method) == ["zero_filled", "adam", "adam_again", "sgd"]
+    for name in by_method:
+        assert (tmp_path / "run" / "reconstructions" / name).is_dir()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reference"] == "adam"
+    paired = {e["method"]: e for e in summary["paired_differences"] if e["acquisition"] == "all"}
+    assert set(paired) == {"zero_filled", "adam_again", "sgd"}
+    # the same checkpoint under two names: identical reconstructions, differences exactly 0
+    assert paired["adam_again"]["ssim"]["mean"] == 0.0
+    for name in ("sgd", "zero_filled"):
+        expected = np.mean([by_method[name][f]["ssim"] - by_method["adam"][f]["ssim"]
+                            for f in by_method["adam"]])
+        assert paired[name]["ssim"]["mean"] == pytest.approx(expected, abs=1e-12)
+    assert "## Paired differences against adam (method − adam, per volume)" in report.markdown
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+checkpoints.tv={ckpt}", "methods=[tv]"], "error: checkpoints.tv: shadows the built-in method"),
+    (["+checkpoints.a=/no/such.ckpt", "methods=[a]"], "error: checkpoints.a: /no/such.ckpt: no such"),
+    (["+checkpoints.a={ckpt}", "methods=[zero_filled,b]"],
+     r"error: methods: unknown method\(s\) \['b'\]; known: .* and checkpoints \['a'\]"),
+    (["stats.reference=tv", "methods=[zero_filled]"],
+     r"error: stats.reference: 'tv' is not one of the methods \['zero_filled'\]"),
+    (["+checkpoints.a={bad}", "methods=[a]"], "error: checkpoints.a: .*bad.ckpt: not a torch checkpoint"),
+])
+def test_bad_checkpoints_config_is_one_line(synth_root, tmp_path, capsys, overrides, message) -> None:
+    ckpt = _fake_checkpoint(tmp_path / "tiny.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        main([f"data.root={synth_root}", *(o.format(ckpt=ckpt, bad=bad) for o in overrides),
+              f"hydra.run.dir={tmp_path / 'run'}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.match(message, err), err
+    assert not (tmp_path / "run" / "per_volume.csv").exists()

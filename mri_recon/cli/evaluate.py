@@ -84,16 +84,46 @@ def mask_name(mask_func: ColumnMaskFunc) -> str:
     return f"{mask_func.mask_type}_" + "".join(f"{a:g}x" for a in mask_func.accelerations)
 
 
-def check_methods(methods: Any, ckpt_path: Any) -> list[str]:
-    """The method names, checked: a non-empty list of known, distinct names; ``unet`` needs
-    an existing ``ckpt_path``."""
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_checkpoints(checkpoints: Any) -> dict[str, str]:
+    """``checkpoints``: named trained models, ``{name: path}``, each name usable as a method.
+
+    Names become CSV values and directory names (``reconstructions/<name>/``), so they are
+    letters, digits, ``_ . -``, and must not shadow a built-in method.
+    """
+    if checkpoints is None:
+        return {}
+    if not isinstance(checkpoints, (DictConfig, dict)):
+        raise ConfigError("checkpoints", f"expected a mapping name: path, got {checkpoints!r}")
+    named = {}
+    for name, path in checkpoints.items():
+        name = str(name)
+        if not _CHECKPOINT_NAME.fullmatch(name):
+            raise ConfigError(f"checkpoints.{name}", "a name of letters, digits, _ . - is needed")
+        if name in METHODS:
+            raise ConfigError(f"checkpoints.{name}", f"shadows the built-in method {name!r}; "
+                              "use ckpt_path for unet, or another name")
+        if path is None or not Path(str(path)).is_file():
+            raise ConfigError(f"checkpoints.{name}", f"{path}: no such checkpoint file")
+        named[name] = str(path)
+    return named
+
+
+def check_methods(methods: Any, ckpt_path: Any, checkpoints: dict[str, str] | None = None
+                  ) -> list[str]:
+    """The method names, checked: a non-empty list of distinct names, each a built-in method
+    or a key of ``checkpoints``; ``unet`` needs an existing ``ckpt_path``."""
+    checkpoints = checkpoints or {}
     if not isinstance(methods, (ListConfig, list, tuple)) or not methods:
         raise ConfigError("methods", f"expected a non-empty list like [zero_filled,tv], "
                           f"got {methods!r}")
     names = [str(m) for m in methods]
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in METHODS and m not in checkpoints]
     if unknown:
-        raise ConfigError("methods", f"unknown method(s) {unknown}; known: {list(METHODS)}")
+        raise ConfigError("methods", f"unknown method(s) {unknown}; known: {list(METHODS)}"
+                          + (f" and checkpoints {list(checkpoints)}" if checkpoints else ""))
     if len(set(names)) != len(names):
         raise ConfigError("methods", f"a method is listed twice: {names}")
     if "unet" in names:
@@ -105,23 +135,40 @@ def check_methods(methods: Any, ckpt_path: Any) -> list[str]:
     return names
 
 
-def build_methods(cfg: DictConfig, names: Sequence[str], device: torch.device
-                  ) -> dict[str, Reconstructor]:
+def check_reference(reference: Any, names: Sequence[str]) -> str:
+    """``stats.reference``: the method paired differences subtract; one of the methods
+    (the default, zero_filled, may be absent: then there are no paired differences)."""
+    reference = str(reference)
+    if reference not in names and reference != "zero_filled":
+        raise ConfigError("stats.reference", f"{reference!r} is not one of the methods {list(names)}")
+    return reference
+
+
+def _load_checkpoint(field: str, path: str, device: torch.device) -> Reconstructor:
+    try:  # lazily: the training package is needed only for learned methods
+        from mri_recon.lit.checkpoint import load_reconstructor
+    except ImportError as err:
+        raise ConfigError("methods", f"learned methods need mri_recon.lit ({err})") from None
+    try:
+        return load_reconstructor(path, map_location=device)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(field, str(err)) from None
+
+
+def build_methods(cfg: DictConfig, names: Sequence[str], device: torch.device,
+                  checkpoints: dict[str, str] | None = None) -> dict[str, Reconstructor]:
     """Build each named method: baselines from the registry (``tv`` from ``cfg.tv``),
-    ``unet`` from ``cfg.ckpt_path`` on ``device`` (in eval mode)."""
+    ``unet`` from ``cfg.ckpt_path`` and the names of ``checkpoints`` from their paths, on
+    ``device`` (in eval mode)."""
+    checkpoints = checkpoints or {}
     methods: dict[str, Reconstructor] = {}
     for name in names:
         if name == "tv":
             methods[name] = instantiate_group(cfg, "tv")
         elif name == "unet":
-            try:  # lazily: the training package is needed only for learned methods
-                from mri_recon.lit.checkpoint import load_reconstructor
-            except ImportError as err:
-                raise ConfigError("methods", f"unet needs mri_recon.lit ({err})") from None
-            try:
-                methods[name] = load_reconstructor(str(cfg.ckpt_path), map_location=device)
-            except (FileNotFoundError, ValueError) as err:
-                raise ConfigError("ckpt_path", str(err)) from None
+            methods[name] = _load_checkpoint("ckpt_path", str(cfg.ckpt_path), device)
+        elif name in checkpoints:
+            methods[name] = _load_checkpoint(f"checkpoints.{name}", checkpoints[name], device)
         else:
             methods[name] = BASELINES[name]()
     return methods
@@ -149,8 +196,10 @@ def check_data(data: DictConfig) -> None:
     check_int("data.max_volumes", data.max_volumes, 1, allow_none=True)
 
 
-def settings_from_config(cfg: DictConfig, device: torch.device) -> EvalSettings:
-    """The :class:`EvalSettings` of a composed ``eval`` config (values checked)."""
+def settings_from_config(cfg: DictConfig, device: torch.device,
+                         reference: str = "zero_filled") -> EvalSettings:
+    """The :class:`EvalSettings` of a composed ``eval`` config (values checked); ``reference``
+    is the checked ``stats.reference``."""
     check_data(cfg.data)
     stats = cfg.stats
     if not 0.0 < float(stats.confidence) < 1.0:
@@ -166,6 +215,7 @@ def settings_from_config(cfg: DictConfig, device: torch.device) -> EvalSettings:
         confidence=float(stats.confidence),
         num_resamples=check_int("stats.num_resamples", stats.num_resamples, 1),
         seed=check_int("stats.seed", stats.seed, 0), progress=bool(cfg.progress),
+        reference=reference,
     )
 
 
@@ -182,14 +232,16 @@ def evaluate(cfg: DictConfig) -> EvalReport:
         ConfigError: a bad config value (one line naming the field).
         DataError: a bad input file (nothing is written).
     """
-    names = check_methods(cfg.methods, cfg.ckpt_path)
+    checkpoints = check_checkpoints(cfg.get("checkpoints"))
+    names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
+    reference = check_reference(cfg.stats.get("reference", "zero_filled"), names)
     threads = check_int("torch_threads", cfg.get("torch_threads"), 1, allow_none=True)
     device = resolve_device(cfg.device)
     if threads is not None:
         # e.g. 1 on a shared 2-core machine, where a second OpenMP thread spin-waits
         torch.set_num_threads(threads)
-    settings = settings_from_config(cfg, device)
-    methods = build_methods(cfg, names, device)
+    settings = settings_from_config(cfg, device, reference)
+    methods = build_methods(cfg, names, device, checkpoints)
     report = run_evaluation(settings, methods)
     print(report.markdown, flush=True)
     print(f"outputs: {settings.run_dir}", flush=True)

@@ -8,7 +8,8 @@ for files evaluated with their own stored mask.
 
 The summary gives, per method and acceleration and split by acquisition (plus "all"), the
 mean, std and 95% bootstrap interval over volumes of each metric and of the seconds per
-slice, and the paired per-volume differences of every method against zero-filled.
+slice, and the paired per-volume differences of every method against a reference method
+(zero-filled by default; e.g. one trained model against another).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def build_summary(
     confidence: float = 0.95,
     num_resamples: int = 2000,
     seed: int = 0,
+    reference: str = REFERENCE,
 ) -> tuple[dict[str, Any], list[dict], list[dict]]:
     """Summaries and paired differences of the CSV rows.
 
@@ -65,6 +67,7 @@ def build_summary(
         skipped: files left out, listed in the summary.
         run: run description (data, mask, methods, ...) stored under ``"run"``.
         confidence, num_resamples, seed: bootstrap settings.
+        reference: the method every other is paired with (no differences if it is absent).
 
     Returns:
         (JSON-ready summary, summary entries, paired-difference entries); entries hold
@@ -74,13 +77,14 @@ def build_summary(
     boot = {"confidence": confidence, "num_resamples": num_resamples, "seed": seed}
     entries = summarize(rows, [*metrics, TIMING], **boot)
     methods = {r["method"] for r in rows}
-    paired = (paired_differences(rows, metrics, reference=REFERENCE, **boot)
-              if metrics and REFERENCE in methods else [])
+    paired = (paired_differences(rows, metrics, reference=reference, **boot)
+              if metrics and reference in methods else [])
     summary = {
         "run": dict(run),
         "num_volumes": len({r["fname"] for r in rows}),
         "metrics": metrics,
         "bootstrap": boot,
+        "reference": reference,
         "summary": _jsonable(entries),
         "paired_differences": _jsonable(paired),
         "skipped": [{"fname": s.fname, "reason": s.reason} for s in skipped],
@@ -117,7 +121,8 @@ def summary_markdown(summary: Mapping[str, Any], entries: list[dict], paired: li
     if not metrics:
         out += ["", "No targets in this split: reconstructions and timings only."]
     if paired:
-        heading = f"## Paired differences against {REFERENCE} (method − {REFERENCE}, per volume)"
+        ref = summary.get("reference", REFERENCE)
+        heading = f"## Paired differences against {ref} (method − {ref}, per volume)"
         out += ["", heading, "", _table(paired, metrics, delta=True)]
     if summary["skipped"]:
         out += ["", f"## Skipped files ({len(summary['skipped'])})", ""]
@@ -143,7 +148,7 @@ def write_report(
            "methods": list(methods), "device": str(settings.device)}
     summary, entries, paired = build_summary(
         rows, skipped, run, confidence=settings.confidence,
-        num_resamples=settings.num_resamples, seed=settings.seed)
+        num_resamples=settings.num_resamples, seed=settings.seed, reference=settings.reference)
     markdown = summary_markdown(summary, entries, paired)
     write_json(staging.path("summary.json"), summary)
     atomic_write_text(staging.path("summary.md"), markdown)

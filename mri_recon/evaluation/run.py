@@ -49,6 +49,7 @@ class EvalSettings:
         max_volumes: the first N valid volumes, or None for all.
         confidence, num_resamples, seed: bootstrap settings of the summary.
         progress: a tqdm bar over volumes.
+        reference: the method the summary's paired differences subtract.
     """
 
     root: Path
@@ -66,6 +67,7 @@ class EvalSettings:
     num_resamples: int = 2000
     seed: int = 0
     progress: bool = True
+    reference: str = "zero_filled"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
