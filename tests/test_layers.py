@@ -1,5 +1,5 @@
 """The layers point one way: physics <- data, models, baselines, metrics <- evaluation, viz
-<- lit <- cli. Lightning is imported only in mri_recon/lit/, Hydra and its OmegaConf only in
+<- lit <- cli; fileio (atomic writes) serves every layer that writes. Lightning is imported only in mri_recon/lit/, Hydra and its OmegaConf only in
 mri_recon/cli/."""
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ PKG = Path(__file__).resolve().parents[1] / "mri_recon"
 
 # subpackage -> mri_recon subpackages it may import
 ALLOWED = {
+    "fileio": set(),
     "physics": set(),
-    "data": {"physics"},
+    "data": {"fileio", "physics"},
     "models": {"physics", "baselines"},
     "baselines": {"physics"},
     "metrics": set(),
-    "viz": {"metrics"},
-    "evaluation": {"physics", "data", "baselines", "metrics", "viz"},
-    "lit": {"physics", "data", "models", "baselines", "metrics", "viz"},
-    "cli": {"physics", "data", "models", "baselines", "metrics", "viz", "evaluation", "lit"},
+    "viz": {"fileio", "metrics"},
+    "evaluation": {"fileio", "physics", "data", "baselines", "metrics", "viz"},
+    "lit": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz"},
+    "cli": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz", "evaluation",
+            "lit"},
 }
 THIRD_PARTY_ONLY_IN = {
     "pytorch_lightning": {"lit"}, "lightning": {"lit"}, "hydra": {"cli"}, "omegaconf": {"cli"},

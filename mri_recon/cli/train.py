@@ -20,8 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.validate import build_group, check_train_config
+from mri_recon.fileio import write_atomic
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
@@ -113,31 +112,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return result.metrics
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_run_outputs(run_dir: Path, result: RunResult) -> None:
     """Write ``metrics.json`` (final metrics and checkpoint paths) and ``val_volumes.csv``
     (per-volume metrics of the final validation) into ``run_dir``, atomically."""
     summary = {"metrics": result.metrics, "validated_checkpoint": result.checkpoint,
                "best_checkpoint": result.best_checkpoint,
                "last_checkpoint": result.last_checkpoint}
-    _write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=VOLUME_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in result.volumes:
         writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-    _write_atomic(run_dir / "val_volumes.csv", out.getvalue())
+    write_atomic(run_dir / "val_volumes.csv", out.getvalue())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -32,6 +31,7 @@ from mri_recon.data.synthetic_volume import (
     synth_volume,
     write_synth_volume,
 )
+from mri_recon.fileio import make_temp_dir, write_atomic
 
 SPLITS = ("train", "val", "test")  # the splits generated (fastMRI's "challenge" is not)
 TEST_MASKS = ((0.08, 4), (0.04, 8))  # (center_fraction, acceleration), alternating
@@ -89,10 +89,7 @@ def _read_manifest(root: Path, challenge: str) -> dict[str, Any] | None:
 
 
 def _write_manifest(root: Path, challenge: str, manifest: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=root)
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, manifest_path(root, challenge))
+    write_atomic(manifest_path(root, challenge), json.dumps(manifest, indent=2))
 
 
 def _same_build(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
@@ -231,7 +228,7 @@ def generate_dataset(out: str | os.PathLike, preset: str | SynthConfig = "defaul
             for s in splits:
                 count, slices = config.sizes(c)[s]
                 if count:
-                    tmp = Path(tempfile.mkdtemp(prefix=f".{c}_{s}.", suffix=".partial", dir=out))
+                    tmp = make_temp_dir(out, prefix=f".{c}_{s}.", suffix=".partial")
                     staged[out / f"{c}_{s}"] = tmp
                     jobs += [_Job(c, s, i, tmp / n, slices) for i, n in enumerate(names[s])]
         _run_jobs(jobs, config, seed, workers or min(4, _usable_cpus()), progress)

@@ -3,14 +3,14 @@ rename), so a crash never leaves a half-written file under its final name."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from mri_recon.fileio import atomic_path
 
 
 def write_volume(
@@ -43,23 +43,15 @@ def write_volume(
     path = Path(path)
     if target is not None and target_key is None:
         target_key = "reconstruction_esc" if kspace.ndim == 3 else "reconstruction_rss"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as hf:
-            hf.create_dataset("kspace", data=kspace)
-            if target is not None:
-                hf.create_dataset(target_key, data=target)
-            if mask is not None:
-                hf.create_dataset("mask", data=mask)
-            for key, value in (extra or {}).items():
-                hf.create_dataset(key, data=value)
-            hf.create_dataset("ismrmrd_header", data=np.bytes_(header))
-            for key, value in attrs.items():
-                hf.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
+        hf.create_dataset("kspace", data=kspace)
+        if target is not None:
+            hf.create_dataset(target_key, data=target)
+        if mask is not None:
+            hf.create_dataset("mask", data=mask)
+        for key, value in (extra or {}).items():
+            hf.create_dataset(key, data=value)
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(header))
+        for key, value in attrs.items():
+            hf.attrs[key] = value
     return path

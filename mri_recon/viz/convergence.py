@@ -22,12 +22,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from mri_recon.fileio import write_atomic
 from mri_recon.viz.runs import (
     RunLog,
     final_metrics,
     metrics_table_csv,
     metrics_table_markdown,
-    write_atomic,
 )
 
 

@@ -15,6 +15,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mri_recon.fileio import atomic_path
+
 _PANEL_INCHES = 2.6
 
 
@@ -88,13 +90,9 @@ def comparison_figure(
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save ``fig`` as PNG atomically (temporary file, then rename) and release it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
-        tmp.unlink(missing_ok=True)
         fig.clear()
-    return path
+    return Path(path)

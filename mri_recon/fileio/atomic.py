@@ -1,0 +1,79 @@
+"""Atomic writes that leave files and folders with the usual permissions.
+
+``tempfile.mkstemp`` creates its file with mode 0600 and ``mkdtemp`` its folder with 0700,
+whatever the umask: renamed into place as they are, a run's CSVs, reports and the synthetic
+dataset's folders would be unreadable to everyone else on a shared machine. Here the
+temporary file or folder gets the mode ``open``/``mkdir`` would give it (0666 / 0777 less the
+umask) before it is renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _current_umask() -> int:
+    """The process umask (read from /proc where possible; ``os.umask`` has no getter)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode a new file (0666) or folder (0777) gets under the current umask."""
+    return (0o777 if directory else 0o666) & ~_current_umask()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; if the body succeeds, give it the usual
+    permissions and rename it onto ``path``; otherwise remove it.
+
+    The temporary name is ``.<name>.<random>.tmp``: hidden, and matched by no ``*.h5`` or
+    ``*.png`` glob even if a crash leaves it behind (so name the format explicitly when
+    writing, e.g. ``savefig(tmp, format="png")``). The parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; returns ``path`` as a Path."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return Path(path)
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
+    """A new hidden-by-prefix folder in ``parent`` with the usual folder permissions (to be
+    renamed into place when complete)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, umask_mode(directory=True))
+    return tmp
