@@ -259,13 +259,16 @@ def test_write_comparison_checks_batch_sizes(study, tmp_path):
     assert [r["label"] for r in result.rows] == ["optim=sgd", "optim=adam"]
 
 
-def test_run_colors_are_distinct_up_to_twenty(study):
+def test_run_colors_are_distinct(study):
     assert convergence.run_colors(3) == ["C0", "C1", "C2"]
-    assert len(set(convergence.run_colors(12))) == 12 and len(set(convergence.run_colors(20))) == 20
+    for count in (12, 20, 21, 40):
+        assert len(set(convergence.run_colors(count))) == count
     runs, _ = runs_lib.load_runs([study["multirun"]] * 6)  # 12 runs (labels made unique)
     fig = convergence.plot_convergence(runs, "val/ssim")
     drawn = [line.get_color() for line in fig.axes[0].lines if not line.get_label().startswith("_")]
     assert len(drawn) == 12 and len(set(drawn)) == 12
+    legend = fig.axes[0].get_legend()
+    assert legend.get_bbox_to_anchor().bounds[0] > fig.axes[0].get_window_extent().x1 - 1  # outside
 
 
 def test_max_drop_is_the_largest_fall_between_validations():

@@ -42,12 +42,17 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
         return np.where(counts > 0, sums / counts, np.nan)
 
 
+_LEGEND_INSIDE_MAX = 8  # more runs than this: the legend goes to the right of the axes
+
+
 def run_colors(count: int) -> list[str]:
     """``count`` distinct colours: the default cycle ``C0..C9`` for up to 10 runs (what a
-    notebook's other plots use), ``tab20`` for up to 20, then ``tab20`` repeats."""
+    notebook's other plots use), ``tab20`` for up to 20, evenly spaced ``turbo`` beyond."""
     if count <= 10:
         return [f"C{i}" for i in range(count)]
-    return [to_hex(colormaps["tab20"](i % 20)) for i in range(count)]
+    if count <= 20:
+        return [to_hex(colormaps["tab20"](i)) for i in range(count)]
+    return [to_hex(colormaps["turbo"](i / (count - 1))) for i in range(count)]
 
 
 def plot_convergence(
@@ -94,7 +99,8 @@ def plot_convergence(
         raise ValueError(f"colors has {len(colors)} entries for {len(runs)} runs")
     default_colors = run_colors(len(runs))
     if ax is None:
-        fig = Figure(figsize=(7.0, 4.5), layout="constrained")
+        wide = len(runs) > _LEGEND_INSIDE_MAX
+        fig = Figure(figsize=(10.0 if wide else 7.0, 4.5), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
     for index, run in enumerate(runs):
@@ -115,7 +121,10 @@ def plot_convergence(
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="best")
+        if len(runs) > _LEGEND_INSIDE_MAX:  # a long legend would hide the curves
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize="small", loc="best")
     else:
         ax.text(0.5, 0.5, f"no run logged {key}", ha="center", va="center", transform=ax.transAxes)
     if path is not None:
