@@ -225,3 +225,35 @@ def test_refuses_lightning_distributed_sampler_injection(mixed_root: Path) -> No
     dm.trainer = trainer
     with pytest.raises(ValueError, match="trainer.use_distributed_sampler must be false"):
         dm.train_dataloader()
+
+
+def test_lightning_sets_the_training_epoch(mixed_root: Path) -> None:
+    """Through a real Trainer: epoch e draws exactly the order and masks of ``set_epoch(e)``
+    (Lightning reaches the batch sampler through ``batch_sampler.sampler``)."""
+    import pytorch_lightning as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.seen: dict[int, list[tuple[str, int, tuple[bool, ...]]]] = {}
+
+        def training_step(self, batch: dict[str, Any], _: int) -> torch.Tensor:
+            self.seen.setdefault(self.current_epoch, []).extend(
+                (f, int(s), tuple(m.tolist()))
+                for f, s, m in zip(batch["fname"], batch["slice_num"], batch["mask"], strict=True))
+            return self.w ** 2
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD([self.w], lr=0.1)
+
+    dm = _datamodule(mixed_root, batch_size=3)
+    model = Recorder()
+    pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+               use_distributed_sampler=False).fit(model, datamodule=dm)
+    for epoch in (0, 1):
+        expected = [(f, int(s), tuple(m.tolist())) for b in _epoch(dm.train_dataloader(), epoch)
+                    for f, s, m in zip(b["fname"], b["slice_num"], b["mask"], strict=True)]
+        assert model.seen[epoch] == expected, epoch
+    assert model.seen[0] != model.seen[1]

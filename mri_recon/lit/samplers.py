@@ -106,8 +106,17 @@ class BucketBatchSampler(Sampler[list]):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and mask seeds the next iteration yields.
 
-        Lightning calls it at the start of every training epoch (also after a resume)."""
+        Lightning calls it at the start of every training epoch (also after a resume),
+        through :attr:`sampler`."""
         self.epoch = int(epoch)
+
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """This sampler itself. Lightning sets the epoch on ``dataloader.sampler`` and on
+        ``dataloader.batch_sampler.sampler`` only (``lightning_fabric``'s
+        ``_set_sampler_epoch``); without this attribute a batch sampler is never told the
+        epoch, and every epoch would repeat epoch 0's order and masks."""
+        return self
 
     def _world(self) -> tuple[int, int]:
         if self.num_replicas is not None:
