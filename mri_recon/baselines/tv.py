@@ -188,7 +188,7 @@ class _SenseStep:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma_p), self.radius)
         ax = _fft_w(self.s * x_bar[:, None]) * self.m
         self.q = (self.q + self.sigma_q * (ax - self.y)) / (1.0 + self.sigma_q)
-        ahq = (self.s.conj() * _ifft_w(self.q * self.m)).sum(dim=1)
+        ahq = (self.s.conj() * _ifft_w(self.q)).sum(dim=1)  # q is zero off the mask
         return x - self.tau * (ahq - div2d(self.p))
 
 
