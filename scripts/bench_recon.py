@@ -37,17 +37,17 @@ import torch
 
 from mri_recon.baselines.tv import TVReconstructor
 from mri_recon.baselines.zero_filled import ZeroFilled
+from mri_recon.data.demo import center_out_slices, default_data_root
 from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.models.unet import Unet
 from mri_recon.physics.crop import crop_size_for
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
 
 METHODS = ("zero_filled", "tv", "unet_small", "unet_fastmri")
-DEFAULT_DATA = Path("data/synthetic/singlecoil_val")
 
 
 def load_slices(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """``count`` centre slices of equal k-space shape, masked at 4x.
+    """``count`` centre slices of equal k-space shape (the first volume's), masked at 4x.
 
     Returns:
         masked k-space complex64 (count, 1, H, W), mask bool (count, W), crop (h, w).
@@ -55,30 +55,25 @@ def load_slices(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor, t
     Raises:
         ValueError: one line naming the folder or file.
     """
-    files = sorted(folder.glob("*.h5"))
-    if not files:
+    if not any(Path(folder).glob("*.h5")):
         raise ValueError(f"{folder}: no .h5 files (make run builds the default)")
-    shape, kspaces, masks, target_shape = None, [], [], None
+    candidates = center_out_slices(folder, 10**9)
+    shape = candidates[0][2]
+    picked = [(path, index) for path, index, s in candidates if s == shape][:count]
+    if len(shape) != 3:
+        raise ValueError(f"{candidates[0][0]}: not a single-coil file (expected kspace (S, H, W))")
+    if len(picked) < count:
+        raise ValueError(f"{folder}: only {len(picked)} slices of k-space shape {shape}, need {count}")
     mask_func = ColumnMaskFunc("random", [0.08], [4])
-    for offset in range(64):
-        for f in files:
-            if len(kspaces) == count:
-                break
-            with h5py.File(f, "r") as hf:
-                if "kspace" not in hf or hf["kspace"].ndim != 3:
-                    raise ValueError(f"{f}: not a single-coil file (expected kspace (S, H, W))")
-                n = hf["kspace"].shape[0]
-                i = n // 2 + (offset + 1) // 2 * (1 if offset % 2 else -1)
-                if not 0 <= i < n or (shape is not None and hf["kspace"].shape[1:] != shape):
-                    continue
-                shape = hf["kspace"].shape[1:]
-                kspace = torch.from_numpy(hf["kspace"][i])[None]  # (1, H, W)
-                target_shape = hf["reconstruction_esc"].shape[1:] if "reconstruction_esc" in hf else (320, 320)
-            mask = mask_func(kspace.shape[-1], file_seed(f.name)).mask  # bool (W,)
-            kspaces.append(apply_mask(kspace, mask))
-            masks.append(mask)
-    if len(kspaces) < count:
-        raise ValueError(f"{folder}: only {len(kspaces)} slices of k-space shape {shape}, need {count}")
+    kspaces, masks, target_shape = [], [], (320, 320)
+    for path, index in picked:
+        with h5py.File(path, "r") as hf:
+            kspace = torch.from_numpy(hf["kspace"][index])[None]  # (1, H, W)
+            if "reconstruction_esc" in hf:
+                target_shape = hf["reconstruction_esc"].shape[1:]
+        mask = mask_func(kspace.shape[-1], file_seed(path.name)).mask  # bool (W,)
+        kspaces.append(apply_mask(kspace, mask))
+        masks.append(mask)
     return torch.stack(kspaces), torch.stack(masks), crop_size_for(shape[-1], tuple(target_shape))
 
 
@@ -124,7 +119,9 @@ def time_method(recon, kspace, mask, crop, batch: int, repeats: int, device: tor
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of single-coil .h5 files")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder of single-coil .h5 files (default: singlecoil_val/ under "
+                             "$MRI_RECON_DATA or data/synthetic)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -148,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith("cuda") and not torch.cuda.is_available():
             print(f"bench_recon: error: --devices {name}: CUDA is not available", file=sys.stderr)
             return 2
+    data = args.data if args.data is not None else default_data_root() / "singlecoil_val"
     try:
-        kspace, mask, crop = load_slices(args.data, max(args.batch_sizes))
+        kspace, mask, crop = load_slices(data, max(args.batch_sizes))
     except (ValueError, OSError) as err:
         print(f"bench_recon: error: {err}", file=sys.stderr)
         return 2

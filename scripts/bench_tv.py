@@ -32,6 +32,7 @@ from fastmri.evaluate import psnr, ssim
 
 from mri_recon.baselines.bart import bart_available, run_bart_pics
 from mri_recon.baselines.tv import TVReconstructor
+from mri_recon.data.demo import center_out_slices, default_data_root
 from mri_recon.physics.crop import center_crop, crop_size_for
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
 
@@ -59,22 +60,15 @@ class Row:
 
 def pick_slices(folder: Path, count: int) -> list[Slice]:
     """``count`` slices, round-robin over the volumes from the center slice outwards."""
-    files = sorted(folder.glob("*.h5"))
-    if not files:
-        raise SystemExit(f"no .h5 files in {folder}")
-    order: list[tuple[Path, int]] = []
-    for offset in range(64):
-        for f in files:
-            with h5py.File(f, "r") as hf:
-                n = hf["kspace"].shape[0]
-            i = n // 2 + (offset + 1) // 2 * (1 if offset % 2 else -1)
-            if 0 <= i < n and len(order) < count:
-                order.append((f, i))
+    try:
+        order = center_out_slices(folder, count)
+    except ValueError as err:
+        raise SystemExit(f"bench_tv: error: {err}") from None
     out = []
-    for f, i in order:
+    for f, i, _ in order:
         with h5py.File(f, "r") as hf:
             if hf["kspace"].ndim != 3 or "reconstruction_esc" not in hf:
-                raise SystemExit(f"{f}: not a single-coil file with reconstruction_esc")
+                raise SystemExit(f"bench_tv: error: {f}: not a single-coil file with reconstruction_esc")
             target = hf["reconstruction_esc"]
             max_value = float(hf.attrs["max"]) if "max" in hf.attrs else float(target[()].max())
             out.append(
@@ -171,14 +165,11 @@ def print_table(accel: int, ours: Row, bart: Row | None, extra: list[Row]) -> No
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    default_root = os.environ.get(
-        "MRI_RECON_DATA", str(Path(__file__).resolve().parents[1] / "data" / "synthetic")
-    )
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--data",
         type=Path,
-        default=Path(default_root),
+        default=default_data_root(),
         help="data root holding singlecoil_val/ (default $MRI_RECON_DATA or data/synthetic)",
     )
     ap.add_argument(

@@ -10,6 +10,7 @@ reconstruction of a full mask equals the target.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -187,8 +188,9 @@ def script_module() -> Callable[[str], ModuleType]:
     scripts = Path(__file__).resolve().parents[1] / "scripts"
 
     def load(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"scripts_{name}", scripts / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while it executes
         spec.loader.exec_module(module)
         return module
 

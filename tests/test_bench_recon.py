@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+# the scripts set torch's thread count; the fixture restores it after this module
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys, script_module):
     folder = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)[0].parent
@@ -30,3 +35,21 @@ def test_bad_data_is_a_one_line_error(tmp_path, fastmri_split, capsys, script_mo
     assert bench.main(["--data", str(multi)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a single-coil file" in err and ".h5" in err
+
+
+def test_bench_tv_runs_ours_on_the_same_center_out_slices(tmp_path, fastmri_split, capsys,
+                                                         script_module):
+    """scripts/bench_tv.py without BART: a table per acceleration on tiny files."""
+    from mri_recon.data.demo import center_out_slices
+
+    paths = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)
+    picked = center_out_slices(paths[0].parent, 3)
+    # centre slices of both volumes first, then the first volume's next neighbour
+    assert [(p.name, i) for p, i, _ in picked] == [(paths[0].name, 1), (paths[1].name, 1),
+                                                   (paths[0].name, 2)]
+    bench = script_module("bench_tv")
+    assert bench.main(["--data", str(tmp_path), "--no-bart", "--slices", "3",
+                       "--max-iters", "3", "--accelerations", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "file1000001.h5[1], file1000002.h5[1], file1000001.h5[2]" in out
+    assert "4x" in out and "ours" in out

@@ -181,8 +181,7 @@ def test_multirun_two_masks(synth_root, tmp_path) -> None:
 
 def _fake_checkpoint(path: Path) -> Path:
     """A checkpoint in the training package's format, from a tiny untrained U-Net."""
-    checkpoint = pytest.importorskip("mri_recon.lit.checkpoint",
-                                     reason="the training package writes the checkpoints")
+    from mri_recon.lit import checkpoint
     from mri_recon.models.unet import Unet
 
     net = Unet(chans=4, num_pool_layers=2)

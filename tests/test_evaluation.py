@@ -109,7 +109,8 @@ def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatc
                              batch_size=2), {"with_maps": with_maps, "without": without})
     assert calls == [(2, 3, 64, 36), (1, 3, 64, 36)]  # once per batch, shared by methods
     assert all(c["sens_maps"] is None for c in without.calls)
-    for c_with, c_without in zip(with_maps.calls, without.calls, strict=False):
+    assert len(with_maps.calls) == len(without.calls) == 2
+    for c_with, c_without in zip(with_maps.calls, without.calls, strict=True):
         assert c_with["sens_maps"].shape == c_with["kspace"].shape
         assert torch.equal(c_with["kspace"], c_without["kspace"])  # same masked data
     expected = ColumnMaskFunc("random", [0.08], [4])(36, seed=file_seed(paths[0].name)).mask
@@ -184,7 +185,7 @@ def test_test_split_uses_the_stored_mask(tmp_path, fastmri_split) -> None:
     settings = _settings(tmp_path / "data", run_dir, split="test",
                          mask_func=ColumnMaskFunc("random", [0.04], [8]))
     report = run_evaluation(settings, {"spy": spy})
-    for path, call in zip(paths, spy.calls, strict=False):
+    for path, call in zip(paths, spy.calls, strict=True):
         with h5py.File(path) as hf:
             stored = torch.from_numpy(hf["mask"][()].astype(bool))
             acceleration = hf.attrs["acceleration"]
@@ -267,7 +268,7 @@ def test_cuda_gives_the_cpu_numbers(tmp_path, fastmri_split) -> None:
         settings = _settings(tmp_path / "data", tmp_path / device, challenge="multicoil",
                              device=torch.device(device), num_figures=0)
         rows[device] = run_evaluation(settings, methods).rows
-    for cpu, gpu in zip(rows["cpu"], rows["cuda"], strict=False):
+    for cpu, gpu in zip(rows["cpu"], rows["cuda"], strict=True):
         assert (cpu["fname"], cpu["method"]) == (gpu["fname"], gpu["method"])
         for key in ("nmse", "psnr", "ssim"):
             assert gpu[key] == pytest.approx(cpu[key], rel=1e-3), key

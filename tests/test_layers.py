@@ -19,7 +19,7 @@ ALLOWED = {
     "models": {"physics", "baselines"},
     "baselines": {"physics"},
     "metrics": set(),
-    "viz": {"fileio", "metrics"},
+    "viz": {"fileio"},
     "evaluation": {"fileio", "physics", "data", "baselines", "metrics", "viz"},
     "lit": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz"},
     "cli": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz", "evaluation",

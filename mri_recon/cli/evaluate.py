@@ -31,6 +31,7 @@ from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.data.fastmri import CHALLENGES, SPLITS
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
+from mri_recon.evaluation.report import REFERENCE
 from mri_recon.physics.masks import ColumnMaskFunc
 
 LEARNED = ("unet",)
@@ -139,7 +140,7 @@ def check_reference(reference: Any, names: Sequence[str]) -> str:
     """``stats.reference``: the method paired differences subtract; one of the methods
     (the default, zero_filled, may be absent: then there are no paired differences)."""
     reference = str(reference)
-    if reference not in names and reference != "zero_filled":
+    if reference not in names and reference != REFERENCE:
         raise ConfigError("stats.reference", f"{reference!r} is not one of the methods {list(names)}")
     return reference
 
@@ -197,7 +198,7 @@ def check_data(data: DictConfig) -> None:
 
 
 def settings_from_config(cfg: DictConfig, device: torch.device,
-                         reference: str = "zero_filled") -> EvalSettings:
+                         reference: str = REFERENCE) -> EvalSettings:
     """The :class:`EvalSettings` of a composed ``eval`` config (values checked); ``reference``
     is the checked ``stats.reference``."""
     check_data(cfg.data)
@@ -234,7 +235,7 @@ def evaluate(cfg: DictConfig) -> EvalReport:
     """
     checkpoints = check_checkpoints(cfg.get("checkpoints"))
     names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
-    reference = check_reference(cfg.stats.get("reference", "zero_filled"), names)
+    reference = check_reference(cfg.stats.get("reference", REFERENCE), names)
     threads = check_int("torch_threads", cfg.get("torch_threads"), 1, allow_none=True)
     device = resolve_device(cfg.device)
     if threads is not None:

@@ -32,9 +32,10 @@ from mri_recon.cli.evaluate import (
     resolve_device,
 )
 from mri_recon.data.fastmri import DataError, load_volume
-from mri_recon.evaluation.outputs import atomic_write_text, write_csv
+from mri_recon.evaluation.outputs import write_csv
 from mri_recon.evaluation.run import reconstruct_volume
 from mri_recon.evaluation.volumes import select_volumes, volume_mask
+from mri_recon.fileio import write_atomic
 from mri_recon.metrics.image import METRICS, volume_metrics
 from mri_recon.physics.masks import apply_mask
 
@@ -164,7 +165,7 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
             f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"
             f"# ({cfg.select_by} {best[cfg.select_by]:.6g}; curve in tv_lambda_curve.csv)\n"
             f"tv:\n  lam: {best['lam']!r}\n")
-    lam_yaml = atomic_write_text(run_dir / "tv_lambda.yaml", yaml)
+    lam_yaml = write_atomic(run_dir / "tv_lambda.yaml", yaml)
     print(curve_table(points, best), flush=True)
     if best is points[0] or best is points[-1]:
         print("note: the best lambda is at the edge of the sweep; widen lam_span or lams",

@@ -67,3 +67,39 @@ def demo_data_root(
     root = Path(root) if root is not None else default_data_root()
     ensure_dataset(root, challenge=challenge, preset=demo_preset(), seed=seed)
     return root
+
+
+def center_out_slices(
+    folder: str | os.PathLike, count: int
+) -> list[tuple[Path, int, tuple[int, ...]]]:
+    """Up to ``count`` slices of the ``.h5`` volumes in ``folder`` for benchmarks: each
+    volume's centre slice first, then its neighbours alternately after and before, taken
+    round-robin over the volumes (sorted by name). Each file is opened once.
+
+    Returns:
+        ``(path, slice index, kspace shape of the volume)`` triples, in that order.
+
+    Raises:
+        ValueError: ``folder`` holds no ``.h5`` file, or a file has no ``kspace``.
+    """
+    import h5py
+
+    files = sorted(Path(folder).glob("*.h5"))
+    if not files:
+        raise ValueError(f"{folder}: no .h5 files")
+    shapes = {}
+    for path in files:
+        with h5py.File(path, "r") as hf:
+            if "kspace" not in hf:
+                raise ValueError(f"{path}: no 'kspace' dataset")
+            shapes[path] = tuple(hf["kspace"].shape)
+    picked: list[tuple[Path, int, tuple[int, ...]]] = []
+    for offset in range(max(s[0] for s in shapes.values())):
+        for path, shape in shapes.items():
+            n = shape[0]
+            index = n // 2 + (offset + 1) // 2 * (1 if offset % 2 else -1)
+            if 0 <= index < n:
+                picked.append((path, index, shape))
+                if len(picked) == count:
+                    return picked
+    return picked

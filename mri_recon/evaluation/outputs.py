@@ -26,14 +26,6 @@ import numpy as np
 
 from mri_recon.fileio import atomic_path, write_atomic
 
-__all__ = ["Staging", "atomic_path", "atomic_write_text", "write_csv", "write_json",
-           "write_reconstruction"]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
-    return write_atomic(path, text)
-
 
 def _csv_cell(value: Any) -> Any:
     """None and NaN become empty cells; floats keep full precision (repr)."""
@@ -64,7 +56,7 @@ def write_csv(
         if missing:
             raise ValueError(f"{Path(path).name}: row {dict(row)!r:.120} lacks columns {missing}")
         writer.writerow({c: _csv_cell(row[c]) for c in columns})
-    return atomic_write_text(path, buf.getvalue())
+    return write_atomic(path, buf.getvalue())
 
 
 def _json_ready(value: Any) -> Any:
@@ -87,7 +79,7 @@ def _json_ready(value: Any) -> Any:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as strict, indented JSON (NaN -> null) atomically; returns ``path``."""
     text = json.dumps(_json_ready(obj), indent=2, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return write_atomic(path, text + "\n")
 
 
 def write_reconstruction(path: str | os.PathLike, reconstruction: np.ndarray) -> Path:

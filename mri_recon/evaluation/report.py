@@ -18,8 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mri_recon.evaluation.outputs import Staging, atomic_write_text, write_csv, write_json
+from mri_recon.evaluation.outputs import Staging, write_csv, write_json
 from mri_recon.evaluation.volumes import SkippedFile
+from mri_recon.fileio import write_atomic
 from mri_recon.metrics.image import METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
 
@@ -151,5 +152,5 @@ def write_report(
         num_resamples=settings.num_resamples, seed=settings.seed, reference=settings.reference)
     markdown = summary_markdown(summary, entries, paired)
     write_json(staging.path("summary.json"), summary)
-    atomic_write_text(staging.path("summary.md"), markdown)
+    write_atomic(staging.path("summary.md"), markdown)
     return summary, markdown

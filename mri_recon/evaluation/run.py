@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from mri_recon.baselines.base import Reconstructor
 from mri_recon.data.fastmri import DataError, Volume, VolumeInfo, load_volume
 from mri_recon.evaluation.outputs import Staging, write_reconstruction
-from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, write_report
+from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.coils import estimate_sens_maps
@@ -67,7 +67,7 @@ class EvalSettings:
     num_resamples: int = 2000
     seed: int = 0
     progress: bool = True
-    reference: str = "zero_filled"
+    reference: str = REFERENCE
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

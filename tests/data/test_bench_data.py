@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+# the scripts set torch's thread count; the fixture restores it after this module
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_table_has_a_row_per_present_challenge(tmp_path, fastmri_split, capsys, script_module):
     fastmri_split(tmp_path, "multicoil", "val", widths=(36, 40), num_slices=2, num_coils=2)
