@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/python scripts/run_default.py
 
-test: install
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-all: install
@@ -26,6 +26,7 @@ test-all: install
 
 lint: install
 	$(BIN)/ruff check mri_recon tests scripts
+	$(BIN)/ruff format --check mri_recon tests scripts
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mri_recon.cli.runs import compare_runs
+from mri_recon.cli.run_configs import compare_runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.notebook import compose_train_config
-from mri_recon.cli.runs import run_config_values
-from mri_recon.viz.runs import load_runs
+from mri_recon.cli.run_configs import run_config_values
+from mri_recon.viz.logs import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIMIZERS = {  # optim config -> (class, momentum)
@@ -189,7 +189,7 @@ def test_tiny_norm_sweep_runs_and_compares(tiny_root, tmp_path):
     sweep = tmp_path / "norm"
     run_multirun(["experiment=ablation_norm", f"data.root={tiny_root}", "model.norm=batch",
                   "data.batch_size=1,2", "data.sample_rate=0.5"], sweep)
-    from mri_recon.cli.runs import compare_runs
+    from mri_recon.cli.run_configs import compare_runs
 
     result = compare_runs([sweep], tmp_path / "compare", label_keys=["model.norm", "data.batch_size"],
                           samples_key="data.batch_size")

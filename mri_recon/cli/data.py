@@ -61,7 +61,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mri_recon.data.checker import CheckResult, DataError, iter_check_directory, summarize
+    from mri_recon.data.checker import CheckResult, DataError, iter_check_directory, summary_line
 
     if not args.dir.exists():
         return _error("check", f"{args.dir}: no such file or directory", 2)
@@ -73,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
                 print(result.line(), flush=True)
     except DataError as err:  # a folder without any .h5 file
         return _error("check", str(err), 1)
-    print(summarize(results))
+    print(summary_line(results))
     return 0 if all(r.ok for r in results) else 1
 
 

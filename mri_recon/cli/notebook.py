@@ -2,7 +2,7 @@
 
 Hydra's compose API builds the config from ``configs/train.yaml`` with the same overrides the
 command line takes; the run directory gets Hydra's ``.hydra/`` (``config.yaml``,
-``hydra.yaml``, ``overrides.yaml``), so :mod:`mri_recon.viz.runs` and
+``hydra.yaml``, ``overrides.yaml``), so :mod:`mri_recon.viz.logs` and
 ``scripts/compare_runs.py`` read these runs like any other.
 
     from mri_recon.cli.notebook import train_run

@@ -100,7 +100,7 @@ def check_directory(path: str | os.PathLike, full: bool = True) -> list[CheckRes
     return list(iter_check_directory(path, full=full))
 
 
-def summarize(results: list[CheckResult]) -> str:
+def summary_line(results: list[CheckResult]) -> str:
     """``checked N files: a OK, b BAD``."""
     bad = sum(not r.ok for r in results)
     return f"checked {len(results)} files: {len(results) - bad} OK, {bad} BAD"

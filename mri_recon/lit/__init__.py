@@ -2,7 +2,7 @@
 
 The only subpackage that imports Lightning. :func:`load_reconstructor` rebuilds a trained
 reconstructor from a checkpoint alone (for ``mri-recon-eval``). Names are imported lazily
-so that ``mri_recon.lit.checkpoint`` and ``mri_recon.lit.metrics`` load without Lightning.
+so that ``mri_recon.lit.checkpoint`` and ``mri_recon.metrics.accumulate`` load without Lightning.
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ def format_table(table: list[dict[str, Any]], metrics: dict[str, float]) -> str:
     """Plain-text per-volume table plus the mean over volumes.
 
     Args:
-        table: rows from :func:`mri_recon.lit.metrics.volume_table`.
-        metrics: the means from :func:`mri_recon.lit.metrics.summarize`.
+        table: rows from :func:`mri_recon.metrics.accumulate.volume_table`.
+        metrics: the means from :func:`mri_recon.metrics.accumulate.mean_over_volumes`.
 
     Returns:
         The table as a multi-line string.

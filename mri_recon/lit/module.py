@@ -10,7 +10,7 @@ Training follows fastMRI's ``UnetModule``: the loss is computed in normalised un
 target normalised with the input's mean/std and clamped), optionally on random crops.
 Validation reconstructs full slices exactly as :class:`ImageReconstructor` does for the
 evaluation CLI and logs per-volume ``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on
-every rank, see :mod:`mri_recon.lit.metrics`).
+every rank, see :mod:`mri_recon.metrics.accumulate`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ from mri_recon.lit.checkpoint import (
     net_spec_of,
     to_plain,
 )
-from mri_recon.lit.metrics import SliceStats, gather_records, slice_stats, summarize, volume_table
+from mri_recon.metrics.accumulate import (
+    SliceStats,
+    gather_records,
+    mean_over_volumes,
+    slice_stats,
+    volume_table,
+)
 from mri_recon.models.losses import L1Loss
 from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.physics.masks import apply_mask
@@ -176,7 +182,7 @@ class ReconModule(pl.LightningModule):
         if not records:
             return
         self.last_val_table = volume_table(records)
-        self.last_val_metrics = summarize(self.last_val_table)
+        self.last_val_metrics = mean_over_volumes(self.last_val_table)
         for name in ("ssim", "psnr", "nmse"):
             # identical on all ranks; a max-reduce keeps it bit-exact and silences the DDP hint
             self.log(

@@ -2,7 +2,7 @@
 
 :func:`write_comparison` writes the plots and tables of loaded runs; loading and labelling
 them by config keys, which needs the runs' Hydra configs, is
-:func:`mri_recon.cli.runs.compare_runs`.
+:func:`mri_recon.cli.run_configs.compare_runs`.
 
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state), or
 into axes the caller passes (a notebook's ``plt.subplots``); PNGs are written atomically.
@@ -23,7 +23,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from mri_recon.fileio import write_atomic
-from mri_recon.viz.runs import (
+from mri_recon.viz.logs import (
     RunLog,
     final_metrics,
     metrics_table_csv,
@@ -185,7 +185,7 @@ def write_comparison(
     ((step + 1) x batch size), ``*_samples.png``: the fair axis when runs' batch sizes differ.
 
     Args:
-        runs: labelled runs (:func:`mri_recon.viz.runs.load_runs`), in table order.
+        runs: labelled runs (:func:`mri_recon.viz.logs.load_runs`), in table order.
         out_dir: the output directory (created).
         batch_sizes: positive batch size per run, or None.
         batch_size_name: what the batch size is called on the samples plots' x axis.

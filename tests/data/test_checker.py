@@ -14,7 +14,7 @@ from mri_recon.data.checker import (
     check_file,
     find_volumes,
     iter_check_directory,
-    summarize,
+    summary_line,
 )
 from mri_recon.data.fastmri import DataError
 
@@ -49,7 +49,7 @@ def test_check_directory_reports_each_file(mixed_root):
     assert reasons["nan"] == "kspace has NaN or Inf values (first in slice 1)"
     assert reasons["no_target"] == "no target 'reconstruction_esc' (required in the train split)"
     assert reasons["junk"].startswith("not a readable HDF5 file (file signature not found")
-    assert summarize(results) == "checked 7 files: 4 OK, 3 BAD"
+    assert summary_line(results) == "checked 7 files: 4 OK, 3 BAD"
     assert by_path[mixed_root["nan"]].line() == (
         f"BAD {mixed_root['nan']}: kspace has NaN or Inf values (first in slice 1)")
     assert by_path[mixed_root["good0"]].line() == f"OK {mixed_root['good0']}"

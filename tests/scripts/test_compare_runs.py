@@ -1,4 +1,4 @@
-"""scripts/compare_runs.py, mri_recon.cli.runs, mri_recon.viz.runs and mri_recon.viz.convergence
+"""scripts/compare_runs.py, mri_recon.cli.run_configs, mri_recon.viz.logs and mri_recon.viz.convergence
 on fake run directories in Lightning's format."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from mri_recon.cli import runs as cli_runs
+from mri_recon.cli import run_configs as cli_runs
 from mri_recon.viz import convergence
-from mri_recon.viz import runs as runs_lib
+from mri_recon.viz import logs as runs_lib
 
 COLUMNS = ["epoch", "step", "train/loss_epoch", "train/loss_step", "val/nmse", "val/psnr", "val/ssim"]
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.viz.convergence import Comparison, write_comparison
-from mri_recon.viz.runs import load_runs
+from mri_recon.viz.logs import load_runs
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig | None:
@@ -80,7 +80,7 @@ def compare_runs(
     :func:`mri_recon.viz.convergence.write_comparison`.
 
     Args:
-        paths: run or multirun directories (:func:`mri_recon.viz.runs.discover_runs`).
+        paths: run or multirun directories (:func:`mri_recon.viz.logs.discover_runs`).
         out_dir: the output directory.
         label_keys: config keys or group names to label runs by (``optim optim.lr``); None
             labels them by the overrides that differ.

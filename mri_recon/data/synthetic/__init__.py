@@ -1,7 +1,7 @@
 """The embedded synthetic dataset: fastMRI-layout knee-like volumes, built from a seed.
 
 Every default run trains and evaluates on it, so it must look like MRI to a network (the
-anatomy is in :mod:`mri_recon.data.phantoms`) and be stored exactly as fastMRI stores knee
+anatomy is in :mod:`mri_recon.data.synthetic.phantoms`) and be stored exactly as fastMRI stores knee
 data (``FASTMRI_FORMAT.md``):
 
 - grid ``H = 640`` rows (readout, 2x oversampled: the object lies in about the central half)
@@ -37,8 +37,7 @@ seed gives byte-identical arrays, whatever the sizes of the other splits.
 """
 
 from mri_recon.data.fastmri import CHALLENGES, TARGET_KEYS
-from mri_recon.data.phantoms import CONTRASTS
-from mri_recon.data.synthetic_build import (
+from mri_recon.data.synthetic.build import (
     SPLITS,
     TEST_MASKS,
     ensure_dataset,
@@ -46,7 +45,8 @@ from mri_recon.data.synthetic_build import (
     generate_dataset,
     manifest_path,
 )
-from mri_recon.data.synthetic_volume import (
+from mri_recon.data.synthetic.phantoms import CONTRASTS
+from mri_recon.data.synthetic.volume import (
     PRESETS,
     SynthConfig,
     SynthVolume,

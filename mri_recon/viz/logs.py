@@ -8,7 +8,7 @@ writes one row (``epoch``, ``step`` and the keys it logged), so training-loss ro
 validation rows alternate with empty cells.
 
 No Lightning, Hydra or OmegaConf: run *configs* (Hydra's ``.hydra/config.yaml``, whose
-interpolations need OmegaConf to resolve) are read in :mod:`mri_recon.cli.runs`, which passes
+interpolations need OmegaConf to resolve) are read in :mod:`mri_recon.cli.run_configs`, which passes
 the values that label the runs in here as a function. The plots are in
 :mod:`mri_recon.viz.convergence`.
 """
@@ -239,7 +239,7 @@ def read_overrides(run_dir: str | Path) -> tuple[str, ...]:
 
 ConfigValues = Callable[[Path], dict[str, object]]
 """A run directory -> ``{key: value}`` of the config keys that label it (in order), e.g.
-:func:`mri_recon.cli.runs.config_values_reader` of ``["optim", "optim.lr"]``."""
+:func:`mri_recon.cli.run_configs.config_values_reader` of ``["optim", "optim.lr"]``."""
 
 
 def _override_key(override: str) -> str:

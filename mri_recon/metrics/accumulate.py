@@ -177,14 +177,14 @@ def _volume_row(fname: str, rows: list[SliceStats]) -> dict[str, float | int | s
     }
 
 
-def summarize(table: list[dict[str, float | int | str]]) -> dict[str, float]:
+def mean_over_volumes(table: list[dict[str, float | int | str]]) -> dict[str, float]:
     """Mean over volumes of the per-volume metrics of :func:`volume_table`.
 
     Returns:
         ``{"nmse", "psnr", "ssim", "num_volumes"}``; raises ValueError if there are none.
     """
     if not table:
-        raise ValueError("summarize: no validation volumes to average")
+        raise ValueError("mean_over_volumes: no validation volumes to average")
     out = {k: float(np.mean([float(row[k]) for row in table])) for k in ("nmse", "psnr", "ssim")}
     out["num_volumes"] = float(len(table))
     return out
@@ -196,4 +196,4 @@ def aggregate(records: Iterable[SliceStats]) -> dict[str, float]:
     Returns:
         ``{"nmse", "psnr", "ssim", "num_volumes"}``.
     """
-    return summarize(volume_table(records))
+    return mean_over_volumes(volume_table(records))

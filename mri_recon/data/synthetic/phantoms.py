@@ -19,7 +19,7 @@ readout. Edges mix sharp (bone, ligaments) and soft (muscle, fat) transitions. T
 mimic fastMRI's knee protocols (see ``TISSUES``).
 
 Everything here is numpy (float32) and draws from an explicit ``numpy.random.Generator``;
-the canvas and the random texture fields are in :mod:`mri_recon.data.fields`.
+the canvas and the random texture fields are in :mod:`mri_recon.data.synthetic.fields`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mri_recon.data.fields import Canvas, blob_sum, gaussian_field
+from mri_recon.data.synthetic.fields import Canvas, blob_sum, gaussian_field
 
 CONTRASTS = ("SYNTH_PD", "SYNTH_PDFS")
 

@@ -2,10 +2,10 @@
 
 :class:`SynthConfig` (and its ``PRESETS``) holds the sizes and acquisition settings;
 :func:`synth_volume` draws one fully sampled volume from one random generator (phantom from
-:mod:`mri_recon.data.phantoms`, image phase, coil maps, k-space, noise, padding, target) and
+:mod:`mri_recon.data.synthetic.phantoms`, image phase, coil maps, k-space, noise, padding, target) and
 :func:`write_synth_volume` stores it in the fastMRI layout. The stored format is described in
 :mod:`mri_recon.data.synthetic`; the dataset around the volumes is built by
-:mod:`mri_recon.data.synthetic_build`.
+:mod:`mri_recon.data.synthetic.build`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from mri_recon.data.fastmri import CHALLENGES, TARGET_KEYS
-from mri_recon.data.fields import Canvas
 from mri_recon.data.header import make_ismrmrd_header
-from mri_recon.data.phantoms import draw_knee
+from mri_recon.data.synthetic.fields import Canvas
+from mri_recon.data.synthetic.phantoms import draw_knee
 from mri_recon.data.writer import write_volume
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fft2c, ifft2c

@@ -1,7 +1,7 @@
 """Building the synthetic dataset: file names, per-volume seeds, the manifest, staging.
 
 :func:`generate_dataset` writes ``<out>/<challenge>_<split>/file*.h5`` (volumes from
-:mod:`mri_recon.data.synthetic_volume`) through hidden staging folders, and records what the
+:mod:`mri_recon.data.synthetic.volume`) through hidden staging folders, and records what the
 build was made from in a manifest ``<out>/synthetic_<challenge>.json``;
 :func:`ensure_dataset` builds only what a data root lacks. The stored format is described
 in :mod:`mri_recon.data.synthetic`, which re-exports this module's public names.
@@ -24,8 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mri_recon.data.fastmri import CHALLENGES
-from mri_recon.data.phantoms import CONTRASTS
-from mri_recon.data.synthetic_volume import (
+from mri_recon.data.synthetic.phantoms import CONTRASTS
+from mri_recon.data.synthetic.volume import (
     SynthConfig,
     resolve_config,
     synth_volume,

@@ -1,7 +1,7 @@
 """The drawing canvas and the random fields the phantoms are textured with.
 
 A :class:`Canvas` is the pixel grid of one volume, with coordinates in *units* (see
-:mod:`mri_recon.data.phantoms`). The fields are smooth or band-limited random functions of
+:mod:`mri_recon.data.synthetic.phantoms`). The fields are smooth or band-limited random functions of
 (slice, row, column), correlated between neighbouring slices:
 
 - :func:`smooth_field`: random plane waves, cheap at any resolution (shading, warps, wiggles);

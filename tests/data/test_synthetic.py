@@ -18,9 +18,8 @@ import torch
 from fastmri.data import SliceDataset
 from fastmri.data import transforms as fmt
 
-from mri_recon.data import synthetic, synthetic_build, synthetic_volume
+from mri_recon.data import synthetic
 from mri_recon.data.header import parse_ismrmrd_header
-from mri_recon.data.phantoms import CONTRASTS, Canvas, draw_knee
 from mri_recon.data.synthetic import (
     PRESETS,
     SPLITS,
@@ -30,6 +29,9 @@ from mri_recon.data.synthetic import (
     manifest_path,
     resolve_config,
 )
+from mri_recon.data.synthetic import build as synthetic_build
+from mri_recon.data.synthetic import volume as synthetic_volume
+from mri_recon.data.synthetic.phantoms import CONTRASTS, Canvas, draw_knee
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 
 TINY = PRESETS["tiny"]
