@@ -39,9 +39,13 @@ CENTER_FRACTION, ACCELERATION = 0.08, 4
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=None,
-                        help="data root holding <challenge>_<split>/ (default: $MRI_RECON_DATA, "
-                             "else data/synthetic)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="data root holding <challenge>_<split>/ (default: $MRI_RECON_DATA, "
+        "else data/synthetic)",
+    )
     parser.add_argument("--challenge", choices=(*CHALLENGES, "both"), default="both")
     parser.add_argument("--split", choices=SPLITS, default="val")
     parser.add_argument("--repeats", type=int, default=3, help="passes; the best is reported")
@@ -63,8 +67,7 @@ def ours_pass(dataset: SliceDataset, mask_func: ColumnMaskFunc) -> None:
         rss(image, dim=0)
 
 
-def best_rates(runs: dict[str, tuple[int, Callable[[], object]]],
-               repeats: int) -> dict[str, float]:
+def best_rates(runs: dict[str, tuple[int, Callable[[], object]]], repeats: int) -> dict[str, float]:
     """Slices/s of each ``name: (num_slices, one_pass)``, best of ``repeats`` interleaved passes."""
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
@@ -80,25 +83,35 @@ def bench_challenge(root: Path, challenge: str, split: str, repeats: int) -> lis
     ours = SliceDataset(root, challenge, split)
     mask_func = ColumnMaskFunc("random", [CENTER_FRACTION], [ACCELERATION])
     transform = UnetDataTransform(
-        challenge, RandomMaskFunc([CENTER_FRACTION], [ACCELERATION]), use_seed=True)
-    theirs = FastMRISliceDataset(split_dir(root, challenge, split), challenge,
-                                 transform=transform)
+        challenge, RandomMaskFunc([CENTER_FRACTION], [ACCELERATION]), use_seed=True
+    )
+    theirs = FastMRISliceDataset(split_dir(root, challenge, split), challenge, transform=transform)
     if len(theirs) != len(ours):
-        print(f"{PROG}: warning: fastMRI indexes {len(theirs)} slices, ours {len(ours)}",
-              file=sys.stderr)
-    rates = best_rates({
-        "ours": (len(ours), lambda: ours_pass(ours, mask_func)),
-        "fastmri": (len(theirs), lambda: [theirs[i] for i in range(len(theirs))]),
-    }, repeats)
+        print(
+            f"{PROG}: warning: fastMRI indexes {len(theirs)} slices, ours {len(ours)}",
+            file=sys.stderr,
+        )
+    rates = best_rates(
+        {
+            "ours": (len(ours), lambda: ours_pass(ours, mask_func)),
+            "fastmri": (len(theirs), lambda: [theirs[i] for i in range(len(theirs))]),
+        },
+        repeats,
+    )
     ours.close()
-    return [challenge, str(len(ours.volumes)), str(len(ours)), f"{rates['ours']:.1f}",
-            f"{rates['fastmri']:.1f}", f"{rates['ours'] / rates['fastmri']:.2f}x"]
+    return [
+        challenge,
+        str(len(ours.volumes)),
+        str(len(ours)),
+        f"{rates['ours']:.1f}",
+        f"{rates['fastmri']:.1f}",
+        f"{rates['ours'] / rates['fastmri']:.2f}x",
+    ]
 
 
 def format_table(rows: list[list[str]]) -> str:
     """A Markdown table of the rows under the fixed header."""
-    header = ["challenge", "volumes", "slices", "ours slices/s", "fastMRI slices/s",
-              "ours/fastMRI"]
+    header = ["challenge", "volumes", "slices", "ours slices/s", "fastMRI slices/s", "ours/fastMRI"]
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
@@ -106,8 +119,11 @@ def format_table(rows: list[list[str]]) -> str:
 def challenges_to_run(root: Path, challenge: str, split: str) -> list[str]:
     """The requested challenges; for "both", those with a ``<challenge>_<split>/`` folder."""
     if not root.is_dir():
-        raise DataError(root, "data root does not exist (build one with `mri-recon-data synth "
-                        "--out DIR`, then pass --root DIR or set MRI_RECON_DATA)")
+        raise DataError(
+            root,
+            "data root does not exist (build one with `mri-recon-data synth "
+            "--out DIR`, then pass --root DIR or set MRI_RECON_DATA)",
+        )
     if challenge != "both":
         return [challenge]
     found = [c for c in CHALLENGES if split_dir(root, c, split).is_dir()]
@@ -120,13 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     try:
-        rows = [bench_challenge(args.root, c, args.split, args.repeats)
-                for c in challenges_to_run(args.root, args.challenge, args.split)]
+        rows = [
+            bench_challenge(args.root, c, args.split, args.repeats)
+            for c in challenges_to_run(args.root, args.challenge, args.split)
+        ]
     except (DataError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    print(f"root {args.root}, split {args.split}, random mask {ACCELERATION}x (center "
-          f"{CENTER_FRACTION}), best of {args.repeats}, 1 torch thread")
+    print(
+        f"root {args.root}, split {args.split}, random mask {ACCELERATION}x (center "
+        f"{CENTER_FRACTION}), best of {args.repeats}, 1 torch thread"
+    )
     print(format_table(rows))
     return 0
 

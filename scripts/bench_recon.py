@@ -63,7 +63,9 @@ def load_slices(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor, t
     if len(shape) != 3:
         raise ValueError(f"{candidates[0][0]}: not a single-coil file (expected kspace (S, H, W))")
     if len(picked) < count:
-        raise ValueError(f"{folder}: only {len(picked)} slices of k-space shape {shape}, need {count}")
+        raise ValueError(
+            f"{folder}: only {len(picked)} slices of k-space shape {shape}, need {count}"
+        )
     mask_func = ColumnMaskFunc("random", [0.08], [4])
     kspaces, masks, target_shape = [], [], (320, 320)
     for path, index in picked:
@@ -99,7 +101,9 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def time_method(recon, kspace, mask, crop, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
+def time_method(
+    recon, kspace, mask, crop, batch: int, repeats: int, device: torch.device
+) -> tuple[float, float]:
     """Median wall ms/slice and mean CPU s/slice of ``repeats`` timed calls on ``batch`` slices."""
     if hasattr(recon, "to"):
         recon = recon.to(device)
@@ -119,15 +123,25 @@ def time_method(recon, kspace, mask, crop, batch: int, repeats: int, device: tor
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder of single-coil .h5 files (default: singlecoil_val/ under "
-                             "$MRI_RECON_DATA or data/synthetic)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of single-coil .h5 files (default: singlecoil_val/ under "
+        "$MRI_RECON_DATA or data/synthetic)",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda if available")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="default: cpu, and cuda if available"
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--checkpoint", type=Path, default=None, help="trained model for unet_small")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="trained model for unet_small"
+    )
     args = parser.parse_args(argv)
     if min(args.batch_sizes) < 1 or args.repeats < 1:
         parser.error("--batch-sizes and --repeats must be positive")
@@ -151,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"bench_recon: error: {err}", file=sys.stderr)
         return 2
-    print(f"# {kspace.shape[0]} slices, k-space {tuple(kspace.shape[-2:])} -> crop {crop}, "
-          f"4x random mask; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(
+        f"# {kspace.shape[0]} slices, k-space {tuple(kspace.shape[-2:])} -> crop {crop}, "
+        f"4x random mask; torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
     for name in devices:
         if name.startswith("cuda"):
             print(f"# {name}: {torch.cuda.get_device_name(torch.device(name))}")
@@ -164,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             device = torch.device(name)
             for batch in args.batch_sizes:
                 ms, cpu = time_method(recon, kspace, mask, crop, batch, args.repeats, device)
-                print(f"| {method} | {params:,} | {name} | {batch} | {ms:.4g} | {cpu:.4g} |", flush=True)
+                print(
+                    f"| {method} | {params:,} | {name} | {batch} | {ms:.4g} | {cpu:.4g} |",
+                    flush=True,
+                )
     return 0
 
 

@@ -68,7 +68,9 @@ def pick_slices(folder: Path, count: int) -> list[Slice]:
     for f, i, _ in order:
         with h5py.File(f, "r") as hf:
             if hf["kspace"].ndim != 3 or "reconstruction_esc" not in hf:
-                raise SystemExit(f"bench_tv: error: {f}: not a single-coil file with reconstruction_esc")
+                raise SystemExit(
+                    f"bench_tv: error: {f}: not a single-coil file with reconstruction_esc"
+                )
             target = hf["reconstruction_esc"]
             max_value = float(hf.attrs["max"]) if "max" in hf.attrs else float(target[()].max())
             out.append(

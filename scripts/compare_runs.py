@@ -25,11 +25,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("runs", nargs="+", type=Path, help="run or multirun directories")
     parser.add_argument("--out", type=Path, default=Path("compare"), help="output directory")
     parser.add_argument(
-        "--label-keys", nargs="+", default=None, metavar="KEY",
+        "--label-keys",
+        nargs="+",
+        default=None,
+        metavar="KEY",
         help="config keys or group names to label runs by (default: differing overrides)",
     )
     parser.add_argument(
-        "--samples-key", default=None, metavar="KEY",
+        "--samples-key",
+        default=None,
+        metavar="KEY",
         help="batch-size config key (e.g. data.batch_size): also plot against samples seen",
     )
     return parser.parse_args(argv)

@@ -48,15 +48,30 @@ def main() -> None:
     out = ROOT / "outputs" / "make_run" / time.strftime("%Y-%m-%d_%H-%M-%S")
     train_dir, eval_dir = out / "train", out / "eval"
     t0 = time.time()
-    _run([str(BIN / "mri-recon-train"), "experiment=default_cpu",
-          f"data.root={data_root}", f"hydra.run.dir={train_dir}"])
+    _run(
+        [
+            str(BIN / "mri-recon-train"),
+            "experiment=default_cpu",
+            f"data.root={data_root}",
+            f"hydra.run.dir={train_dir}",
+        ]
+    )
     t_train = time.time() - t0
     ckpt = train_dir / "checkpoints" / "best.ckpt"
 
     t0 = time.time()
-    _run([str(BIN / "mri-recon-eval"), f"data.root={data_root}", "data.challenge=singlecoil",
-          "data.split=val", "mask=random_4x", "methods=[zero_filled,tv,unet]",
-          f"ckpt_path={ckpt}", f"hydra.run.dir={eval_dir}"])
+    _run(
+        [
+            str(BIN / "mri-recon-eval"),
+            f"data.root={data_root}",
+            "data.challenge=singlecoil",
+            "data.split=val",
+            "mask=random_4x",
+            "methods=[zero_filled,tv,unet]",
+            f"ckpt_path={ckpt}",
+            f"hydra.run.dir={eval_dir}",
+        ]
+    )
     t_eval = time.time() - t0
 
     ssim = _mean_ssim(eval_dir / "per_volume.csv")

@@ -29,8 +29,9 @@ from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 
 
-def _coil_images(rng: np.random.Generator, num_slices: int, num_coils: int, height: int,
-                 width: int) -> np.ndarray:
+def _coil_images(
+    rng: np.random.Generator, num_slices: int, num_coils: int, height: int, width: int
+) -> np.ndarray:
     """complex64 (S, C, H, W): a textured ellipse with smooth phase, times smooth coil maps."""
     y, x = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
     inside = (x / 0.8) ** 2 + (y / 0.9) ** 2 < 1
@@ -51,7 +52,8 @@ def _target(kspace: torch.Tensor, target_size: tuple[int, int]) -> np.ndarray:
     h, w = target_size
     pad_h, pad_w = max(h - image.shape[-2], 0), max(w - image.shape[-1], 0)
     image = torch.nn.functional.pad(
-        image, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        image, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    )
     return center_crop(image, (h, w)).numpy().astype(np.float32)
 
 
@@ -101,30 +103,46 @@ def write_fastmri_volume(
     kspace[..., :padding_left] = 0
     kspace[..., right:] = 0
     target = _target(kspace, target_size)
-    new_attrs: dict[str, Any] = {"max": float(target.max()), "norm": float(np.linalg.norm(target)),
-                                 "acquisition": "CORPD_FBK", "patient_id": f"patient{seed:04d}"}
+    new_attrs: dict[str, Any] = {
+        "max": float(target.max()),
+        "norm": float(np.linalg.norm(target)),
+        "acquisition": "CORPD_FBK",
+        "patient_id": f"patient{seed:04d}",
+    }
     mask = None
     if test_file:
         sample = ColumnMaskFunc("random", [center_fraction], [acceleration])(
-            width, file_seed(path.name))
+            width, file_seed(path.name)
+        )
         mask = sample.mask.numpy()
         kspace = kspace * sample.mask
         target = None
-        new_attrs = {"acquisition": "CORPD_FBK", "patient_id": f"patient{seed:04d}",
-                     "acceleration": acceleration,
-                     "num_low_frequency": sample.num_low_frequencies}
+        new_attrs = {
+            "acquisition": "CORPD_FBK",
+            "patient_id": f"patient{seed:04d}",
+            "acceleration": acceleration,
+            "num_low_frequency": sample.num_low_frequencies,
+        }
     new_attrs.update(attrs or {})
     if header is None:
         header = make_ismrmrd_header(
-            encoded_size or (height, width, 1), recon_size or (*target_size, 1),
-            padding_left=padding_left, padding_right=right, num_slices=num_slices)
+            encoded_size or (height, width, 1),
+            recon_size or (*target_size, 1),
+            padding_left=padding_left,
+            padding_right=right,
+            num_slices=num_slices,
+        )
     kspace_np = kspace.numpy().astype(kspace_dtype)
     return write_volume(
-        path, kspace_np[:, 0] if challenge == "singlecoil" else kspace_np,
-        header=header, attrs={k: v for k, v in new_attrs.items() if v is not None},
-        target=target, target_key=TARGET_KEYS[challenge] if target is not None else None,
+        path,
+        kspace_np[:, 0] if challenge == "singlecoil" else kspace_np,
+        header=header,
+        attrs={k: v for k, v in new_attrs.items() if v is not None},
+        target=target,
+        target_key=TARGET_KEYS[challenge] if target is not None else None,
         mask=mask,
-        extra={"reconstruction_rss": target} if challenge == "singlecoil" and target is not None
+        extra={"reconstruction_rss": target}
+        if challenge == "singlecoil" and target is not None
         else None,
     )
 
@@ -144,18 +162,29 @@ def fastmri_split() -> Callable[..., list[Path]]:
     cycle over the volumes, seeds are 0, 1, ...; test and challenge splits get test files.
     """
 
-    def make(root: str | Path, challenge: str = "singlecoil", split: str = "train",
-             widths: Sequence[int] = (36, 40),
-             acquisitions: Sequence[str] = ("CORPD_FBK", "CORPDFS_FBK"),
-             **params: Any) -> list[Path]:
+    def make(
+        root: str | Path,
+        challenge: str = "singlecoil",
+        split: str = "train",
+        widths: Sequence[int] = (36, 40),
+        acquisitions: Sequence[str] = ("CORPD_FBK", "CORPDFS_FBK"),
+        **params: Any,
+    ) -> list[Path]:
         folder = Path(root) / f"{challenge}_{split}"
         params.setdefault("test_file", split in ("test", "challenge"))
         extra_attrs, paths = dict(params.pop("attrs", None) or {}), []
         for i, width in enumerate(widths):
             attrs = {"acquisition": acquisitions[i % len(acquisitions)], **extra_attrs}
-            paths.append(write_fastmri_volume(
-                folder / f"file{1000001 + i}.h5", challenge=challenge, width=width, seed=i,
-                attrs=attrs, **params))
+            paths.append(
+                write_fastmri_volume(
+                    folder / f"file{1000001 + i}.h5",
+                    challenge=challenge,
+                    width=width,
+                    seed=i,
+                    attrs=attrs,
+                    **params,
+                )
+            )
         return paths
 
     return make

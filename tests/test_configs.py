@@ -23,12 +23,26 @@ from mri_recon.lit.datamodule import FastMRIDataModule
 from mri_recon.lit.training import torch_flags_restored
 
 CONFIGS = Path(config_dir())
-TRAIN_GROUPS = ("data", "mask", "model", "optim", "scheduler", "loss", "trainer", "logger",
-                "callbacks", "experiment", "debug")
+TRAIN_GROUPS = (
+    "data",
+    "mask",
+    "model",
+    "optim",
+    "scheduler",
+    "loss",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+    "debug",
+)
 NOT_TRAIN = {("data", "eval")}  # configs/data/eval.yaml is eval.yaml's data node
-OPTIONS = [(group, path.stem) for group in TRAIN_GROUPS
-           for path in sorted((CONFIGS / group).glob("*.yaml"))
-           if (group, path.stem) not in NOT_TRAIN]
+OPTIONS = [
+    (group, path.stem)
+    for group in TRAIN_GROUPS
+    for path in sorted((CONFIGS / group).glob("*.yaml"))
+    if (group, path.stem) not in NOT_TRAIN
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
@@ -38,8 +52,11 @@ def compose_train(root: Path, *overrides: str) -> DictConfig:
     """``train.yaml`` composed with Hydra's own node, which is then made current so that
     ``${hydra:runtime.choices.*}`` resolves as in a real run."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data.root={root}", f"paths.output_dir={root}",
-                                          *overrides], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[f"data.root={root}", f"paths.output_dir={root}", *overrides],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     return cfg
 
@@ -92,8 +109,9 @@ def build_everything(cfg: DictConfig) -> None:
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_config_composes_checks_mirrors_and_builds(group: str, option: str,
-                                                         tmp_path: Path) -> None:
+def test_every_config_composes_checks_mirrors_and_builds(
+    group: str, option: str, tmp_path: Path
+) -> None:
     cfg = compose_train(tmp_path, f"{group}={option}")
     assert HydraConfig.get().runtime.choices[group] == option
     check_train_config(cfg)
@@ -106,12 +124,14 @@ def test_every_group_has_options() -> None:
     found = {group for group, _ in OPTIONS}
     assert found == set(TRAIN_GROUPS)
     assert {"adam", "adamw", "rmsprop", "sgd", "sgd_momentum"} <= {
-        o for g, o in OPTIONS if g == "optim"}
+        o for g, o in OPTIONS if g == "optim"
+    }
 
 
 def test_ddp_trainer_uses_gloo_on_cpu(tmp_path: Path) -> None:
-    cfg = compose_train(tmp_path, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-                        "logger=none")
+    cfg = compose_train(
+        tmp_path, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "logger=none"
+    )
     with torch_flags_restored():
         trainer = build_group(cfg, "trainer", logger=False, callbacks=[])
     assert trainer.world_size == 2 and trainer.num_devices == 2
@@ -128,13 +148,21 @@ def test_callbacks_write_best_and_last_by_val_ssim(tmp_path: Path) -> None:
     assert checkpoint.monitor == "val/ssim" and checkpoint.mode == "max"
     assert checkpoint.save_last and checkpoint.CHECKPOINT_NAME_LAST == "last"
     assert checkpoint.format_checkpoint_name({"val/ssim": 0.5}) == str(
-        tmp_path / "checkpoints" / "best.ckpt")
+        tmp_path / "checkpoints" / "best.ckpt"
+    )
 
 
 def test_common_overrides_reach_the_objects(tmp_path: Path) -> None:
-    cfg = compose_train(tmp_path, "data.batch_size=4", "optim.lr=0.01", "seed=3",
-                        "trainer.max_epochs=7", "model.norm=batch", "optim=rmsprop",
-                        "mask=random_8x")
+    cfg = compose_train(
+        tmp_path,
+        "data.batch_size=4",
+        "optim.lr=0.01",
+        "seed=3",
+        "trainer.max_epochs=7",
+        "model.norm=batch",
+        "optim=rmsprop",
+        "mask=random_8x",
+    )
     datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
     assert datamodule.batch_size == 4 and datamodule.seed == 3
     assert datamodule.mask_func.accelerations == [8.0]
@@ -183,8 +211,9 @@ def test_unknown_key_fails_composition(tmp_path: Path) -> None:
         (["ckpt_path=/no/such/last.ckpt"], "ckpt_path"),
     ],
 )
-def test_bad_value_is_a_config_error_naming_the_field(overrides: list[str], field: str,
-                                                      tmp_path: Path) -> None:
+def test_bad_value_is_a_config_error_naming_the_field(
+    overrides: list[str], field: str, tmp_path: Path
+) -> None:
     # tmp_path holds no data: a value that slipped through would fail later with DataError
     cfg = compose_train(tmp_path, *overrides)
     with pytest.raises(ConfigError) as err:

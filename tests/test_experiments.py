@@ -35,10 +35,20 @@ OPTIMIZERS = {  # optim config -> (class, momentum)
 }
 NORMS = ("group", "batch", "instance", "layer", "none")
 # What must be equal across the jobs of a study: same model, data, masks and budget.
-SHARED_KEYS = ("seed", "data.sample_rate", "data.val_sample_rate", "data.challenge",
-               "trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches",
-               "module.train_crop_size", "mask.accelerations", "mask.center_fractions",
-               "loss._target_", "scheduler")
+SHARED_KEYS = (
+    "seed",
+    "data.sample_rate",
+    "data.val_sample_rate",
+    "data.challenge",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "module.train_crop_size",
+    "mask.accelerations",
+    "mask.center_fractions",
+    "loss._target_",
+    "scheduler",
+)
 
 
 def compose_hydra(overrides: list[str]):
@@ -49,7 +59,9 @@ def compose_hydra(overrides: list[str]):
 def sweep_jobs(experiment: str) -> list[list[str]]:
     """The jobs the basic sweeper launches for ``-m experiment=<experiment>``."""
     params = compose_hydra([f"experiment={experiment}"]).hydra.sweeper.params
-    axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()]
+    axes = [
+        [f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()
+    ]
     return [[f"experiment={experiment}", *job] for job in itertools.product(*axes)]
 
 
@@ -63,14 +75,33 @@ def shared_values(container: dict) -> dict:
     return {key: OmegaConf.select(cfg, key) for key in SHARED_KEYS}
 
 
-@pytest.mark.parametrize("experiment, sweep", [
-    ("ablation_optim", {"optim": "sgd,sgd_momentum,rmsprop,adam", "study.lr_point": "lowest,low,mid,high,highest"}),
-    ("ablation_norm", {"model.norm": "group,batch,instance,layer,none", "data.batch_size": "1,8"}),
-    ("ablation_optim_large", {"optim": "sgd,sgd_momentum,rmsprop,adam",
-                              "study.lr_point": "lowest,low,mid,high,highest"}),
-    ("ablation_norm_large", {"model.norm": "group,batch,instance,layer,none",
-                             "data.batch_size": "1,8"}),
-])
+@pytest.mark.parametrize(
+    "experiment, sweep",
+    [
+        (
+            "ablation_optim",
+            {
+                "optim": "sgd,sgd_momentum,rmsprop,adam",
+                "study.lr_point": "lowest,low,mid,high,highest",
+            },
+        ),
+        (
+            "ablation_norm",
+            {"model.norm": "group,batch,instance,layer,none", "data.batch_size": "1,8"},
+        ),
+        (
+            "ablation_optim_large",
+            {
+                "optim": "sgd,sgd_momentum,rmsprop,adam",
+                "study.lr_point": "lowest,low,mid,high,highest",
+            },
+        ),
+        (
+            "ablation_norm_large",
+            {"model.norm": "group,batch,instance,layer,none", "data.batch_size": "1,8"},
+        ),
+    ],
+)
 def test_experiment_composes_with_its_sweep(experiment, sweep):
     cfg = compose_hydra([f"experiment={experiment}"])
     assert OmegaConf.to_container(cfg.hydra.sweeper.params) == sweep
@@ -116,8 +147,11 @@ def test_norm_sweep_builds_each_norm_with_equal_samples(tmp_path):
         net = instantiate(cfg.model)
         norm, batch_size = container["model"]["norm"], container["data"]["batch_size"]
         seen.add((norm, batch_size))
-        norm_layers = [m for m in net.modules() if isinstance(
-            m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d))]
+        norm_layers = [
+            m
+            for m in net.modules()
+            if isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d))
+        ]
         assert bool(norm_layers) == (norm != "none"), norm
         if norm == "batch":
             assert all(isinstance(m, torch.nn.BatchNorm2d) for m in norm_layers)
@@ -138,39 +172,63 @@ def tiny_root(tmp_path_factory) -> Path:
     return root
 
 
-TINY = ["debug=fast", "data.num_workers=0", "trainer.enable_progress_bar=false",
-        "~callbacks.progress_bar", "trainer.limit_val_batches=2", "trainer.val_check_interval=1.0",
-        "validate_ckpt=last"]
+TINY = [
+    "debug=fast",
+    "data.num_workers=0",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "trainer.limit_val_batches=2",
+    "trainer.val_check_interval=1.0",
+    "validate_ckpt=last",
+]
 
 
 def run_multirun(overrides: list[str], sweep_dir: Path) -> None:
     """``mri-recon-train -m ...`` through the console script, one thread per op."""
-    cmd = [str(Path(sys.executable).parent / "mri-recon-train"), "-m", *overrides, *TINY,
-           f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        str(Path(sys.executable).parent / "mri-recon-train"),
+        "-m",
+        *overrides,
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=sweep_dir.parent, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        cmd, cwd=sweep_dir.parent, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-
 
 
 def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_module):
     """Two jobs of ``mri-recon-train -m experiment=ablation_optim`` (the command line narrows
     the sweep), then compare_runs.py on the multirun directory."""
     sweep = tmp_path / "optim"
-    run_multirun(["experiment=ablation_optim", f"data.root={tiny_root}", "optim=sgd,adam",
-                  "study.lr_point=high"], sweep)
+    run_multirun(
+        [
+            "experiment=ablation_optim",
+            f"data.root={tiny_root}",
+            "optim=sgd,adam",
+            "study.lr_point=high",
+        ],
+        sweep,
+    )
     runs, skipped = load_runs([sweep], partial(run_config_values, keys=["optim", "optim.lr"]))
-    assert not skipped and [r.label for r in runs] == ["optim=sgd optim.lr=0.3",
-                                                       "optim=adam optim.lr=0.003"]
+    assert not skipped and [r.label for r in runs] == [
+        "optim=sgd optim.lr=0.3",
+        "optim=adam optim.lr=0.003",
+    ]
     for run in runs:  # the job's saved config is what compose_train_config builds
         saved = OmegaConf.load(run.run_dir / ".hydra" / "config.yaml")
         overrides = list(OmegaConf.load(run.run_dir / ".hydra" / "overrides.yaml"))
         composed = compose_train_config(overrides, run.run_dir)
         assert OmegaConf.to_container(composed) == OmegaConf.to_container(saved)
     out = tmp_path / "compare"
-    assert script_module("compare_runs").main([str(sweep), "--out", str(out),
-                                       "--label-keys", "optim", "optim.lr"]) == 0
+    assert (
+        script_module("compare_runs").main(
+            [str(sweep), "--out", str(out), "--label-keys", "optim", "optim.lr"]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "| optim=sgd optim.lr=0.3 |" in table and "| optim=adam optim.lr=0.003 |" in table
     for name in ("convergence_val_ssim.png", "convergence_train_loss.png"):
@@ -187,14 +245,28 @@ def test_tiny_norm_sweep_runs_and_compares(tiny_root, tmp_path):
     """Two jobs of ``mri-recon-train -m experiment=ablation_norm``: batch norm at batch sizes
     1 and 2 on tiny data, compared against training samples seen."""
     sweep = tmp_path / "norm"
-    run_multirun(["experiment=ablation_norm", f"data.root={tiny_root}", "model.norm=batch",
-                  "data.batch_size=1,2", "data.sample_rate=0.5"], sweep)
+    run_multirun(
+        [
+            "experiment=ablation_norm",
+            f"data.root={tiny_root}",
+            "model.norm=batch",
+            "data.batch_size=1,2",
+            "data.sample_rate=0.5",
+        ],
+        sweep,
+    )
     from mri_recon.cli.run_configs import compare_runs
 
-    result = compare_runs([sweep], tmp_path / "compare", label_keys=["model.norm", "data.batch_size"],
-                          samples_key="data.batch_size")
-    assert [r["label"] for r in result.rows] == ["model.norm=batch data.batch_size=1",
-                                                 "model.norm=batch data.batch_size=2"]
+    result = compare_runs(
+        [sweep],
+        tmp_path / "compare",
+        label_keys=["model.norm", "data.batch_size"],
+        samples_key="data.batch_size",
+    )
+    assert [r["label"] for r in result.rows] == [
+        "model.norm=batch data.batch_size=1",
+        "model.norm=batch data.batch_size=2",
+    ]
     assert {"convergence_val_ssim_samples", "convergence_train_loss_samples"} <= set(result.files)
     for run in result.runs:
         values = run_config_values(run.run_dir, ["data.batch_size", "model.norm", "optim"])

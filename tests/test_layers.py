@@ -22,11 +22,23 @@ ALLOWED = {
     "viz": {"fileio"},
     "evaluation": {"fileio", "physics", "data", "baselines", "metrics", "viz"},
     "lit": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz"},
-    "cli": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz", "evaluation",
-            "lit"},
+    "cli": {
+        "fileio",
+        "physics",
+        "data",
+        "models",
+        "baselines",
+        "metrics",
+        "viz",
+        "evaluation",
+        "lit",
+    },
 }
 THIRD_PARTY_ONLY_IN = {
-    "pytorch_lightning": {"lit"}, "lightning": {"lit"}, "hydra": {"cli"}, "omegaconf": {"cli"},
+    "pytorch_lightning": {"lit"},
+    "lightning": {"lit"},
+    "hydra": {"cli"},
+    "omegaconf": {"cli"},
 }
 
 

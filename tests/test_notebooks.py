@@ -49,8 +49,9 @@ def test_notebook_imports_only_mri_recon_and_basics(name):
     for cell in read(name).cells:
         if cell.cell_type != "code":
             continue
-        python = "\n".join(line for line in cell.source.splitlines()
-                           if not line.lstrip().startswith("%"))  # IPython magics
+        python = "\n".join(
+            line for line in cell.source.splitlines() if not line.lstrip().startswith("%")
+        )  # IPython magics
         for node in ast.walk(ast.parse(python)):
             if isinstance(node, ast.Import):
                 imported |= {alias.name.split(".")[0] for alias in node.names}
@@ -77,20 +78,33 @@ def execute(name: str, tmp_path: Path) -> nbformat.NotebookNode:
     copy = tmp_path / name
     shutil.copy(NOTEBOOK_DIR / name, copy)
     nb = nbformat.read(copy, as_version=4)
-    client = NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        timeout=TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     return nb
 
 
 def text_output(nb: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                   if o.output_type == "stream")
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
 
 
 def num_images(nb: nbformat.NotebookNode) -> int:
-    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-               for o in c.outputs)
+    return sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
 
 
 @pytest.fixture

@@ -21,23 +21,31 @@ PROG = "mri-recon-data"
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the ``synth`` and ``check`` subcommands."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Build the synthetic dataset; check fastMRI-layout folders.")
+        prog=PROG, description="Build the synthetic dataset; check fastMRI-layout folders."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{synth,check}")
     synth = sub.add_parser("synth", help="generate the synthetic fastMRI-layout dataset")
     synth.add_argument("--out", required=True, type=Path, help="data root to write into")
     synth.add_argument("--preset", choices=("default", "large"), default="default")
-    synth.add_argument("--challenge", choices=("singlecoil", "multicoil", "both"),
-                       default="both")
+    synth.add_argument("--challenge", choices=("singlecoil", "multicoil", "both"), default="both")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--overwrite", action="store_true",
-                       help="replace the volumes of splits that already exist under --out")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the volumes of splits that already exist under --out",
+    )
     check = sub.add_parser("check", help="validate every .h5 under DIR (fastMRI layout)")
-    check.add_argument("dir", type=Path, metavar="DIR",
-                       help="folder (searched recursively) or a single file")
-    check.add_argument("--headers-only", action="store_true",
-                       help="skip the full read for NaN/Inf (keys, shapes, header, attrs only)")
-    check.add_argument("--quiet", "-q", action="store_true",
-                       help="print only BAD lines and the summary")
+    check.add_argument(
+        "dir", type=Path, metavar="DIR", help="folder (searched recursively) or a single file"
+    )
+    check.add_argument(
+        "--headers-only",
+        action="store_true",
+        help="skip the full read for NaN/Inf (keys, shapes, header, attrs only)",
+    )
+    check.add_argument(
+        "--quiet", "-q", action="store_true", help="print only BAD lines and the summary"
+    )
     return parser
 
 
@@ -51,8 +59,14 @@ def _synth(args: argparse.Namespace) -> int:
 
     extra = {"overwrite": True} if args.overwrite else {}
     try:
-        generate_dataset(args.out, preset=args.preset, challenge=args.challenge,
-                         seed=args.seed, progress=True, **extra)
+        generate_dataset(
+            args.out,
+            preset=args.preset,
+            challenge=args.challenge,
+            seed=args.seed,
+            progress=True,
+            **extra,
+        )
     except (ValueError, OSError) as err:
         return _error("synth", str(err), 1)
     count = sum(1 for _ in args.out.rglob("*.h5"))

@@ -38,11 +38,30 @@ CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
 
 # flags that make Hydra print something and exit: no composition check
-_INFO_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-i", "--info", "-sc",
-               "--shell-completion"}
+_INFO_FLAGS = {
+    "-h",
+    "--help",
+    "--hydra-help",
+    "--version",
+    "-i",
+    "--info",
+    "-sc",
+    "--shell-completion",
+}
 # flags that take a value (the next argument)
-_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
-                "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+_VALUE_FLAGS = {
+    "-c",
+    "--cfg",
+    "-p",
+    "--package",
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "--experimental-rerun",
+}
 _ALTERNATE_CONFIG = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
 # what composing a config on bad overrides raises (Hydra raises a bare ValueError for e.g.
 # a group override that is not a string)
@@ -90,8 +109,9 @@ def _override_sets(overrides: list[str], multirun: bool) -> list[list[str]]:
     if not multirun:
         return [overrides]
     parsed = OverridesParser.create().parse_overrides(overrides)
-    values = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line]
-              for o in parsed]
+    values = [
+        list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed
+    ]
     keys = [o.get_key_element() for o in parsed]
 
     def line(i: int, value: str) -> str:
@@ -101,7 +121,7 @@ def _override_sets(overrides: list[str], multirun: bool) -> list[list[str]]:
     sets = [first]
     for i, vals in enumerate(values):
         for value in vals[1:]:
-            sets.append([*first[:i], line(i, value), *first[i + 1:]])
+            sets.append([*first[:i], line(i, value), *first[i + 1 :]])
     return sets
 
 
@@ -213,7 +233,8 @@ def run_hydra_main(
     if not flags & (_INFO_FLAGS | _ALTERNATE_CONFIG):
         precompose(config_name, overrides, multirun=bool(flags & {"-m", "--multirun"}))
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(
-        guarded(task_fn))
+        guarded(task_fn)
+    )
     saved = sys.argv
     sys.argv = [saved[0] if saved else config_name, *argv]
     try:
@@ -226,5 +247,12 @@ def run_hydra_main(
             GlobalHydra.instance().clear()
 
 
-__all__ = ["CONFIG_EXIT", "DATA_EXIT", "ConfigError", "fail", "one_line", "precompose",
-           "run_hydra_main"]
+__all__ = [
+    "CONFIG_EXIT",
+    "DATA_EXIT",
+    "ConfigError",
+    "fail",
+    "one_line",
+    "precompose",
+    "run_hydra_main",
+]

@@ -104,33 +104,41 @@ def check_checkpoints(checkpoints: Any) -> dict[str, str]:
         if not _CHECKPOINT_NAME.fullmatch(name):
             raise ConfigError(f"checkpoints.{name}", "a name of letters, digits, _ . - is needed")
         if name in METHODS:
-            raise ConfigError(f"checkpoints.{name}", f"shadows the built-in method {name!r}; "
-                              "use ckpt_path for unet, or another name")
+            raise ConfigError(
+                f"checkpoints.{name}",
+                f"shadows the built-in method {name!r}; use ckpt_path for unet, or another name",
+            )
         if path is None or not Path(str(path)).is_file():
             raise ConfigError(f"checkpoints.{name}", f"{path}: no such checkpoint file")
         named[name] = str(path)
     return named
 
 
-def check_methods(methods: Any, ckpt_path: Any, checkpoints: dict[str, str] | None = None
-                  ) -> list[str]:
+def check_methods(
+    methods: Any, ckpt_path: Any, checkpoints: dict[str, str] | None = None
+) -> list[str]:
     """The method names, checked: a non-empty list of distinct names, each a built-in method
     or a key of ``checkpoints``; ``unet`` needs an existing ``ckpt_path``."""
     checkpoints = checkpoints or {}
     if not isinstance(methods, (ListConfig, list, tuple)) or not methods:
-        raise ConfigError("methods", f"expected a non-empty list like [zero_filled,tv], "
-                          f"got {methods!r}")
+        raise ConfigError(
+            "methods", f"expected a non-empty list like [zero_filled,tv], got {methods!r}"
+        )
     names = [str(m) for m in methods]
     unknown = [m for m in names if m not in METHODS and m not in checkpoints]
     if unknown:
-        raise ConfigError("methods", f"unknown method(s) {unknown}; known: {list(METHODS)}"
-                          + (f" and checkpoints {list(checkpoints)}" if checkpoints else ""))
+        raise ConfigError(
+            "methods",
+            f"unknown method(s) {unknown}; known: {list(METHODS)}"
+            + (f" and checkpoints {list(checkpoints)}" if checkpoints else ""),
+        )
     if len(set(names)) != len(names):
         raise ConfigError("methods", f"a method is listed twice: {names}")
     if "unet" in names:
         if not ckpt_path:
-            raise ConfigError("ckpt_path", "the unet method needs ckpt_path=<run>/checkpoints/"
-                              "best.ckpt")
+            raise ConfigError(
+                "ckpt_path", "the unet method needs ckpt_path=<run>/checkpoints/best.ckpt"
+            )
         if not Path(str(ckpt_path)).is_file():
             raise ConfigError("ckpt_path", f"{ckpt_path}: no such checkpoint file")
     return names
@@ -141,7 +149,9 @@ def check_reference(reference: Any, names: Sequence[str]) -> str:
     (the default, zero_filled, may be absent: then there are no paired differences)."""
     reference = str(reference)
     if reference not in names and reference != REFERENCE:
-        raise ConfigError("stats.reference", f"{reference!r} is not one of the methods {list(names)}")
+        raise ConfigError(
+            "stats.reference", f"{reference!r} is not one of the methods {list(names)}"
+        )
     return reference
 
 
@@ -156,8 +166,12 @@ def _load_checkpoint(field: str, path: str, device: torch.device) -> Reconstruct
         raise ConfigError(field, str(err)) from None
 
 
-def build_methods(cfg: DictConfig, names: Sequence[str], device: torch.device,
-                  checkpoints: dict[str, str] | None = None) -> dict[str, Reconstructor]:
+def build_methods(
+    cfg: DictConfig,
+    names: Sequence[str],
+    device: torch.device,
+    checkpoints: dict[str, str] | None = None,
+) -> dict[str, Reconstructor]:
     """Build each named method: baselines from the registry (``tv`` from ``cfg.tv``),
     ``unet`` from ``cfg.ckpt_path`` and the names of ``checkpoints`` from their paths, on
     ``device`` (in eval mode)."""
@@ -180,8 +194,10 @@ def check_int(field: str, value: Any, minimum: int, allow_none: bool = False) ->
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(field, f"must be an integer >= {minimum}"
-                          f"{' or null' if allow_none else ''}, got {value!r}")
+        raise ConfigError(
+            field,
+            f"must be an integer >= {minimum}{' or null' if allow_none else ''}, got {value!r}",
+        )
     return value
 
 
@@ -192,13 +208,15 @@ def check_data(data: DictConfig) -> None:
     if data.split not in SPLITS:
         raise ConfigError("data.split", f"{data.split!r} is not one of {SPLITS}")
     if not isinstance(data.skip_bad_files, bool):
-        raise ConfigError("data.skip_bad_files", f"must be true or false, got "
-                          f"{data.skip_bad_files!r}")
+        raise ConfigError(
+            "data.skip_bad_files", f"must be true or false, got {data.skip_bad_files!r}"
+        )
     check_int("data.max_volumes", data.max_volumes, 1, allow_none=True)
 
 
-def settings_from_config(cfg: DictConfig, device: torch.device,
-                         reference: str = REFERENCE) -> EvalSettings:
+def settings_from_config(
+    cfg: DictConfig, device: torch.device, reference: str = REFERENCE
+) -> EvalSettings:
     """The :class:`EvalSettings` of a composed ``eval`` config (values checked); ``reference``
     is the checked ``stats.reference``."""
     check_data(cfg.data)
@@ -207,15 +225,21 @@ def settings_from_config(cfg: DictConfig, device: torch.device,
         raise ConfigError("stats.confidence", f"must be in (0, 1), got {stats.confidence}")
     mask_func = instantiate_group(cfg, "mask")
     return EvalSettings(
-        root=Path(str(cfg.data.root)), challenge=cfg.data.challenge, split=cfg.data.split,
-        mask_name=mask_name(mask_func), mask_func=mask_func,
-        run_dir=Path(str(cfg.paths.output_dir)), device=device,
+        root=Path(str(cfg.data.root)),
+        challenge=cfg.data.challenge,
+        split=cfg.data.split,
+        mask_name=mask_name(mask_func),
+        mask_func=mask_func,
+        run_dir=Path(str(cfg.paths.output_dir)),
+        device=device,
         batch_size=check_int("batch_size", cfg.batch_size, 1),
         num_figures=check_int("num_figures", cfg.num_figures, 0),
-        skip_bad_files=cfg.data.skip_bad_files, max_volumes=cfg.data.max_volumes,
+        skip_bad_files=cfg.data.skip_bad_files,
+        max_volumes=cfg.data.max_volumes,
         confidence=float(stats.confidence),
         num_resamples=check_int("stats.num_resamples", stats.num_resamples, 1),
-        seed=check_int("stats.seed", stats.seed, 0), progress=bool(cfg.progress),
+        seed=check_int("stats.seed", stats.seed, 0),
+        progress=bool(cfg.progress),
         reference=reference,
     )
 

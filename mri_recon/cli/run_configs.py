@@ -44,7 +44,9 @@ def load_run_config(run_dir: str | Path) -> DictConfig | None:
             hydra_cfg = OmegaConf.load(hydra_path)
             cfg.__hydra__ = hydra_cfg.get("hydra", hydra_cfg)
     except (OmegaConfBaseException, yaml.YAMLError) as err:
-        raise ValueError(f"{run_dir}/.hydra: unreadable config ({str(err).splitlines()[0]})") from None
+        raise ValueError(
+            f"{run_dir}/.hydra: unreadable config ({str(err).splitlines()[0]})"
+        ) from None
     return cfg
 
 
@@ -61,8 +63,10 @@ def run_config_values(run_dir: str | Path, keys: Sequence[str]) -> dict[str, obj
     choices = OmegaConf.select(cfg, "__hydra__.runtime.choices", default=None) or {}
     values: dict[str, object] = {}
     for key in keys:
-        value = choices.get(key) if key in choices else OmegaConf.select(
-            cfg, key, default=None, throw_on_resolution_failure=False
+        value = (
+            choices.get(key)
+            if key in choices
+            else OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         )
         values[key] = "{...}" if isinstance(value, DictConfig) else value
     return values

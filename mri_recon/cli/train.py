@@ -49,8 +49,11 @@ def build_list(cfg: DictConfig, group: str) -> list[Any]:
     node = cfg.get(group)
     if not node:
         return []
-    return [build_group(cfg, f"{group}.{key}") for key, value in node.items()
-            if isinstance(value, DictConfig) and "_target_" in value]
+    return [
+        build_group(cfg, f"{group}.{key}")
+        for key, value in node.items()
+        if isinstance(value, DictConfig) and "_target_" in value
+    ]
 
 
 def build_module(cfg: DictConfig) -> Any:
@@ -58,9 +61,15 @@ def build_module(cfg: DictConfig) -> Any:
     net = build_group(cfg, "model")
     scheduler = build_group(cfg, "scheduler") if cfg.get("scheduler") else None
     return build_group(
-        cfg, "module", net=net, optimizer=build_group(cfg, "optim"), scheduler=scheduler,
-        loss=build_group(cfg, "loss"), net_spec=OmegaConf.to_container(cfg.model, resolve=True),
-        _recursive_=False)  # net_spec has a _target_ of its own: keep it a spec
+        cfg,
+        "module",
+        net=net,
+        optimizer=build_group(cfg, "optim"),
+        scheduler=scheduler,
+        loss=build_group(cfg, "loss"),
+        net_spec=OmegaConf.to_container(cfg.model, resolve=True),
+        _recursive_=False,
+    )  # net_spec has a _target_ of its own: keep it a spec
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -102,22 +111,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = callbacks_for_loggers(build_list(cfg, "callbacks"), loggers)
     with torch_flags_restored():
         trainer = build_group(cfg, "trainer", logger=loggers or False, callbacks=callbacks)
-        result = fit_and_validate(trainer, module, datamodule, ckpt_path=cfg.ckpt_path,
-                                  validate_ckpt=cfg.validate_ckpt)
+        result = fit_and_validate(
+            trainer, module, datamodule, ckpt_path=cfg.ckpt_path, validate_ckpt=cfg.validate_ckpt
+        )
     if result.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
         write_run_outputs(run_dir, result)
-        print(f"run directory: {run_dir} (validated {result.checkpoint or 'final weights'})",
-              flush=True)
+        print(
+            f"run directory: {run_dir} (validated {result.checkpoint or 'final weights'})",
+            flush=True,
+        )
     return result.metrics
 
 
 def write_run_outputs(run_dir: Path, result: RunResult) -> None:
     """Write ``metrics.json`` (final metrics and checkpoint paths) and ``val_volumes.csv``
     (per-volume metrics of the final validation) into ``run_dir``, atomically."""
-    summary = {"metrics": result.metrics, "validated_checkpoint": result.checkpoint,
-               "best_checkpoint": result.best_checkpoint,
-               "last_checkpoint": result.last_checkpoint}
+    summary = {
+        "metrics": result.metrics,
+        "validated_checkpoint": result.checkpoint,
+        "best_checkpoint": result.best_checkpoint,
+        "last_checkpoint": result.last_checkpoint,
+    }
     write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=VOLUME_COLUMNS, extrasaction="ignore")

@@ -39,8 +39,7 @@ from mri_recon.fileio import write_atomic
 from mri_recon.metrics.image import METRICS, volume_metrics
 from mri_recon.physics.masks import apply_mask
 
-CURVE_COLUMNS = ("lam", "ssim", "psnr", "nmse", "seconds_per_slice", "num_volumes",
-                 "num_slices")
+CURVE_COLUMNS = ("lam", "ssim", "psnr", "nmse", "seconds_per_slice", "num_volumes", "num_slices")
 
 
 def lambda_grid(cfg: DictConfig) -> list[float]:
@@ -55,8 +54,9 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
         if not float(cfg.lam_span) > 1:
             raise ConfigError("lam_span", f"must be > 1, got {cfg.lam_span}")
         if not float(cfg.tv.lam) > 0:
-            raise ConfigError("tv.lam", f"the sweep is centred on tv.lam, which must be > 0, "
-                              f"got {cfg.tv.lam}")
+            raise ConfigError(
+                "tv.lam", f"the sweep is centred on tv.lam, which must be > 0, got {cfg.tv.lam}"
+            )
         center, span = float(cfg.tv.lam), float(cfg.lam_span)
         lams = [float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)]
     if any(not (lam > 0 and np.isfinite(lam)) for lam in lams):
@@ -81,15 +81,22 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
     """
     check_data(cfg.data)
     if cfg.data.split in ("test", "challenge"):
-        raise ConfigError("data.split", f"{cfg.data.split!r} files have no targets to tune "
-                          "against; use val (or train)")
+        raise ConfigError(
+            "data.split",
+            f"{cfg.data.split!r} files have no targets to tune against; use val (or train)",
+        )
     device = resolve_device(cfg.device)
     batch_size = check_int("batch_size", cfg.batch_size, 1)
     count = check_int("max_slices_per_volume", cfg.max_slices_per_volume, 1, allow_none=True)
     mask_func = instantiate_group(cfg, "mask")
     methods = {f"{lam!r}": instantiate_group(cfg, "tv", lam=lam) for lam in lams}
-    infos, _ = select_volumes(cfg.data.root, cfg.data.challenge, cfg.data.split,
-                              max_volumes=cfg.data.max_volumes, skip_bad_files=False)
+    infos, _ = select_volumes(
+        cfg.data.root,
+        cfg.data.challenge,
+        cfg.data.split,
+        max_volumes=cfg.data.max_volumes,
+        skip_bad_files=False,
+    )
     rows = []
     for info in tqdm(infos, desc="tune tv", unit="vol", disable=not cfg.progress):
         volume = load_volume(info.path, cfg.data.challenge, cfg.data.split)
@@ -100,14 +107,26 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
         masked_kspace = apply_mask(volume.kspace[keep], vmask.mask)  # (s, C, H, W)
         target = volume.target[keep].numpy()
         max_value = float(volume.target.max())
-        recons = reconstruct_volume(methods, masked_kspace, vmask.mask,
-                                    tuple(target.shape[-2:]), device=device,
-                                    batch_size=batch_size)
+        recons = reconstruct_volume(
+            methods,
+            masked_kspace,
+            vmask.mask,
+            tuple(target.shape[-2:]),
+            device=device,
+            batch_size=batch_size,
+        )
         for lam in lams:
             recon, seconds = recons[f"{lam!r}"]
             metrics = volume_metrics(target, recon.numpy(), max_value=max_value)
-            rows.append({"fname": info.fname, "lam": lam, **metrics,
-                         "seconds_per_slice": seconds, "num_slices": target.shape[0]})
+            rows.append(
+                {
+                    "fname": info.fname,
+                    "lam": lam,
+                    **metrics,
+                    "seconds_per_slice": seconds,
+                    "num_slices": target.shape[0],
+                }
+            )
     return rows
 
 
@@ -116,8 +135,11 @@ def curve(rows: Sequence[dict[str, Any]], lams: Sequence[float]) -> list[dict[st
     out = []
     for lam in lams:
         mine = [r for r in rows if r["lam"] == lam]
-        point = {"lam": lam, "num_volumes": len(mine),
-                 "num_slices": sum(r["num_slices"] for r in mine)}
+        point = {
+            "lam": lam,
+            "num_volumes": len(mine),
+            "num_slices": sum(r["num_slices"] for r in mine),
+        }
         for key in (*METRICS, "seconds_per_slice"):
             point[key] = float(np.mean([r[key] for r in mine]))
         out.append(point)
@@ -137,8 +159,10 @@ def curve_table(points: Sequence[dict[str, Any]], best: dict[str, Any]) -> str:
     lines = ["| tv.lam | SSIM | PSNR (dB) | NMSE | s/slice |", "|---|---|---|---|---|"]
     for p in points:
         mark = " **<-**" if p is best else ""
-        lines.append(f"| {p['lam']:g}{mark} | {p['ssim']:.4f} | {p['psnr']:.2f} | "
-                     f"{p['nmse']:.4g} | {p['seconds_per_slice']:.3g} |")
+        lines.append(
+            f"| {p['lam']:g}{mark} | {p['ssim']:.4f} | {p['psnr']:.2f} | "
+            f"{p['nmse']:.4g} | {p['seconds_per_slice']:.3g} |"
+        )
     return "\n".join(lines)
 
 
@@ -161,15 +185,18 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(str(cfg.paths.output_dir))
     curve_csv = write_csv(run_dir / "tv_lambda_curve.csv", points, CURVE_COLUMNS)
     mask = mask_name(instantiate_group(cfg, "mask"))
-    yaml = (f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "
-            f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"
-            f"# ({cfg.select_by} {best[cfg.select_by]:.6g}; curve in tv_lambda_curve.csv)\n"
-            f"tv:\n  lam: {best['lam']!r}\n")
+    yaml = (
+        f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "
+        f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"
+        f"# ({cfg.select_by} {best[cfg.select_by]:.6g}; curve in tv_lambda_curve.csv)\n"
+        f"tv:\n  lam: {best['lam']!r}\n"
+    )
     lam_yaml = write_atomic(run_dir / "tv_lambda.yaml", yaml)
     print(curve_table(points, best), flush=True)
     if best is points[0] or best is points[-1]:
-        print("note: the best lambda is at the edge of the sweep; widen lam_span or lams",
-              flush=True)
+        print(
+            "note: the best lambda is at the edge of the sweep; widen lam_span or lams", flush=True
+        )
     print(f"wrote {lam_yaml}\nuse: tv.lam={best['lam']!r}", flush=True)
     return {"lam": best["lam"], "curve": points, "rows": rows, "files": [curve_csv, lam_yaml]}
 

@@ -46,8 +46,14 @@ def check_int(cfg: DictConfig, key: str, minimum: int, optional: bool = False) -
         raise ConfigError(key, f"must be an int >= {minimum}{nullable}, got {value!r}")
 
 
-def check_number(cfg: DictConfig, key: str, low: float, high: float | None = None,
-                 low_open: bool = False, optional: bool = False) -> None:
+def check_number(
+    cfg: DictConfig,
+    key: str,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    optional: bool = False,
+) -> None:
     """``cfg.<key>`` is a number in [low, high] ((low, high] with ``low_open``)."""
     value = _value(cfg, key)
     if value is _MISSING or (optional and value is None):
@@ -56,8 +62,11 @@ def check_number(cfg: DictConfig, key: str, low: float, high: float | None = Non
     too_low = is_number and (value <= low if low_open else value < low)
     too_high = is_number and high is not None and value > high
     if not is_number or too_low or too_high or value != value:
-        span = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high is not None else (
-            f"> {low:g}" if low_open else f">= {low:g}")
+        span = (
+            f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            if high is not None
+            else (f"> {low:g}" if low_open else f">= {low:g}")
+        )
         where = f"in {span}" if high is not None else span
         raise ConfigError(key, f"must be a number {where}, got {value!r}")
 
@@ -92,8 +101,11 @@ def _check_data(cfg: DictConfig) -> None:
     check_number(cfg, "data.volume_sample_rate", 0.0, 1.0, low_open=True, optional=True)
     root = _value(cfg, "data.root")
     if root is not _MISSING and not Path(str(root)).is_dir():
-        raise ConfigError("data.root", f"{root}: no such directory (build the synthetic data "
-                          "with `mri-recon-data synth --out DIR` or set MRI_RECON_DATA)")
+        raise ConfigError(
+            "data.root",
+            f"{root}: no such directory (build the synthetic data "
+            "with `mri-recon-data synth --out DIR` or set MRI_RECON_DATA)",
+        )
 
 
 def _check_optim(cfg: DictConfig) -> None:
@@ -122,8 +134,11 @@ def _check_trainer(cfg: DictConfig) -> None:
     if max_epochs not in (_MISSING, None, -1):
         check_int(cfg, "trainer.max_epochs", 1)
     if _value(cfg, "trainer.use_distributed_sampler") not in (False, _MISSING):
-        raise ConfigError("trainer.use_distributed_sampler", "must be false: the data module's "
-                          "batch sampler buckets by k-space shape and shards across ranks itself")
+        raise ConfigError(
+            "trainer.use_distributed_sampler",
+            "must be false: the data module's "
+            "batch sampler buckets by k-space shape and shards across ranks itself",
+        )
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -163,6 +178,6 @@ def build_group(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
         if reason.startswith(f"{group}.") or reason.startswith(f"{group}="):
             field = reason.split("=", 1)[0].split(" ", 1)[0]
             if reason.startswith(f"{field} "):  # "model.chans must be ..." -> "must be ..."
-                reason = reason[len(field) + 1:]
+                reason = reason[len(field) + 1 :]
             raise ConfigError(field, reason) from None
         raise ConfigError(group, reason) from None

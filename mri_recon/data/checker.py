@@ -61,7 +61,8 @@ def find_volumes(path: str | os.PathLike) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
     files = sorted(
-        p for p in path.rglob("*.h5")
+        p
+        for p in path.rglob("*.h5")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
     )
     if not files:

@@ -169,8 +169,11 @@ def _check_kspace(hf: h5py.File, path: Path, challenge: str | None) -> tuple[str
         raise DataError(path, f"no 'kspace' dataset (keys: {sorted(map(str, hf))})")
     shape = tuple(int(n) for n in ks.shape)
     if len(shape) not in (3, 4):
-        raise DataError(path, f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
-                        "(S, H, W) or 4 (multicoil) (S, C, H, W)")
+        raise DataError(
+            path,
+            f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
+            "(S, H, W) or 4 (multicoil) (S, C, H, W)",
+        )
     found = "singlecoil" if len(shape) == 3 else "multicoil"
     if challenge is not None and challenge != found:
         raise DataError(path, f"kspace shape {shape} is {found}, but the challenge is {challenge}")
@@ -181,16 +184,20 @@ def _check_kspace(hf: h5py.File, path: Path, challenge: str | None) -> tuple[str
     return found, shape
 
 
-def _check_target(hf: h5py.File, path: Path, challenge: str, kshape: tuple,
-                  split: str | None) -> tuple[str | None, tuple[int, int] | None]:
+def _check_target(
+    hf: h5py.File, path: Path, challenge: str, kshape: tuple, split: str | None
+) -> tuple[str | None, tuple[int, int] | None]:
     key = TARGET_KEYS[challenge]
     target = _dataset(hf, path, key)
     if target is None:
         if split in _TARGET_REQUIRED:
             raise DataError(path, f"no target '{key}' (required in the {split} split)")
         if "mask" not in hf:
-            raise DataError(path, f"neither a target '{key}' nor a 'mask' dataset (a file "
-                            "without target must be a test file carrying its mask)")
+            raise DataError(
+                path,
+                f"neither a target '{key}' nor a 'mask' dataset (a file "
+                "without target must be a test file carrying its mask)",
+            )
         return None, None
     if target.ndim != 3:
         raise DataError(path, f"{key} has shape {target.shape}, expected 3 dims (S, h, w)")
@@ -253,27 +260,39 @@ def _read_header(hf: h5py.File, path: Path, kshape: tuple) -> tuple[Any, list[st
         raise DataError(path, str(err)) from None
     width, warnings = kshape[-1], []
     if hdr.encoded_size[1] != width:
-        warnings.append(f"ismrmrd_header encoded y = {hdr.encoded_size[1]} differs from the "
-                        f"kspace width W = {width}")
+        warnings.append(
+            f"ismrmrd_header encoded y = {hdr.encoded_size[1]} differs from the "
+            f"kspace width W = {width}"
+        )
     if not 0 <= hdr.padding_left < hdr.padding_right <= width:
-        raise DataError(path, f"ismrmrd_header acquired columns [{hdr.padding_left}, "
-                        f"{hdr.padding_right}) are outside the kspace width [0, {width}]")
+        raise DataError(
+            path,
+            f"ismrmrd_header acquired columns [{hdr.padding_left}, "
+            f"{hdr.padding_right}) are outside the kspace width [0, {width}]",
+        )
     return hdr, warnings
 
 
-def _crop(path: Path, kshape: tuple, target_key: str | None,
-          target_shape: tuple[int, int] | None, recon_size: tuple) -> tuple[int, int]:
+def _crop(
+    path: Path,
+    kshape: tuple,
+    target_key: str | None,
+    target_shape: tuple[int, int] | None,
+    recon_size: tuple,
+) -> tuple[int, int]:
     size = target_shape or (recon_size[0], recon_size[1])
     crop = crop_size_for(kshape[-1], size)
     what = f"target {target_key} {size}" if target_key else f"ismrmrd_header recon size {size}"
     if min(crop) < 1 or crop[0] > min(kshape[-2], size[0]) or crop[1] > min(kshape[-1], size[1]):
-        raise DataError(path, f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} "
-                        f"(crop {crop})")
+        raise DataError(
+            path, f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} (crop {crop})"
+        )
     return crop
 
 
-def read_volume_info(path: str | os.PathLike, challenge: str | None = None,
-                     split: str | None = None) -> VolumeInfo:
+def read_volume_info(
+    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+) -> VolumeInfo:
     """Validate a volume's layout, header and attrs and describe it, without reading k-space.
 
     Args:
@@ -306,17 +325,29 @@ def read_volume_info(path: str | os.PathLike, challenge: str | None = None,
     if target_key is not None and "max" not in attrs:
         warnings.append("no attr 'max': max_value is computed from the target")
     return VolumeInfo(
-        path=path, fname=path.name, challenge=challenge, num_slices=kshape[0],
-        num_coils=kshape[1] if len(kshape) == 4 else 1, kspace_shape=kshape,
-        target_key=target_key, target_shape=target_shape, crop_size=crop,
-        encoded_size=hdr.encoded_size, recon_size=hdr.recon_size,
-        padding_left=hdr.padding_left, padding_right=hdr.padding_right,
-        acquisition=str(attrs.get("acquisition", "")), max_value=_number(path, attrs, "max"),
-        norm=_number(path, attrs, "norm"), patient_id=str(attrs.get("patient_id", "")),
-        is_test=target_key is None, mask=mask,
+        path=path,
+        fname=path.name,
+        challenge=challenge,
+        num_slices=kshape[0],
+        num_coils=kshape[1] if len(kshape) == 4 else 1,
+        kspace_shape=kshape,
+        target_key=target_key,
+        target_shape=target_shape,
+        crop_size=crop,
+        encoded_size=hdr.encoded_size,
+        recon_size=hdr.recon_size,
+        padding_left=hdr.padding_left,
+        padding_right=hdr.padding_right,
+        acquisition=str(attrs.get("acquisition", "")),
+        max_value=_number(path, attrs, "max"),
+        norm=_number(path, attrs, "norm"),
+        patient_id=str(attrs.get("patient_id", "")),
+        is_test=target_key is None,
+        mask=mask,
         num_low_frequencies=None if num_low is None else int(num_low),
         acceleration=_number(path, attrs, "acceleration", positive=True),
-        attrs=attrs, warnings=tuple(warnings),
+        attrs=attrs,
+        warnings=tuple(warnings),
     )
 
 
@@ -325,8 +356,9 @@ def _read(ds: h5py.Dataset, path: Path, index: int | tuple = ()) -> np.ndarray:
         return ds[index]
     except (OSError, ValueError, RuntimeError) as err:
         where = f"slice {index}" if isinstance(index, int) else "data"
-        raise DataError(path, f"cannot read {ds.name.lstrip('/')} {where} "
-                        f"({_h5_reason(err)})") from None
+        raise DataError(
+            path, f"cannot read {ds.name.lstrip('/')} {where} ({_h5_reason(err)})"
+        ) from None
 
 
 def _check_finite(path: Path, key: str, array: np.ndarray, first_slice: int = 0) -> None:
@@ -343,8 +375,9 @@ def _check_finite(path: Path, key: str, array: np.ndarray, first_slice: int = 0)
         raise DataError(path, f"{key} has NaN or Inf values (first in slice {bad})")
 
 
-def check_volume(path: str | os.PathLike, challenge: str | None = None,
-                 split: str | None = None) -> VolumeInfo:
+def check_volume(
+    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+) -> VolumeInfo:
     """:func:`read_volume_info` plus a full read, one slice at a time, for NaN/Inf values."""
     info = read_volume_info(path, challenge, split)
     with _open(info.path) as hf:
@@ -373,8 +406,9 @@ class Volume:
     mask: torch.Tensor | None = None
 
 
-def load_volume(path: str | os.PathLike, challenge: str | None = None,
-                split: str | None = None) -> Volume:
+def load_volume(
+    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+) -> Volume:
     """Read and validate a whole volume (k-space and target must be finite)."""
     info = read_volume_info(path, challenge, split)
     with _open(info.path) as hf:

@@ -54,7 +54,9 @@ def _query(root: ET.Element, path: list[str]) -> int:
     try:
         return int(el.text.strip())
     except ValueError:
-        raise HeaderError(f"ismrmrd_header {'/'.join(path)} is not an integer: {el.text!r}") from None
+        raise HeaderError(
+            f"ismrmrd_header {'/'.join(path)} is not an integer: {el.text!r}"
+        ) from None
 
 
 def parse_ismrmrd_header(xml: bytes | str) -> IsmrmrdHeader:

@@ -96,29 +96,34 @@ class SliceDataset(torch.utils.data.Dataset):
         check_finite: bool = True,
     ) -> None:
         folder = split_dir(root, challenge, split)
-        sample_rate, volume_rate = _rate("sample_rate", sample_rate), _rate(
-            "volume_sample_rate", volume_sample_rate)
+        sample_rate, volume_rate = (
+            _rate("sample_rate", sample_rate),
+            _rate("volume_sample_rate", volume_sample_rate),
+        )
         if sample_rate < 1 and volume_rate < 1:
             raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
         if max_open_files < 1:
             raise ValueError(f"max_open_files={max_open_files} must be >= 1")
-        paths = list_volumes(root, challenge, split) if files is None else _resolve_files(
-            folder, files)
+        paths = (
+            list_volumes(root, challenge, split) if files is None else _resolve_files(folder, files)
+        )
         volumes = [read_volume_info(p, challenge, split) for p in paths]
         if acquisitions is not None:
             wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
             found = sorted({v.acquisition for v in volumes})
             volumes = [v for v in volumes if v.acquisition in wanted]
             if not volumes:
-                raise DataError(folder, f"no volume has acquisition in {sorted(wanted)} "
-                                f"(found {found})")
+                raise DataError(
+                    folder, f"no volume has acquisition in {sorted(wanted)} (found {found})"
+                )
         rng = np.random.default_rng(seed)
         volumes = [volumes[i] for i in _subsample(len(volumes), volume_rate, rng)]
         samples = [(v, s) for v, info in enumerate(volumes) for s in range(info.num_slices)]
         self.folder, self.challenge, self.split = folder, challenge, split
         self.volumes: list[VolumeInfo] = volumes
         self.samples: list[tuple[int, int]] = [
-            samples[i] for i in _subsample(len(samples), sample_rate, rng)]
+            samples[i] for i in _subsample(len(samples), sample_rate, rng)
+        ]
         self.max_open_files, self.check_finite = int(max_open_files), bool(check_finite)
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
         self._inherited: list[OrderedDict[int, h5py.File]] = []
@@ -129,8 +134,9 @@ class SliceDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __repr__(self) -> str:
-        return (f"SliceDataset({str(self.folder)!r}, {len(self.volumes)} volumes, "
-                f"{len(self)} slices)")
+        return (
+            f"SliceDataset({str(self.folder)!r}, {len(self.volumes)} volumes, {len(self)} slices)"
+        )
 
     def shape_key(self, index: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
         """((C, H, W), crop_size) of item ``index``: equal keys can be batched together."""

@@ -27,8 +27,18 @@ from mri_recon.metrics.stats import Interval, paired_differences, summarize
 if TYPE_CHECKING:  # pragma: no cover (run.py imports this module)
     from mri_recon.evaluation.run import EvalSettings
 
-CSV_COLUMNS = ("fname", "acquisition", "method", "mask", "acceleration", "center_fraction",
-               "nmse", "psnr", "ssim", "seconds_per_slice")
+CSV_COLUMNS = (
+    "fname",
+    "acquisition",
+    "method",
+    "mask",
+    "acceleration",
+    "center_fraction",
+    "nmse",
+    "psnr",
+    "ssim",
+    "seconds_per_slice",
+)
 EXTRA_COLUMNS = ("num_slices", "challenge", "split")
 REFERENCE = "zero_filled"
 TIMING = "seconds_per_slice"
@@ -47,8 +57,9 @@ def _finite(value: Any) -> bool:
 
 
 def _jsonable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: (v.as_dict() if isinstance(v, Interval) else v) for k, v in e.items()}
-            for e in entries]
+    return [
+        {k: (v.as_dict() if isinstance(v, Interval) else v) for k, v in e.items()} for e in entries
+    ]
 
 
 def build_summary(
@@ -78,8 +89,11 @@ def build_summary(
     boot = {"confidence": confidence, "num_resamples": num_resamples, "seed": seed}
     entries = summarize(rows, [*metrics, TIMING], **boot)
     methods = {r["method"] for r in rows}
-    paired = (paired_differences(rows, metrics, reference=reference, **boot)
-              if metrics and reference in methods else [])
+    paired = (
+        paired_differences(rows, metrics, reference=reference, **boot)
+        if metrics and reference in methods
+        else []
+    )
     summary = {
         "run": dict(run),
         "num_volumes": len({r["fname"] for r in rows}),
@@ -101,12 +115,16 @@ def _cell(iv: Interval, metric: str) -> str:
 
 def _table(entries: Sequence[Mapping[str, Any]], metrics: Sequence[str], delta: bool) -> str:
     labels = [("Δ" if delta else "") + _LABELS[m] for m in metrics]
-    lines = ["| method | R | acquisition | n | " + " | ".join(labels) + " |",
-             "|" + "---|" * (4 + len(metrics))]
+    lines = [
+        "| method | R | acquisition | n | " + " | ".join(labels) + " |",
+        "|" + "---|" * (4 + len(metrics)),
+    ]
     for e in entries:
         cells = [_cell(e[m], m) for m in metrics]
-        lines.append(f"| {e['method']} | {e['acceleration']:g} | {e['acquisition']} | "
-                     f"{e['n']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {e['method']} | {e['acceleration']:g} | {e['acquisition']} | "
+            f"{e['n']} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -114,11 +132,16 @@ def summary_markdown(summary: Mapping[str, Any], entries: list[dict], paired: li
     """The Markdown report: run line, metric table, paired differences, skipped files."""
     run, metrics = summary["run"], summary["metrics"]
     level = round(100 * summary["bootstrap"]["confidence"])
-    out = [f"# Evaluation: {run.get('challenge')} {run.get('split')}, mask {run.get('mask')}",
-           "",
-           (f"{summary['num_volumes']} volumes; cells are mean ± std [{level}% bootstrap "
-            "interval of the mean] over volumes."),
-           "", _table(entries, [*metrics, TIMING], delta=False)]
+    out = [
+        f"# Evaluation: {run.get('challenge')} {run.get('split')}, mask {run.get('mask')}",
+        "",
+        (
+            f"{summary['num_volumes']} volumes; cells are mean ± std [{level}% bootstrap "
+            "interval of the mean] over volumes."
+        ),
+        "",
+        _table(entries, [*metrics, TIMING], delta=False),
+    ]
     if not metrics:
         out += ["", "No targets in this split: reconstructions and timings only."]
     if paired:
@@ -144,12 +167,24 @@ def write_report(
         (the JSON summary, the Markdown text).
     """
     write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS])
-    run = {"root": str(settings.root), "challenge": settings.challenge, "split": settings.split,
-           "mask": settings.mask_name, "mask_func": repr(settings.mask_func),
-           "methods": list(methods), "device": str(settings.device)}
+    run = {
+        "root": str(settings.root),
+        "challenge": settings.challenge,
+        "split": settings.split,
+        "mask": settings.mask_name,
+        "mask_func": repr(settings.mask_func),
+        "methods": list(methods),
+        "device": str(settings.device),
+    }
     summary, entries, paired = build_summary(
-        rows, skipped, run, confidence=settings.confidence,
-        num_resamples=settings.num_resamples, seed=settings.seed, reference=settings.reference)
+        rows,
+        skipped,
+        run,
+        confidence=settings.confidence,
+        num_resamples=settings.num_resamples,
+        seed=settings.seed,
+        reference=settings.reference,
+    )
     markdown = summary_markdown(summary, entries, paired)
     write_json(staging.path("summary.json"), summary)
     write_atomic(staging.path("summary.md"), markdown)

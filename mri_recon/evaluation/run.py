@@ -118,8 +118,9 @@ def _sync(device: torch.device) -> None:
 def _check_output(name: str, out: torch.Tensor, batch: int, crop_size: tuple[int, int]) -> None:
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, *crop_size):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"method {name!r} returned {got}, expected (B, h, w) = "
-                         f"{(batch, *crop_size)}")
+        raise ValueError(
+            f"method {name!r} returned {got}, expected (B, h, w) = {(batch, *crop_size)}"
+        )
 
 
 @torch.inference_mode()
@@ -194,8 +195,9 @@ def evaluate_volume(
     info = volume.info
     masked_kspace = apply_mask(volume.kspace, vmask.mask)  # (S, C, H, W)
     crop = tuple(volume.target.shape[-2:]) if volume.target is not None else info.crop_size
-    recons = reconstruct_volume(methods, masked_kspace, vmask.mask, crop, device=device,
-                                batch_size=batch_size)
+    recons = reconstruct_volume(
+        methods, masked_kspace, vmask.mask, crop, device=device, batch_size=batch_size
+    )
     results = {}
     for name, (recon, sec) in recons.items():
         metrics = None
@@ -205,25 +207,39 @@ def evaluate_volume(
     return results
 
 
-def _rows(info: VolumeInfo, vmask: VolumeMask, mask_name: str, split: str,
-          results: Mapping[str, MethodOutput]) -> list[dict[str, Any]]:
+def _rows(
+    info: VolumeInfo,
+    vmask: VolumeMask,
+    mask_name: str,
+    split: str,
+    results: Mapping[str, MethodOutput],
+) -> list[dict[str, Any]]:
     rows = []
     for name, res in results.items():
         metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim"))
-        rows.append({
-            "fname": info.fname, "acquisition": info.acquisition, "method": name,
-            "mask": mask_name if vmask.source == "drawn" else "stored",
-            "acceleration": vmask.acceleration, "center_fraction": vmask.center_fraction,
-            **metrics, "seconds_per_slice": res.seconds_per_slice,
-            "num_slices": info.num_slices, "challenge": info.challenge, "split": split,
-        })
+        rows.append(
+            {
+                "fname": info.fname,
+                "acquisition": info.acquisition,
+                "method": name,
+                "mask": mask_name if vmask.source == "drawn" else "stored",
+                "acceleration": vmask.acceleration,
+                "center_fraction": vmask.center_fraction,
+                **metrics,
+                "seconds_per_slice": res.seconds_per_slice,
+                "num_slices": info.num_slices,
+                "challenge": info.challenge,
+                "split": split,
+            }
+        )
     assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
-    assert list(rows[0])[len(CSV_COLUMNS):] == list(EXTRA_COLUMNS)
+    assert list(rows[0])[len(CSV_COLUMNS) :] == list(EXTRA_COLUMNS)
     return rows
 
 
-def _figure(staging: Staging, volume: Volume, results: Mapping[str, MethodOutput],
-            mask_name: str) -> None:
+def _figure(
+    staging: Staging, volume: Volume, results: Mapping[str, MethodOutput], mask_name: str
+) -> None:
     mid = volume.info.num_slices // 2
     fig = comparison_figure(
         volume.target[mid].numpy(),
@@ -247,8 +263,9 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
     if not methods:
         raise ValueError("methods: at least one method is required")
     s = settings
-    infos, skipped = select_volumes(s.root, s.challenge, s.split, max_volumes=s.max_volumes,
-                                    skip_bad_files=s.skip_bad_files)
+    infos, skipped = select_volumes(
+        s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=s.skip_bad_files
+    )
     rows: list[dict[str, Any]] = []
     num_figures = 0
     with Staging(s.run_dir) as staging:
@@ -261,11 +278,13 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                 skipped.append(SkippedFile(info.fname, str(err)))
                 continue
             vmask = volume_mask(info, s.mask_func)
-            results = evaluate_volume(volume, vmask, methods, device=s.device,
-                                      batch_size=s.batch_size)
+            results = evaluate_volume(
+                volume, vmask, methods, device=s.device, batch_size=s.batch_size
+            )
             for name, res in results.items():
-                write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"),
-                                     res.reconstruction.numpy())
+                write_reconstruction(
+                    staging.path(f"reconstructions/{name}/{info.fname}"), res.reconstruction.numpy()
+                )
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)

@@ -30,8 +30,16 @@ from mri_recon.data.fastmri import CHALLENGES, SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 
-BATCH_KEYS = ("kspace", "mask", "target", "max_value", "fname", "slice_num", "num_slices",
-              "acquisition")
+BATCH_KEYS = (
+    "kspace",
+    "mask",
+    "target",
+    "max_value",
+    "fname",
+    "slice_num",
+    "num_slices",
+    "acquisition",
+)
 _FLOAT_KEYS = ("max_value",)
 _INT_KEYS = ("slice_num", "num_slices")
 
@@ -47,8 +55,9 @@ class MaskedSlices(Dataset):
             ``(index, mask_seed)`` pairs and the mask is ``mask_func(W, seed=mask_seed)``.
     """
 
-    def __init__(self, dataset: SliceDataset, mask_func: ColumnMaskFunc,
-                 per_file_masks: bool) -> None:
+    def __init__(
+        self, dataset: SliceDataset, mask_func: ColumnMaskFunc, per_file_masks: bool
+    ) -> None:
         self.dataset, self.mask_func, self.per_file_masks = dataset, mask_func, per_file_masks
 
     def __len__(self) -> int:
@@ -70,11 +79,16 @@ class MaskedSlices(Dataset):
         width = sample["kspace"].shape[-1]
         if self.per_file_masks:
             stored = sample["mask"]
-            mask = stored if stored.numel() else self.mask_func(
-                width, seed=file_seed(sample["fname"])).mask
+            mask = (
+                stored
+                if stored.numel()
+                else self.mask_func(width, seed=file_seed(sample["fname"])).mask
+            )
         elif mask_seed is None:
-            raise ValueError(f"training item {index} has no mask seed: index this dataset "
-                             "with (index, mask_seed) pairs from BucketBatchSampler")
+            raise ValueError(
+                f"training item {index} has no mask seed: index this dataset "
+                "with (index, mask_seed) pairs from BucketBatchSampler"
+            )
         else:
             mask = self.mask_func(width, seed=int(mask_seed)).mask
         out = {key: sample[key] for key in BATCH_KEYS if key != "mask"}
@@ -109,8 +123,10 @@ def collate_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
             shapes = {tuple(v.shape) for v in values}
             if len(shapes) > 1:
                 names = sorted({str(s.get("fname", "?")) for s in samples})
-                raise ValueError(f"collate_slices: '{key}' shapes {sorted(shapes)} differ "
-                                 f"within one batch (files {names}); batch by shape_key")
+                raise ValueError(
+                    f"collate_slices: '{key}' shapes {sorted(shapes)} differ "
+                    f"within one batch (files {names}); batch by shape_key"
+                )
             batch[key] = torch.stack(values)
         else:
             batch[key] = list(values)
@@ -177,8 +193,11 @@ class FastMRIDataModule(pl.LightningDataModule):
         _check_positive_int("seed", seed, 0)
         if val_batch_size is not None:
             _check_positive_int("val_batch_size", val_batch_size, 1)
-        for name, rate in (("sample_rate", sample_rate), ("val_sample_rate", val_sample_rate),
-                           ("volume_sample_rate", volume_sample_rate)):
+        for name, rate in (
+            ("sample_rate", sample_rate),
+            ("val_sample_rate", val_sample_rate),
+            ("volume_sample_rate", volume_sample_rate),
+        ):
             _check_rate(name, rate)
         self.root, self.challenge, self.mask_func = root, challenge, mask_func
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -194,13 +213,23 @@ class FastMRIDataModule(pl.LightningDataModule):
         """Index the splits the stage needs (headers only; k-space is read lazily)."""
         if stage in ("fit", None) and self.train_dataset is None:
             self.train_dataset = SliceDataset(
-                self.root, self.challenge, self.train_split, acquisitions=self.acquisitions,
-                sample_rate=self.sample_rate, volume_sample_rate=self.volume_sample_rate,
-                seed=self.seed)
+                self.root,
+                self.challenge,
+                self.train_split,
+                acquisitions=self.acquisitions,
+                sample_rate=self.sample_rate,
+                volume_sample_rate=self.volume_sample_rate,
+                seed=self.seed,
+            )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
             self.val_dataset = SliceDataset(
-                self.root, self.challenge, self.val_split, acquisitions=self.acquisitions,
-                sample_rate=self.val_sample_rate, seed=self.seed)
+                self.root,
+                self.challenge,
+                self.val_split,
+                acquisitions=self.acquisitions,
+                sample_rate=self.val_sample_rate,
+                seed=self.seed,
+            )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches of (k-space, fresh mask) pairs; call ``set_epoch`` per epoch."""
@@ -223,12 +252,20 @@ class FastMRIDataModule(pl.LightningDataModule):
     def _loader(self, dataset: SliceDataset, batch_size: int, train: bool) -> DataLoader:
         self._check_trainer_sampling()
         sampler = BucketBatchSampler(
-            [dataset.shape_key(i) for i in range(len(dataset))], batch_size, shuffle=train,
-            seed=self.seed, with_mask_seeds=train)
+            [dataset.shape_key(i) for i in range(len(dataset))],
+            batch_size,
+            shuffle=train,
+            seed=self.seed,
+            with_mask_seeds=train,
+        )
         return DataLoader(
             MaskedSlices(dataset, self.mask_func, per_file_masks=not train),
-            batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate_slices,
-            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_slices,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def _check_trainer_sampling(self) -> None:
         """Refuse Lightning's DistributedSampler injection: the batch sampler shards itself."""
@@ -236,5 +273,7 @@ class FastMRIDataModule(pl.LightningDataModule):
         if trainer is None or trainer.world_size <= 1:
             return
         if getattr(trainer._accelerator_connector, "use_distributed_sampler", False):
-            raise ValueError("trainer.use_distributed_sampler must be false: FastMRIDataModule "
-                             "shards its shape-bucketed batches across ranks itself")
+            raise ValueError(
+                "trainer.use_distributed_sampler must be false: FastMRIDataModule "
+                "shards its shape-bucketed batches across ranks itself"
+            )

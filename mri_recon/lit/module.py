@@ -132,7 +132,9 @@ class ReconModule(pl.LightningModule):
         # scripts/compare_runs.py read); the epoch mean is logged under its own name.
         n = x.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
+        self.log(
+            "train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+        )
         return loss
 
     def _crop_generator(self, batch_idx: int) -> torch.Generator:

@@ -140,8 +140,7 @@ def fit_and_validate(
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_metrics = _floats(trainer.callback_metrics)
     checkpoint = validation_checkpoint(trainer, validate_ckpt)
-    results = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint,
-                               verbose=False)
+    results = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
     metrics = {k: v for k, v in fit_metrics.items() if k.startswith("train/")}
     for result in results:
         metrics.update(_floats(result))

@@ -41,8 +41,10 @@ class Interval:
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready dict; NaN (undefined std) becomes None."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 def bootstrap_ci(
@@ -157,7 +159,9 @@ def summarize(
         for metric in metrics:
             entry[metric] = describe(
                 [m[metric] for m in members],
-                confidence=confidence, num_resamples=num_resamples, seed=seed,
+                confidence=confidence,
+                num_resamples=num_resamples,
+                seed=seed,
             )
         out.append(entry)
     return out
@@ -204,8 +208,15 @@ def paired_differences(
         diff = {k: row[k] for k in (method_key, pair_key, *keys, split_key)}
         diff.update({m: float(row[m]) - float(partner[m]) for m in metrics})
         diffs.append(diff)
-    out = summarize(diffs, metrics, keys=(method_key, *keys), split_key=split_key,
-                    confidence=confidence, num_resamples=num_resamples, seed=seed)
+    out = summarize(
+        diffs,
+        metrics,
+        keys=(method_key, *keys),
+        split_key=split_key,
+        confidence=confidence,
+        num_resamples=num_resamples,
+        seed=seed,
+    )
     for entry in out:
         entry["reference"] = reference
     return out

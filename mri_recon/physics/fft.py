@@ -19,7 +19,9 @@ def _check_complex(name: str, x: torch.Tensor) -> None:
     if not x.is_complex():
         raise TypeError(f"{name} must be complex, got dtype {x.dtype} with shape {tuple(x.shape)}")
     if x.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dims (..., H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have at least 2 dims (..., H, W), got shape {tuple(x.shape)}"
+        )
 
 
 def fft2c(image: torch.Tensor) -> torch.Tensor:

@@ -112,8 +112,14 @@ def plot_convergence(
         if smooth > 1:
             ax.plot(x, curve.value, color=color, alpha=0.25, linewidth=0.8)
         marker = "o" if curve.step.size <= 30 else None
-        ax.plot(x, _smooth(curve.value, smooth), color=color, marker=marker, markersize=3,
-                label=run.label)
+        ax.plot(
+            x,
+            _smooth(curve.value, smooth),
+            color=color,
+            marker=marker,
+            markersize=3,
+            label=run.label,
+        )
     ax.set_xlabel(x_label)
     ax.set_ylabel(key + (f" (moving average, {smooth} points)" if smooth > 1 else ""))
     ax.set_title(title)
@@ -155,8 +161,14 @@ class Comparison:
     skipped: list[str]
 
 
-def _write_plots(runs: Sequence[RunLog], out_dir: Path, x_scale: Sequence[float] | None,
-                 x_label: str, suffix: str, x_shift: float = 0.0) -> dict[str, Path]:
+def _write_plots(
+    runs: Sequence[RunLog],
+    out_dir: Path,
+    x_scale: Sequence[float] | None,
+    x_label: str,
+    suffix: str,
+    x_shift: float = 0.0,
+) -> dict[str, Path]:
     """The two convergence plots (validation SSIM, smoothed training loss) into ``out_dir``."""
     longest = max((c.step.size for r in runs if (c := r.train_loss()) is not None), default=0)
     files = {}
@@ -165,8 +177,15 @@ def _write_plots(runs: Sequence[RunLog], out_dir: Path, x_scale: Sequence[float]
         ("convergence_train_loss", "train/loss", {"log_y": True, "smooth": max(1, longest // 25)}),
     ):
         files[name + suffix] = out_dir / f"{name}{suffix}.png"
-        plot_convergence(runs, key, files[name + suffix], x_scale=x_scale, x_shift=x_shift,
-                         x_label=x_label, **kwargs)
+        plot_convergence(
+            runs,
+            key,
+            files[name + suffix],
+            x_scale=x_scale,
+            x_shift=x_shift,
+            x_label=x_label,
+            **kwargs,
+        )
     return files
 
 
@@ -207,9 +226,16 @@ def write_comparison(
                 raise ValueError(f"{run.run_dir}: {batch_size_name}={value!r} is not a batch size")
     files = _write_plots(runs, out_dir, None, "step", "")
     if batch_sizes is not None:
-        files |= _write_plots(runs, out_dir, [float(b) for b in batch_sizes],
-                              f"training samples seen ({batch_size_name} x steps)", "_samples",
-                              x_shift=1.0)
+        files |= _write_plots(
+            runs,
+            out_dir,
+            [float(b) for b in batch_sizes],
+            f"training samples seen ({batch_size_name} x steps)",
+            "_samples",
+            x_shift=1.0,
+        )
     files["final_metrics_md"] = write_atomic(out_dir / "final_metrics.md", markdown)
-    files["final_metrics_csv"] = write_atomic(out_dir / "final_metrics.csv", metrics_table_csv(rows))
+    files["final_metrics_csv"] = write_atomic(
+        out_dir / "final_metrics.csv", metrics_table_csv(rows)
+    )
     return Comparison(list(runs), rows, markdown, files, list(skipped))

@@ -34,10 +34,18 @@ _HIGHER_IS_BETTER = {"val/ssim": True, "val/psnr": True, "val/nmse": False}
 _FINAL_LOSS_FRACTION = 0.1  # final train loss = mean over the last 10% of its logged points
 
 TABLE_COLUMNS = (
-    "label", "steps",
-    "final_val/ssim", "best_val/ssim", "final_val/psnr", "best_val/psnr",
-    "final_val/nmse", "best_val/nmse", "final_train/loss", "checkpoint_val/ssim",
-    "max_drop_val/ssim", "run_dir",
+    "label",
+    "steps",
+    "final_val/ssim",
+    "best_val/ssim",
+    "final_val/psnr",
+    "best_val/psnr",
+    "final_val/nmse",
+    "best_val/nmse",
+    "final_train/loss",
+    "checkpoint_val/ssim",
+    "max_drop_val/ssim",
+    "run_dir",
 )
 
 
@@ -125,7 +133,9 @@ def discover_runs(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
         if _is_run_dir(path):
             found.append((path, True))
             continue
-        jobs = sorted((p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)), key=_natural_key)
+        jobs = sorted(
+            (p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)), key=_natural_key
+        )
         if jobs:
             found.extend((job, False) for job in jobs)
         elif find_metrics_csvs(path):
@@ -189,9 +199,11 @@ def _to_curves(points: dict[str, dict[int, tuple[float, float]]]) -> dict[str, C
         if cells:
             steps = sorted(cells)
             values, epochs = zip(*(cells[s] for s in steps), strict=True)
-            curves[key] = Curve(np.array(steps, dtype=np.int64),
-                                np.array(values, dtype=np.float64),
-                                np.array(epochs, dtype=np.float64))
+            curves[key] = Curve(
+                np.array(steps, dtype=np.int64),
+                np.array(values, dtype=np.float64),
+                np.array(epochs, dtype=np.float64),
+            )
     return curves
 
 
@@ -201,7 +213,13 @@ def _merge_curves(parts: Sequence[dict[str, Curve]]) -> dict[str, Curve]:
     for part in parts:
         for key, c in part.items():
             cells = points.setdefault(key, {})
-            cells.update(zip(c.step.tolist(), zip(c.value.tolist(), c.epoch.tolist(), strict=True), strict=True))
+            cells.update(
+                zip(
+                    c.step.tolist(),
+                    zip(c.value.tolist(), c.epoch.tolist(), strict=True),
+                    strict=True,
+                )
+            )
     return _to_curves(points)
 
 
@@ -270,7 +288,8 @@ def label_runs(runs: Sequence[RunLog], config_values: ConfigValues | None = None
         ]
     counts = {lab: labels.count(lab) for lab in labels}
     return [
-        f"{lab} [{run.run_dir.name}]" if counts[lab] > 1 else lab for lab, run in zip(labels, runs, strict=True)
+        f"{lab} [{run.run_dir.name}]" if counts[lab] > 1 else lab
+        for lab, run in zip(labels, runs, strict=True)
     ]
 
 
@@ -337,7 +356,9 @@ def final_metrics(run: RunLog) -> dict[str, object]:
         curve = run.curves.get(key)
         values = curve.value if curve is not None else np.array([math.nan])
         finite = values[np.isfinite(values)]
-        best = (finite.max() if _HIGHER_IS_BETTER[key] else finite.min()) if finite.size else math.nan
+        best = (
+            (finite.max() if _HIGHER_IS_BETTER[key] else finite.min()) if finite.size else math.nan
+        )
         row[f"final_{key}"], row[f"best_{key}"] = float(values[-1]), float(best)
     loss = run.train_loss()
     if loss is None:
@@ -393,6 +414,9 @@ def latest_multirun(parent: str | Path) -> Path | None:
     parent = Path(parent)
     if not parent.is_dir():
         return None
-    candidates = sorted(p for p in parent.iterdir() if p.is_dir() and any(
-        _is_run_dir(job) for job in p.iterdir() if job.is_dir()))
+    candidates = sorted(
+        p
+        for p in parent.iterdir()
+        if p.is_dir() and any(_is_run_dir(job) for job in p.iterdir() if job.is_dir())
+    )
     return candidates[-1] if candidates else None

@@ -67,8 +67,17 @@ def test_synth_passes_its_arguments(tmp_path, monkeypatch, fastmri_volume, capsy
     fake.generate_dataset = generate_dataset
     monkeypatch.setitem(sys.modules, "mri_recon.data.synthetic", fake)
     out = tmp_path / "data"
-    argv = ["synth", "--out", str(out), "--preset", "large", "--challenge", "multicoil",
-            "--seed", "7"]
+    argv = [
+        "synth",
+        "--out",
+        str(out),
+        "--preset",
+        "large",
+        "--challenge",
+        "multicoil",
+        "--seed",
+        "7",
+    ]
     assert main(argv) == 0
     assert calls == [(out, "large", "multicoil", 7, True)]
     assert capsys.readouterr().out.strip() == f"wrote 1 .h5 files under {out}"
@@ -80,16 +89,22 @@ def test_synth_passes_its_arguments(tmp_path, monkeypatch, fastmri_volume, capsy
 
 
 def test_console_script_runs_in_a_subprocess(good_root, fastmri_volume):
-    bad = fastmri_volume(good_root / "multicoil_test" / "nomask.h5", challenge="multicoil",
-                         num_coils=2, test_file=True)
+    bad = fastmri_volume(
+        good_root / "multicoil_test" / "nomask.h5",
+        challenge="multicoil",
+        num_coils=2,
+        test_file=True,
+    )
     with h5py.File(bad, "a") as hf:
         del hf["mask"]
     script = Path(sys.executable).parent / "mri-recon-data"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mri_recon.cli.data"]
-    proc = subprocess.run([*cmd, "check", str(good_root)], check=False, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "check", str(good_root)], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "checked 4 files: 3 OK, 1 BAD"
     assert lines[1].startswith(
-        f"BAD {bad}: neither a target 'reconstruction_rss' nor a 'mask' dataset")
+        f"BAD {bad}: neither a target 'reconstruction_rss' nor a 'mask' dataset"
+    )

@@ -29,8 +29,14 @@ from mri_recon.lit.checkpoint import load_reconstructor
 
 BIN = Path(sys.executable).parent
 # a tiny network and 3 training batches per epoch; every validation slice is seen
-TINY = ["debug=fast", "model.chans=4", "model.num_pool_layers=2", "data.sample_rate=1.0",
-        "trainer.limit_train_batches=3", "trainer.limit_val_batches=1.0"]
+TINY = [
+    "debug=fast",
+    "model.chans=4",
+    "model.num_pool_layers=2",
+    "data.sample_rate=1.0",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1.0",
+]
 VAL_KEYS = ("val/ssim", "val/psnr", "val/nmse")
 
 
@@ -57,8 +63,9 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def compose_train(root: Path, out: Path, *overrides: str) -> DictConfig:
     """``configs/train.yaml`` composed on the tiny data, writing into ``out``."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=[*TINY, f"data.root={root}",
-                                           f"paths.output_dir={out}", *overrides])
+        return compose(
+            "train", overrides=[*TINY, f"data.root={root}", f"paths.output_dir={out}", *overrides]
+        )
 
 
 def run(root: Path, out: Path, *overrides: str) -> dict[str, float]:
@@ -74,13 +81,16 @@ def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
 
 def _volumes(path: Path) -> dict[str, dict[str, float]]:
     with path.open() as f:
-        return {row["fname"]: {k: float(v) for k, v in row.items() if k != "fname"}
-                for row in csv.DictReader(f)}
+        return {
+            row["fname"]: {k: float(v) for k, v in row.items() if k != "fname"}
+            for row in csv.DictReader(f)
+        }
 
 
 @pytest.fixture(scope="module")
-def two_epochs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> tuple[Path, dict[str, float]]:
+def two_epochs(
+    tiny_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, float]]:
     """An uninterrupted 2-epoch run (validating the last checkpoint)."""
     out = tmp_path_factory.mktemp("two_epochs")
     return out, run(tiny_root, out, "trainer.max_epochs=2", "validate_ckpt=last")
@@ -123,8 +133,13 @@ def test_resume_continues_the_step_count_and_matches(
     first = run(tiny_root, tmp_path / "first", "trainer.max_epochs=1", "validate_ckpt=last")
     assert first["global_step"] == 3
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = run(tiny_root, tmp_path / "resumed", "trainer.max_epochs=2",
-                  "validate_ckpt=last", f"ckpt_path={last}")
+    resumed = run(
+        tiny_root,
+        tmp_path / "resumed",
+        "trainer.max_epochs=2",
+        "validate_ckpt=last",
+        f"ckpt_path={last}",
+    )
     assert resumed["global_step"] == uninterrupted["global_step"] == 6
     steps = [int(r["step"]) for r in _csv_rows(tmp_path / "resumed") if r.get("train/loss")]
     assert min(steps) >= 3  # the resumed run logs from step 3 on, not from 0
@@ -139,18 +154,26 @@ def test_same_seed_same_metrics_other_seed_differs(
     again = run(tiny_root, tmp_path / "again", "trainer.max_epochs=2", "validate_ckpt=last")
     for key in VAL_KEYS:
         assert again[key] == pytest.approx(reference[key], abs=1e-7), key
-    other = run(tiny_root, tmp_path / "other", "trainer.max_epochs=2", "validate_ckpt=last",
-                "seed=1")
+    other = run(
+        tiny_root, tmp_path / "other", "trainer.max_epochs=2", "validate_ckpt=last", "seed=1"
+    )
     assert abs(other["val/ssim"] - reference["val/ssim"]) > 1e-6
 
 
 def test_batch_size_above_one_on_mixed_widths(tiny_root: Path, tmp_path: Path) -> None:
-    cfg = compose_train(tiny_root, tmp_path, "data.batch_size=2", "data.val_batch_size=4",
-                        "trainer.max_epochs=1", "trainer.limit_train_batches=1.0")
+    cfg = compose_train(
+        tiny_root,
+        tmp_path,
+        "data.batch_size=2",
+        "data.val_batch_size=4",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1.0",
+    )
     datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
     datamodule.setup("fit")
-    widths = {datamodule.train_dataset.shape_key(i)[0][-1]
-              for i in range(len(datamodule.train_dataset))}
+    widths = {
+        datamodule.train_dataset.shape_key(i)[0][-1] for i in range(len(datamodule.train_dataset))
+    }
     assert len(widths) == 2, f"the tiny train split should mix k-space widths, got {widths}"
     metrics = train(cfg)
     assert metrics["global_step"] == 4  # two volumes of 3 slices, batches of 2: 2 + 2
@@ -158,8 +181,9 @@ def test_batch_size_above_one_on_mixed_widths(tiny_root: Path, tmp_path: Path) -
 
 
 def test_runs_without_loggers(tiny_root: Path, tmp_path: Path) -> None:
-    metrics = run(tiny_root, tmp_path, "logger=none", "trainer.max_epochs=1",
-                  "trainer.limit_train_batches=1")
+    metrics = run(
+        tiny_root, tmp_path, "logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=1"
+    )
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "csv").exists() and not (tmp_path / "tensorboard").exists()
     assert metrics["global_step"] == 1 and math.isfinite(metrics["val/ssim"])
@@ -168,18 +192,32 @@ def test_runs_without_loggers(tiny_root: Path, tmp_path: Path) -> None:
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([str(BIN / "mri-recon-train"), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [str(BIN / "mri-recon-train"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_ddp_two_cpu_processes_match_one_process_per_volume(
     tiny_root: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "ddp"
-    overrides = [*TINY, f"data.root={tiny_root}", "trainer.max_epochs=1",
-                 "trainer.limit_train_batches=2"]
-    result = _cli(*overrides, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-                  f"hydra.run.dir={out}")
+    overrides = [
+        *TINY,
+        f"data.root={tiny_root}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+    ]
+    result = _cli(
+        *overrides,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={out}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stdout + result.stderr
     assert (out / ".hydra" / "config.yaml").is_file()
@@ -191,10 +229,15 @@ def test_ddp_two_cpu_processes_match_one_process_per_volume(
     ckpt = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     module.load_state_dict(ckpt["state_dict"])
     datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
-    pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False,
-               use_distributed_sampler=False).validate(module, datamodule=datamodule,
-                                                       verbose=False)
+    pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    ).validate(module, datamodule=datamodule, verbose=False)
     single = {row["fname"]: row for row in module.last_val_table}
     assert single.keys() == ddp_volumes.keys()
     for fname, row in single.items():
@@ -205,9 +248,18 @@ def test_ddp_two_cpu_processes_match_one_process_per_volume(
 def test_multirun_writes_one_run_directory_per_optimizer(
     tiny_root: Path, tmp_path: Path, hydra_logging: None
 ) -> None:
-    main(["-m", "optim=adam,sgd", *TINY, f"data.root={tiny_root}", "trainer.max_epochs=1",
-          "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-          f"hydra.sweep.dir={tmp_path}"])
+    main(
+        [
+            "-m",
+            "optim=adam,sgd",
+            *TINY,
+            f"data.root={tiny_root}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
     for num, target in ((0, "torch.optim.Adam"), (1, "torch.optim.SGD")):
         run_dir = tmp_path / str(num)
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -215,10 +267,13 @@ def test_multirun_writes_one_run_directory_per_optimizer(
         assert "val/ssim" in json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
 
-def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path,
-                                                         tmp_path: Path) -> None:
-    result = _cli(f"data.root={tiny_root}", "mask.accelerations=[0.5]",
-                  f"hydra.run.dir={tmp_path}", timeout=120)
+def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path, tmp_path: Path) -> None:
+    result = _cli(
+        f"data.root={tiny_root}",
+        "mask.accelerations=[0.5]",
+        f"hydra.run.dir={tmp_path}",
+        timeout=120,
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0
     assert lines == ["error: mask.accelerations: acceleration 0.5 must be >= 1"], result.stderr
@@ -227,15 +282,22 @@ def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path,
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("data.foo=1", "error: data.foo: unknown key"),
-     ("optim=nadam", "error: optim: "),
-     ("model.norm=batchnorm", "error: model.norm: 'batchnorm' is not one of"),
-     ("mask.center_fractions=[1.5]", "error: mask.center_fractions: center fraction 1.5"),
-     ("data.batch_size=0", "error: data.batch_size: must be an int >= 1, got 0")],
+    [
+        ("data.foo=1", "error: data.foo: unknown key"),
+        ("optim=nadam", "error: optim: "),
+        ("model.norm=batchnorm", "error: model.norm: 'batchnorm' is not one of"),
+        ("mask.center_fractions=[1.5]", "error: mask.center_fractions: center fraction 1.5"),
+        ("data.batch_size=0", "error: data.batch_size: must be an int >= 1, got 0"),
+    ],
 )
-def test_bad_config_value_is_one_line_error(override: str, expected: str, tiny_root: Path,
-                                            tmp_path: Path, capfd: pytest.CaptureFixture,
-                                            hydra_logging: None) -> None:
+def test_bad_config_value_is_one_line_error(
+    override: str,
+    expected: str,
+    tiny_root: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture,
+    hydra_logging: None,
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([f"data.root={tiny_root}", override, f"hydra.run.dir={tmp_path}"])
     lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]

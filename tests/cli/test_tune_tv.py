@@ -21,8 +21,7 @@ from mri_recon.data.synthetic import generate_dataset
 @pytest.fixture(scope="module")
 def val_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth_val")
-    generate_dataset(root, "tiny", challenge="singlecoil", seed=1, progress=False,
-                     splits=("val",))
+    generate_dataset(root, "tiny", challenge="singlecoil", seed=1, progress=False, splits=("val",))
     return root
 
 
@@ -52,9 +51,18 @@ def test_central_slices_and_selection() -> None:
 
 
 def test_tune_writes_yaml_and_matches_the_evaluation(val_root, tmp_path, capsys) -> None:
-    main([f"data.root={val_root}", "mask=random_4x", "lams=[0.0005,0.02]", "tv.max_iters=3",
-          "data.max_volumes=1", "max_slices_per_volume=null", "progress=false",
-          f"hydra.run.dir={tmp_path / 'tune'}"])
+    main(
+        [
+            f"data.root={val_root}",
+            "mask=random_4x",
+            "lams=[0.0005,0.02]",
+            "tv.max_iters=3",
+            "data.max_volumes=1",
+            "max_slices_per_volume=null",
+            "progress=false",
+            f"hydra.run.dir={tmp_path / 'tune'}",
+        ]
+    )
     out = capsys.readouterr().out
     with open(tmp_path / "tune/tv_lambda_curve.csv", newline="") as f:
         curve = {float(r["lam"]): r for r in csv.DictReader(f)}
@@ -65,9 +73,19 @@ def test_tune_writes_yaml_and_matches_the_evaluation(val_root, tmp_path, capsys)
     assert f"tv.lam={best!r}" in out.splitlines()[-1]
     # the printed override feeds the evaluation, whose TV numbers on the same volume and
     # mask are the tuner's own (the tuner reuses the evaluation's pieces)
-    cfg = _compose("eval", [f"data.root={val_root}", "methods=[tv]", f"tv.lam={best!r}",
-                            "tv.max_iters=3", "data.max_volumes=1", "num_figures=0",
-                            "progress=false", f"paths.output_dir={tmp_path / 'eval'}"])
+    cfg = _compose(
+        "eval",
+        [
+            f"data.root={val_root}",
+            "methods=[tv]",
+            f"tv.lam={best!r}",
+            "tv.max_iters=3",
+            "data.max_volumes=1",
+            "num_figures=0",
+            "progress=false",
+            f"paths.output_dir={tmp_path / 'eval'}",
+        ],
+    )
     (row,) = eval_cli.evaluate(cfg).rows
     assert row["ssim"] == pytest.approx(float(curve[best]["ssim"]), rel=1e-12)
     assert row["psnr"] == pytest.approx(float(curve[best]["psnr"]), rel=1e-12)
@@ -76,10 +94,17 @@ def test_tune_writes_yaml_and_matches_the_evaluation(val_root, tmp_path, capsys)
 def test_tune_on_a_split_without_targets_fails(tmp_path, fastmri_split, capsys) -> None:
     fastmri_split(tmp_path / "data", split="test", widths=(36,))
     with pytest.raises(SystemExit) as exc:
-        main([f"data.root={tmp_path / 'data'}", "data.split=test", "lams=[0.01]",
-              f"hydra.run.dir={tmp_path / 'run'}"])
+        main(
+            [
+                f"data.root={tmp_path / 'data'}",
+                "data.split=test",
+                "lams=[0.01]",
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: data.split: 'test' files have no targets to tune against; use val " \
-        "(or train)"
+    assert (
+        err == "error: data.split: 'test' files have no targets to tune against; use val (or train)"
+    )
     assert not (tmp_path / "run/tv_lambda.yaml").exists()

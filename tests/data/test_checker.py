@@ -34,8 +34,15 @@ def mixed_root(tmp_path: Path, fastmri_split, fastmri_volume) -> dict[str, Path]
     junk.write_bytes(b"\x00" * 64)
     (tmp_path / "singlecoil_train" / "._file1000001.h5").write_bytes(b"AppleDouble")
     (tmp_path / "README.txt").write_text("not a volume")
-    return {"good0": good[0], "good1": good[1], "multi": multi[0], "test": test[0], "nan": nan,
-            "no_target": no_target, "junk": junk}
+    return {
+        "good0": good[0],
+        "good1": good[1],
+        "multi": multi[0],
+        "test": test[0],
+        "nan": nan,
+        "no_target": no_target,
+        "junk": junk,
+    }
 
 
 def test_check_directory_reports_each_file(mixed_root):
@@ -51,7 +58,8 @@ def test_check_directory_reports_each_file(mixed_root):
     assert reasons["junk"].startswith("not a readable HDF5 file (file signature not found")
     assert summary_line(results) == "checked 7 files: 4 OK, 3 BAD"
     assert by_path[mixed_root["nan"]].line() == (
-        f"BAD {mixed_root['nan']}: kspace has NaN or Inf values (first in slice 1)")
+        f"BAD {mixed_root['nan']}: kspace has NaN or Inf values (first in slice 1)"
+    )
     assert by_path[mixed_root["good0"]].line() == f"OK {mixed_root['good0']}"
 
 
@@ -77,8 +85,9 @@ def test_rank_must_match_the_split_folder_challenge(tmp_path, fastmri_volume):
 
 
 def test_warnings_are_shown_on_ok_lines(tmp_path, fastmri_volume):
-    path = fastmri_volume(tmp_path / "w.h5", encoded_size=(64, 40, 1), padding_right=36,
-                          attrs={"max": None})
+    path = fastmri_volume(
+        tmp_path / "w.h5", encoded_size=(64, 40, 1), padding_right=36, attrs={"max": None}
+    )
     result = check_file(path)
     assert result.ok and len(result.warnings) == 2
     assert result.line().startswith(f"OK {path} (warning: ismrmrd_header encoded y = 40")

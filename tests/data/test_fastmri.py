@@ -37,8 +37,16 @@ def _assert_error(excinfo: pytest.ExceptionInfo, path: Path, text: str) -> None:
 
 @pytest.mark.parametrize("challenge", fm.CHALLENGES)
 def test_load_volume_matches_stored_arrays(tmp_path, fastmri_volume, challenge):
-    path = fastmri_volume(tmp_path / "file1.h5", challenge=challenge, num_slices=3, num_coils=4,
-                          height=64, width=40, padding_left=3, padding_right=35)
+    path = fastmri_volume(
+        tmp_path / "file1.h5",
+        challenge=challenge,
+        num_slices=3,
+        num_coils=4,
+        height=64,
+        width=40,
+        padding_left=3,
+        padding_right=35,
+    )
     vol = fm.load_volume(path, challenge)
     with h5py.File(path, "r") as hf:
         kspace = hf["kspace"][()]
@@ -67,8 +75,14 @@ def test_narrow_kspace_uses_fastmri_crop_rule(tmp_path, fastmri_volume):
 
 
 def test_test_file_without_target_loads_with_its_mask(tmp_path, fastmri_volume):
-    path = fastmri_volume(tmp_path / "file_test.h5", challenge="multicoil", test_file=True,
-                          width=36, acceleration=4, center_fraction=0.08)
+    path = fastmri_volume(
+        tmp_path / "file_test.h5",
+        challenge="multicoil",
+        test_file=True,
+        width=36,
+        acceleration=4,
+        center_fraction=0.08,
+    )
     with h5py.File(path, "r") as hf:
         stored_mask = hf["mask"][()]
     vol = fm.load_volume(path, split="test")
@@ -93,8 +107,12 @@ def test_num_low_frequencies_falls_back_to_mask_center_band(tmp_path, fastmri_vo
 
 
 def test_numpy_scalar_and_bytes_attrs_become_python_values(tmp_path, fastmri_volume):
-    attrs = {"acquisition": np.bytes_(b"AXT2"), "max": np.float32(2.5), "norm": np.float64(3.0),
-             "patient_id": np.bytes_(b"abc123")}
+    attrs = {
+        "acquisition": np.bytes_(b"AXT2"),
+        "max": np.float32(2.5),
+        "norm": np.float64(3.0),
+        "patient_id": np.bytes_(b"abc123"),
+    }
     info = fm.read_volume_info(fastmri_volume(tmp_path / "a.h5", attrs=attrs))
     assert info.acquisition == "AXT2" and info.patient_id == "abc123"
     assert isinstance(info.max_value, float) and info.max_value == 2.5 and info.norm == 3.0
@@ -106,49 +124,103 @@ def test_complex128_kspace_is_accepted_and_cast(tmp_path, fastmri_volume):
 
 
 def test_encoded_width_mismatch_is_a_warning(tmp_path, fastmri_volume):
-    path = fastmri_volume(tmp_path / "w.h5", width=36, encoded_size=(64, 40, 1),
-                          padding_right=36)
+    path = fastmri_volume(tmp_path / "w.h5", width=36, encoded_size=(64, 40, 1), padding_right=36)
     info = fm.read_volume_info(path)
-    assert info.warnings and "encoded y = 40 differs from the kspace width W = 36" in (
-        info.warnings[0])
+    assert (
+        info.warnings
+        and "encoded y = 40 differs from the kspace width W = 36" in (info.warnings[0])
+    )
 
 
 # ---------------------------------------------------------------- bad volumes
 
 _HEADER_NO_CENTER = make_ismrmrd_header((64, 36, 1), (32, 32, 1)).replace(
-    b"<center>18</center>", b"")
+    b"<center>18</center>", b""
+)
 
 BAD = {
     "missing kspace": ({}, {"kspace": None}, {}, "no 'kspace' dataset"),
     "kspace group": ({}, {"kspace": None}, {}, "kspace is a Group, expected a dataset"),
-    "missing target": ({}, {"reconstruction_esc": None}, {},
-                       "neither a target 'reconstruction_esc' nor a 'mask' dataset"),
-    "target in train": ({"test_file": True}, {}, {"split": "train"},
-                        "no target 'reconstruction_esc' (required in the train split)"),
-    "kspace rank": ({}, {"kspace": np.zeros((64, 36), np.complex64)}, {},
-                    "kspace has 2 dims (64, 36), expected 3 (singlecoil)"),
-    "kspace dtype": ({}, {"kspace": np.zeros((3, 64, 36), np.float32)}, {},
-                     "kspace dtype is float32, expected complex64"),
-    "challenge": ({}, {}, {"challenge": "multicoil"},
-                  "kspace shape (3, 64, 36) is singlecoil, but the challenge is multicoil"),
-    "target rank": ({}, {"reconstruction_esc": np.zeros((32, 32), np.float32)}, {},
-                    "reconstruction_esc has shape (32, 32), expected 3 dims (S, h, w)"),
-    "target dtype": ({}, {"reconstruction_esc": np.zeros((3, 32, 32), np.complex64)}, {},
-                     "reconstruction_esc dtype is complex64, expected float32"),
-    "target slices": ({}, {"reconstruction_esc": np.zeros((2, 32, 32), np.float32)}, {},
-                      "reconstruction_esc has 2 slices but kspace has 3"),
-    "target too big": ({"target_size": (80, 32)}, {}, {},
-                       "target reconstruction_esc (80, 32) does not fit the kspace image"),
-    "mask length": ({"test_file": True}, {"mask": np.ones(35, bool)}, {},
-                    "mask has shape (35,), expected (36,) = kspace width"),
-    "mask values": ({"test_file": True}, {"mask": np.full(36, 2, np.int32)}, {},
-                    "mask has values other than 0 and 1"),
+    "missing target": (
+        {},
+        {"reconstruction_esc": None},
+        {},
+        "neither a target 'reconstruction_esc' nor a 'mask' dataset",
+    ),
+    "target in train": (
+        {"test_file": True},
+        {},
+        {"split": "train"},
+        "no target 'reconstruction_esc' (required in the train split)",
+    ),
+    "kspace rank": (
+        {},
+        {"kspace": np.zeros((64, 36), np.complex64)},
+        {},
+        "kspace has 2 dims (64, 36), expected 3 (singlecoil)",
+    ),
+    "kspace dtype": (
+        {},
+        {"kspace": np.zeros((3, 64, 36), np.float32)},
+        {},
+        "kspace dtype is float32, expected complex64",
+    ),
+    "challenge": (
+        {},
+        {},
+        {"challenge": "multicoil"},
+        "kspace shape (3, 64, 36) is singlecoil, but the challenge is multicoil",
+    ),
+    "target rank": (
+        {},
+        {"reconstruction_esc": np.zeros((32, 32), np.float32)},
+        {},
+        "reconstruction_esc has shape (32, 32), expected 3 dims (S, h, w)",
+    ),
+    "target dtype": (
+        {},
+        {"reconstruction_esc": np.zeros((3, 32, 32), np.complex64)},
+        {},
+        "reconstruction_esc dtype is complex64, expected float32",
+    ),
+    "target slices": (
+        {},
+        {"reconstruction_esc": np.zeros((2, 32, 32), np.float32)},
+        {},
+        "reconstruction_esc has 2 slices but kspace has 3",
+    ),
+    "target too big": (
+        {"target_size": (80, 32)},
+        {},
+        {},
+        "target reconstruction_esc (80, 32) does not fit the kspace image",
+    ),
+    "mask length": (
+        {"test_file": True},
+        {"mask": np.ones(35, bool)},
+        {},
+        "mask has shape (35,), expected (36,) = kspace width",
+    ),
+    "mask values": (
+        {"test_file": True},
+        {"mask": np.full(36, 2, np.int32)},
+        {},
+        "mask has values other than 0 and 1",
+    ),
     "missing header": ({}, {"ismrmrd_header": None}, {}, "no 'ismrmrd_header' dataset"),
     "header xml": ({"header": b"<ismrmrdHeader"}, {}, {}, "ismrmrd_header is not valid XML"),
-    "header field": ({"header": _HEADER_NO_CENTER}, {}, {},
-                     "ismrmrd_header has no encoding/encodingLimits/kspace_encoding_step_1/center"),
-    "header padding": ({"header": make_ismrmrd_header((64, 80, 1), (32, 32, 1))}, {}, {},
-                       "acquired columns [0, 80) are outside the kspace width [0, 36]"),
+    "header field": (
+        {"header": _HEADER_NO_CENTER},
+        {},
+        {},
+        "ismrmrd_header has no encoding/encodingLimits/kspace_encoding_step_1/center",
+    ),
+    "header padding": (
+        {"header": make_ismrmrd_header((64, 80, 1), (32, 32, 1))},
+        {},
+        {},
+        "acquired columns [0, 80) are outside the kspace width [0, 36]",
+    ),
     "attr max": ({"attrs": {"max": "big"}}, {}, {}, "attr 'max' = 'big' is not a finite number"),
     "attr norm": ({"attrs": {"norm": -1.0}}, {}, {}, "attr 'norm' = -1.0 must be >= 0"),
 }
@@ -168,10 +240,12 @@ def test_bad_volume_names_file_and_key(tmp_path, fastmri_volume, case):
         _assert_error(excinfo, path, text)
 
 
-@pytest.mark.parametrize("key, value, slice_index", [("kspace", np.nan, 1),
-                                                     ("reconstruction_esc", np.inf, 2)])
-def test_non_finite_values_are_found_by_the_full_read(tmp_path, fastmri_volume, key, value,
-                                                      slice_index):
+@pytest.mark.parametrize(
+    "key, value, slice_index", [("kspace", np.nan, 1), ("reconstruction_esc", np.inf, 2)]
+)
+def test_non_finite_values_are_found_by_the_full_read(
+    tmp_path, fastmri_volume, key, value, slice_index
+):
     path = fastmri_volume(tmp_path / "nan.h5", num_slices=3)
     with h5py.File(path, "a") as hf:
         hf[key][slice_index, 5, 7] = value
@@ -213,10 +287,13 @@ def test_split_dir_and_listing(tmp_path, fastmri_split):
     assert fm.parse_split_dir(tmp_path) is None
 
 
-@pytest.mark.parametrize("challenge, split, text", [
-    ("knee", "train", "unknown challenge 'knee', expected one of ('singlecoil', 'multicoil')"),
-    ("singlecoil", "training", "unknown split 'training', expected one of ('train', 'val',"),
-])
+@pytest.mark.parametrize(
+    "challenge, split, text",
+    [
+        ("knee", "train", "unknown challenge 'knee', expected one of ('singlecoil', 'multicoil')"),
+        ("singlecoil", "training", "unknown split 'training', expected one of ('train', 'val',"),
+    ],
+)
 def test_unknown_challenge_or_split(tmp_path, challenge, split, text):
     for call in (fm.split_dir, fm.list_volumes, fm.SliceDataset):
         with pytest.raises(DataError) as excinfo:
@@ -245,8 +322,16 @@ def test_written_files_are_readable_by_fastmri(tmp_path, fastmri_split, challeng
     from fastmri.data.subsample import RandomMaskFunc
     from fastmri.data.transforms import UnetDataTransform
 
-    fastmri_split(tmp_path, challenge, "val", widths=(36, 40), num_slices=2, num_coils=3,
-                  padding_left=2, padding_right=34)
+    fastmri_split(
+        tmp_path,
+        challenge,
+        "val",
+        widths=(36, 40),
+        num_slices=2,
+        num_coils=3,
+        padding_left=2,
+        padding_right=34,
+    )
     ours = fm.SliceDataset(tmp_path, challenge, "val")
     raw = FastMRISliceDataset(tmp_path / f"{challenge}_val", challenge, transform=None)
     assert len(raw) == len(ours)
@@ -263,7 +348,8 @@ def test_written_files_are_readable_by_fastmri(tmp_path, fastmri_split, challeng
     sample = unet[3]
     assert sample.image.shape == sample.target.shape == (32, 32)
     assert sample.fname == "file1000002.h5" and float(sample.max_value) == pytest.approx(
-        ours[3]["max_value"])
+        ours[3]["max_value"]
+    )
 
 
 def test_damaged_bytes_give_data_errors_only(tmp_path, fastmri_volume):
@@ -272,7 +358,7 @@ def test_damaged_bytes_give_data_errors_only(tmp_path, fastmri_volume):
     data, damaged = path.read_bytes(), tmp_path / "damaged.h5"
     outcomes = set()
     for offset in range(0, len(data), len(data) // 97):
-        damaged.write_bytes(data[:offset] + b"\xff" * 64 + data[offset + 64:])
+        damaged.write_bytes(data[:offset] + b"\xff" * 64 + data[offset + 64 :])
         try:
             fm.check_volume(damaged)
             outcomes.add("ok")
@@ -290,7 +376,8 @@ def test_data_error_forms_and_worker_errors(tmp_path, fastmri_split):
     paths = fastmri_split(tmp_path, "singlecoil", "train", widths=(36,), num_slices=2)
     with h5py.File(paths[0], "a") as hf:
         hf["kspace"][1, 0, 0] = np.inf
-    loader = torch.utils.data.DataLoader(fm.SliceDataset(tmp_path, "singlecoil", "train"),
-                                         batch_size=1, num_workers=1)
+    loader = torch.utils.data.DataLoader(
+        fm.SliceDataset(tmp_path, "singlecoil", "train"), batch_size=1, num_workers=1
+    )
     with pytest.raises(DataError, match=r"kspace has NaN or Inf values \(first in slice 1\)"):
         list(loader)

@@ -28,19 +28,28 @@ def test_reexported_from_fastmri_whichever_module_is_imported_first(monkeypatch,
     importlib.import_module(f"mri_recon.data.{first}")
     fresh = importlib.import_module("mri_recon.data.fastmri")
     assert fresh is not fm
-    assert fresh.SliceDataset is importlib.import_module("mri_recon.data.slice_dataset").SliceDataset
+    assert (
+        fresh.SliceDataset is importlib.import_module("mri_recon.data.slice_dataset").SliceDataset
+    )
     with pytest.raises(AttributeError, match="has no attribute 'SliceDatset'"):
         fresh.SliceDatset  # noqa: B018
 
 
 def test_slice_dataset_items_with_varying_widths(tmp_path, fastmri_split):
-    paths = fastmri_split(tmp_path, "multicoil", "train", widths=(36, 40), num_slices=3,
-                          num_coils=2, padding_left=2, padding_right=34)
+    paths = fastmri_split(
+        tmp_path,
+        "multicoil",
+        "train",
+        widths=(36, 40),
+        num_slices=3,
+        num_coils=2,
+        padding_left=2,
+        padding_right=34,
+    )
     ds = SliceDataset(tmp_path, "multicoil", "train")
     assert len(ds) == 6 and ds.samples == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert [v.path for v in ds.volumes] == paths
-    assert ds.shape_key(0) == ((2, 64, 36), (32, 32)) and ds.shape_key(5) == ((2, 64, 40),
-                                                                              (32, 32))
+    assert ds.shape_key(0) == ((2, 64, 36), (32, 32)) and ds.shape_key(5) == ((2, 64, 40), (32, 32))
     item = ds[4]
     with h5py.File(paths[1], "r") as hf:
         np.testing.assert_array_equal(item["kspace"].numpy(), hf["kspace"][1])
@@ -84,8 +93,13 @@ def test_max_value_is_computed_when_attr_missing(tmp_path, fastmri_split):
 
 
 def test_acquisition_filter_and_files(tmp_path, fastmri_split):
-    paths = fastmri_split(tmp_path, "singlecoil", "train", widths=(36, 40, 38),
-                          acquisitions=("CORPD_FBK", "CORPDFS_FBK"))
+    paths = fastmri_split(
+        tmp_path,
+        "singlecoil",
+        "train",
+        widths=(36, 40, 38),
+        acquisitions=("CORPD_FBK", "CORPDFS_FBK"),
+    )
     ds = SliceDataset(tmp_path, "singlecoil", "train", acquisitions=["CORPD_FBK"])
     assert [v.path for v in ds.volumes] == [paths[0], paths[2]]
     assert {ds[i]["acquisition"] for i in range(len(ds))} == {"CORPD_FBK"}
@@ -103,8 +117,9 @@ def test_bad_file_in_split_fails_construction(tmp_path, fastmri_split):
         del hf["reconstruction_esc"]
     with pytest.raises(DataError) as excinfo:
         SliceDataset(tmp_path, "singlecoil", "val")
-    assert str(excinfo.value) == (f"{paths[1]}: no target 'reconstruction_esc' (required in "
-                                  "the val split)")
+    assert str(excinfo.value) == (
+        f"{paths[1]}: no target 'reconstruction_esc' (required in the val split)"
+    )
 
 
 def test_nan_slice_raises_on_access(tmp_path, fastmri_split):
@@ -152,8 +167,9 @@ class _OpenCounter:
 
 
 def test_one_read_only_handle_per_file(tmp_path, fastmri_split, monkeypatch):
-    paths = fastmri_split(tmp_path, "multicoil", "train", widths=(36, 40), num_slices=3,
-                          num_coils=2)
+    paths = fastmri_split(
+        tmp_path, "multicoil", "train", widths=(36, 40), num_slices=3, num_coils=2
+    )
     for p in paths:
         p.chmod(0o444)
     mtimes = [p.stat().st_mtime_ns for p in paths]
@@ -168,7 +184,8 @@ def test_one_read_only_handle_per_file(tmp_path, fastmri_split, monkeypatch):
     assert len(counter.modes) - at_index == 2 and set(counter.modes) == {"r"}
     assert [p.stat().st_mtime_ns for p in paths] == mtimes
     assert sorted(os.listdir(paths[0].parent)) == listing and sorted(os.listdir(tmp_path)) == [
-        "multicoil_train"]
+        "multicoil_train"
+    ]
     ds.close()
 
 

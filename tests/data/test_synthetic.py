@@ -66,8 +66,11 @@ def test_layout_keys_dtypes_shapes(tiny_root: Path) -> None:
                 data = _read(path)
                 k = data["kspace"]
                 assert k.dtype == np.complex64
-                expected = (slices, TINY.height) if challenge == "singlecoil" else (
-                    slices, TINY.num_coils, TINY.height)
+                expected = (
+                    (slices, TINY.height)
+                    if challenge == "singlecoil"
+                    else (slices, TINY.num_coils, TINY.height)
+                )
                 assert k.shape[:-1] == expected and k.shape[-1] in TINY.widths
                 assert {"acquisition", "patient_id"} <= set(data["attrs"])
                 assert data["attrs"]["acquisition"] in CONTRASTS
@@ -119,8 +122,9 @@ def test_targets_match_fastmri_transforms(tiny_root: Path) -> None:
                 target = data[TARGET_KEYS[challenge]]
                 np.testing.assert_allclose(target, expected, rtol=1e-4, atol=1e-5 * target.max())
                 assert data["attrs"]["max"] == pytest.approx(float(target.max()), rel=1e-6)
-                assert data["attrs"]["norm"] == pytest.approx(float(np.linalg.norm(target)),
-                                                              rel=1e-5)
+                assert data["attrs"]["norm"] == pytest.approx(
+                    float(np.linalg.norm(target)), rel=1e-5
+                )
 
 
 def test_header_and_padding_columns(tiny_root: Path) -> None:
@@ -154,7 +158,8 @@ def test_test_split_is_undersampled_with_stored_mask(tiny_root: Path) -> None:
             assert mask.dtype == bool and mask.shape == (k.shape[-1],)
             fraction = {4: 0.08, 8: 0.04}[int(attrs["acceleration"])]
             sample = ColumnMaskFunc("random", [fraction], [attrs["acceleration"]])(
-                k.shape[-1], file_seed(path.name))
+                k.shape[-1], file_seed(path.name)
+            )
             np.testing.assert_array_equal(mask, sample.mask.numpy())
             assert attrs["num_low_frequency"] == sample.num_low_frequencies
             assert not k[..., ~mask].any()
@@ -165,12 +170,14 @@ def test_test_split_is_undersampled_with_stored_mask(tiny_root: Path) -> None:
 def test_readable_by_fastmri_slice_dataset(tiny_root: Path, challenge: str) -> None:
     for split in SPLITS:
         files = _files(tiny_root, challenge, split)
-        dataset = SliceDataset(root=tiny_root / f"{challenge}_{split}", challenge=challenge,
-                               transform=None)
+        dataset = SliceDataset(
+            root=tiny_root / f"{challenge}_{split}", challenge=challenge, transform=None
+        )
         assert len(dataset) == sum(h5py.File(f, "r")["kspace"].shape[0] for f in files)
         kspace, mask, target, attrs, fname, dataslice = dataset[len(dataset) - 1]
-        header = parse_ismrmrd_header(h5py.File(tiny_root / f"{challenge}_{split}" / fname,
-                                                "r")["ismrmrd_header"][()])
+        header = parse_ismrmrd_header(
+            h5py.File(tiny_root / f"{challenge}_{split}" / fname, "r")["ismrmrd_header"][()]
+        )
         assert attrs["padding_left"] == header.padding_left
         assert attrs["padding_right"] == header.padding_right
         assert attrs["encoding_size"] == (TINY.height, kspace.shape[-1], 1)
@@ -182,8 +189,16 @@ def test_readable_by_fastmri_slice_dataset(tiny_root: Path, challenge: str) -> N
 
 
 def test_deterministic_and_global_rng_untouched(tmp_path: Path) -> None:
-    kwargs = dict(preset="tiny", challenge="multicoil", progress=False, num_train=2, num_val=0,
-                  num_test=0, num_slices=2, num_coils=2)
+    kwargs = dict(
+        preset="tiny",
+        challenge="multicoil",
+        progress=False,
+        num_train=2,
+        num_val=0,
+        num_test=0,
+        num_slices=2,
+        num_coils=2,
+    )
     np.random.seed(123)
     torch.manual_seed(123)
     random.seed(123)
@@ -215,8 +230,9 @@ def test_volume_independent_of_other_split_sizes(tmp_path: Path) -> None:
 
 
 def test_refuses_to_mix_or_overwrite(tmp_path: Path) -> None:
-    kw = dict(preset="tiny", challenge="singlecoil", progress=False, num_train=1, num_val=1,
-              num_test=0)
+    kw = dict(
+        preset="tiny", challenge="singlecoil", progress=False, num_train=1, num_val=1, num_test=0
+    )
     first = generate_dataset(tmp_path, seed=0, **kw)
     with pytest.raises(ValueError, match="singlecoil_train.*already holds"):
         generate_dataset(tmp_path, seed=1, **kw)
@@ -267,8 +283,9 @@ def test_bad_arguments_name_the_field(tmp_path: Path) -> None:
 
 def test_kspace_corners_hold_the_stated_noise() -> None:
     rng = np.random.default_rng(0)
-    vol = synthetic.synth_volume(TINY, "singlecoil", rng, num_slices=4, width=72,
-                                 acquisition="SYNTH_PD", padded=False)
+    vol = synthetic.synth_volume(
+        TINY, "singlecoil", rng, num_slices=4, width=72, acquisition="SYNTH_PD", padded=False
+    )
     k = vol.kspace
     corners = np.concatenate([k[:, :8, :8], k[:, :8, -8:], k[:, -8:, :8], k[:, -8:, -8:]])
     assert np.std(corners.real) == pytest.approx(vol.noise_std, rel=0.15)
@@ -298,19 +315,26 @@ def _structure(image: np.ndarray, inside: np.ndarray) -> dict[str, float]:
     gy, gx = np.gradient(image / top)
     grad = np.hypot(gy, gx)[inside]
     spectrum = np.abs(np.fft.fft2(image / top)) ** 2
-    f = np.hypot(*np.meshgrid(np.fft.fftfreq(image.shape[0]), np.fft.fftfreq(image.shape[1]),
-                              indexing="ij"))
+    f = np.hypot(
+        *np.meshgrid(np.fft.fftfreq(image.shape[0]), np.fft.fftfreq(image.shape[1]), indexing="ij")
+    )
     bands = np.array([spectrum[(f >= 0.25 / s) & (f < 0.5 / s)].sum() for s in (1, 2, 4, 8)])
-    return {"textured": float((grad > 2e-3).mean()),  # pixels with any local variation
-            "edges": float((grad > 0.08).mean()),  # pixels on a strong edge
-            "min_band": float(bands.min() / bands.sum()),  # detail at 1, 2, 4 and 8 px
-            "levels": len(np.unique(np.round(image[inside] / top, 2)))}
+    return {
+        "textured": float((grad > 2e-3).mean()),  # pixels with any local variation
+        "edges": float((grad > 0.08).mean()),  # pixels on a strong edge
+        "min_band": float(bands.min() / bands.sum()),  # detail at 1, 2, 4 and 8 px
+        "levels": len(np.unique(np.round(image[inside] / top, 2))),
+    }
 
 
 def _looks_like_mri(image: np.ndarray, inside: np.ndarray) -> bool:
     stats = _structure(image, inside)
-    return (stats["textured"] > 0.6 and 0.03 < stats["edges"] < 0.5
-            and stats["min_band"] > 0.002 and stats["levels"] > 40)
+    return (
+        stats["textured"] > 0.6
+        and 0.03 < stats["edges"] < 0.5
+        and stats["min_band"] > 0.002
+        and stats["levels"] > 40
+    )
 
 
 def test_phantom_looks_like_mri_and_flat_ellipses_or_noise_do_not() -> None:
@@ -319,13 +343,17 @@ def test_phantom_looks_like_mri_and_flat_ellipses_or_noise_do_not() -> None:
     for contrast in CONTRASTS:
         magnitude, support = draw_knee(np.random.default_rng(7), canvas, contrast)
         for s in range(3):
-            crop = magnitude[s, 20:20 + size, 12:12 + size]
-            inside = support[s, 20:20 + size, 12:12 + size] > 0.5
+            crop = magnitude[s, 20 : 20 + size, 12 : 12 + size]
+            inside = support[s, 20 : 20 + size, 12 : 12 + size] > 0.5
             assert _looks_like_mri(crop, inside), _structure(crop, inside)
-    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     flat = np.zeros((size, size))
-    for cy, cx, a, b, value in [(0, 0, 0.8, 0.9, 0.4), (-0.3, 0.1, 0.3, 0.2, 0.9),
-                                (0.4, -0.2, 0.2, 0.3, 0.1), (0.1, 0.4, 0.1, 0.1, 0.7)]:
+    for cy, cx, a, b, value in [
+        (0, 0, 0.8, 0.9, 0.4),
+        (-0.3, 0.1, 0.3, 0.2, 0.9),
+        (0.4, -0.2, 0.2, 0.3, 0.1),
+        (0.1, 0.4, 0.1, 0.1, 0.7),
+    ]:
         flat[((y - cy) / b) ** 2 + ((x - cx) / a) ** 2 < 1] = value
     assert not _looks_like_mri(flat, flat > 0)
     noise = np.random.default_rng(0).random((size, size))

@@ -39,8 +39,14 @@ class Spy:
         self.calls: list[dict] = []
 
     def __call__(self, masked_kspace, mask, sens_maps, crop_size):
-        self.calls.append({"kspace": masked_kspace.clone(), "mask": mask.clone(),
-                           "sens_maps": sens_maps, "crop_size": crop_size})
+        self.calls.append(
+            {
+                "kspace": masked_kspace.clone(),
+                "mask": mask.clone(),
+                "sens_maps": sens_maps,
+                "crop_size": crop_size,
+            }
+        )
         time.sleep(self.sleep)
         return ZeroFilled()(masked_kspace, mask, None, crop_size)
 
@@ -49,8 +55,9 @@ def _settings(root: Path, run_dir: Path, **kw) -> EvalSettings:
     kw.setdefault("challenge", "singlecoil")
     kw.setdefault("split", "val")
     kw.setdefault("mask_func", ColumnMaskFunc("random", [0.08], [4]))
-    return EvalSettings(root=root, mask_name="random_4x", run_dir=run_dir, progress=False,
-                        num_resamples=200, **kw)
+    return EvalSettings(
+        root=root, mask_name="random_4x", run_dir=run_dir, progress=False, num_resamples=200, **kw
+    )
 
 
 def _outputs_present(run_dir: Path) -> list[str]:
@@ -60,12 +67,16 @@ def _outputs_present(run_dir: Path) -> list[str]:
 def test_singlecoil_run_writes_every_output(tmp_path, fastmri_split) -> None:
     paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
     run_dir = tmp_path / "run"
-    report = run_evaluation(_settings(tmp_path / "data", run_dir, num_figures=2),
-                            {"zero_filled": ZeroFilled(), "tv": TVReconstructor(max_iters=4)})
+    report = run_evaluation(
+        _settings(tmp_path / "data", run_dir, num_figures=2),
+        {"zero_filled": ZeroFilled(), "tv": TVReconstructor(max_iters=4)},
+    )
     assert _outputs_present(run_dir) == list(OUTPUTS)
     assert not list(run_dir.glob(".staging-*"))
     assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
-        "file1000001.png", "file1000002.png"]
+        "file1000001.png",
+        "file1000002.png",
+    ]
     with open(run_dir / "per_volume.csv") as f:
         rows = list(csv.DictReader(f))
     assert tuple(next(iter(rows)).keys())[: len(CSV_COLUMNS)] == CSV_COLUMNS
@@ -87,7 +98,11 @@ def test_singlecoil_run_writes_every_output(tmp_path, fastmri_split) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["num_volumes"] == 3 and summary["metrics"] == ["nmse", "psnr", "ssim"]
     assert {(e["method"], e["acquisition"]) for e in summary["summary"]} >= {
-        ("zero_filled", "all"), ("tv", "all"), ("tv", "CORPD_FBK"), ("tv", "CORPDFS_FBK")}
+        ("zero_filled", "all"),
+        ("tv", "all"),
+        ("tv", "CORPD_FBK"),
+        ("tv", "CORPDFS_FBK"),
+    }
     paired = [e for e in summary["paired_differences"] if e["acquisition"] == "all"]
     assert [e["method"] for e in paired] == ["tv"]
     tv_ssim = np.mean([float(r["ssim"]) for r in rows if r["method"] == "tv"])
@@ -98,15 +113,24 @@ def test_singlecoil_run_writes_every_output(tmp_path, fastmri_split) -> None:
 
 
 def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatch) -> None:
-    paths = fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,),
-                          num_slices=3, num_coils=3)
+    paths = fastmri_split(
+        tmp_path / "data",
+        challenge="multicoil",
+        split="val",
+        widths=(36,),
+        num_slices=3,
+        num_coils=3,
+    )
     calls = []
     real = run_module.estimate_sens_maps
-    monkeypatch.setattr(run_module, "estimate_sens_maps",
-                        lambda k, m: calls.append(k.shape) or real(k, m))
+    monkeypatch.setattr(
+        run_module, "estimate_sens_maps", lambda k, m: calls.append(k.shape) or real(k, m)
+    )
     with_maps, without = Spy("with_maps", True), Spy("without", False)
-    run_evaluation(_settings(tmp_path / "data", tmp_path / "run", challenge="multicoil",
-                             batch_size=2), {"with_maps": with_maps, "without": without})
+    run_evaluation(
+        _settings(tmp_path / "data", tmp_path / "run", challenge="multicoil", batch_size=2),
+        {"with_maps": with_maps, "without": without},
+    )
     assert calls == [(2, 3, 64, 36), (1, 3, 64, 36)]  # once per batch, shared by methods
     assert all(c["sens_maps"] is None for c in without.calls)
     assert len(with_maps.calls) == len(without.calls) == 2
@@ -121,11 +145,18 @@ def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatc
 
 
 def test_multicoil_tv_with_estimated_maps(tmp_path, fastmri_split) -> None:
-    fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,),
-                  num_slices=2, num_coils=4)
+    fastmri_split(
+        tmp_path / "data",
+        challenge="multicoil",
+        split="val",
+        widths=(36,),
+        num_slices=2,
+        num_coils=4,
+    )
     report = run_evaluation(
         _settings(tmp_path / "data", tmp_path / "run", challenge="multicoil", num_figures=0),
-        {"zero_filled": ZeroFilled(), "tv": TVReconstructor(lam=0.001, max_iters=20)})
+        {"zero_filled": ZeroFilled(), "tv": TVReconstructor(lam=0.001, max_iters=20)},
+    )
     ssim = {r["method"]: r["ssim"] for r in report.rows}
     assert 0 < ssim["tv"] <= 1 and 0 < ssim["zero_filled"] <= 1
     assert not (tmp_path / "run" / "figures").exists()
@@ -134,8 +165,9 @@ def test_multicoil_tv_with_estimated_maps(tmp_path, fastmri_split) -> None:
 def test_seconds_per_slice_is_wall_time_per_slice(tmp_path, fastmri_split) -> None:
     fastmri_split(tmp_path / "data", split="val", widths=(36,), num_slices=3)
     slow = Spy("slow", needs_sens_maps=False, sleep=0.05)
-    report = run_evaluation(_settings(tmp_path / "data", tmp_path / "run", batch_size=2,
-                                      num_figures=0), {"slow": slow})
+    report = run_evaluation(
+        _settings(tmp_path / "data", tmp_path / "run", batch_size=2, num_figures=0), {"slow": slow}
+    )
     assert len(slow.calls) == 2  # batches of 2 + 1 slices
     seconds = report.rows[0]["seconds_per_slice"]
     assert 2 * 0.05 / 3 <= seconds < 2 * 0.05 / 3 + 0.05
@@ -166,8 +198,9 @@ def test_skip_bad_files_lists_them(tmp_path, fastmri_split) -> None:
     with h5py.File(paths[2], "r+") as hf:
         hf["kspace"][0, 0, 0] = np.inf
     run_dir = tmp_path / "run"
-    report = run_evaluation(_settings(tmp_path / "data", run_dir, skip_bad_files=True),
-                            {"zero_filled": ZeroFilled()})
+    report = run_evaluation(
+        _settings(tmp_path / "data", run_dir, skip_bad_files=True), {"zero_filled": ZeroFilled()}
+    )
     assert [r["fname"] for r in report.rows] == [paths[1].name]
     skipped = json.loads((run_dir / "summary.json").read_text())["skipped"]
     assert [s["fname"] for s in skipped] == [paths[0].name, paths[2].name]
@@ -175,15 +208,17 @@ def test_skip_bad_files_lists_them(tmp_path, fastmri_split) -> None:
     markdown = (run_dir / "summary.md").read_text()
     assert "Skipped files (2)" in markdown and paths[2].name in markdown
     assert sorted(p.name for p in (run_dir / "reconstructions/zero_filled").iterdir()) == [
-        paths[1].name]
+        paths[1].name
+    ]
 
 
 def test_test_split_uses_the_stored_mask(tmp_path, fastmri_split) -> None:
     paths = fastmri_split(tmp_path / "data", split="test", widths=(36, 40))
     spy = Spy()
     run_dir = tmp_path / "run"
-    settings = _settings(tmp_path / "data", run_dir, split="test",
-                         mask_func=ColumnMaskFunc("random", [0.04], [8]))
+    settings = _settings(
+        tmp_path / "data", run_dir, split="test", mask_func=ColumnMaskFunc("random", [0.04], [8])
+    )
     report = run_evaluation(settings, {"spy": spy})
     for path, call in zip(paths, spy.calls, strict=True):
         with h5py.File(path) as hf:
@@ -212,8 +247,9 @@ def test_method_with_wrong_output_shape_is_named(tmp_path) -> None:
 
 
 def test_writers_are_atomic_and_strict(tmp_path) -> None:
-    path = write_csv(tmp_path / "a.csv", [{"x": 1.5, "y": None}, {"x": float("nan"), "y": "s"}],
-                     ["x", "y"])
+    path = write_csv(
+        tmp_path / "a.csv", [{"x": 1.5, "y": None}, {"x": float("nan"), "y": "s"}], ["x", "y"]
+    )
     assert path.read_text() == "x,y\n1.5,\n,s\n"
     with pytest.raises(ValueError, match="lacks columns"):
         write_csv(tmp_path / "b.csv", [{"x": 1}], ["x", "y"])
@@ -243,8 +279,9 @@ def test_comparison_figure(tmp_path) -> None:
     rng = np.random.default_rng(0)
     target = rng.random((12, 9)).astype(np.float32)
     recons = {"a": target + 0.1, "b": torch.from_numpy(target * 0.5)}
-    fig = comparison_figure(target, recons, {"a": {"ssim": 0.9, "psnr": 30.0}, "b": None},
-                            title="t")
+    fig = comparison_figure(
+        target, recons, {"a": {"ssim": 0.9, "psnr": 30.0}, "b": None}, title="t"
+    )
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert "a\nSSIM 0.9000  PSNR 30.00 dB" in titles and "b" in titles
     err_images = [ax.images[0] for ax in fig.axes[4:6]]  # bottom row: the two error maps
@@ -260,13 +297,19 @@ def test_comparison_figure(tmp_path) -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_gives_the_cpu_numbers(tmp_path, fastmri_split) -> None:
-    fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36, 40),
-                  num_coils=3)
+    fastmri_split(
+        tmp_path / "data", challenge="multicoil", split="val", widths=(36, 40), num_coils=3
+    )
     methods = {"zero_filled": ZeroFilled(), "tv": TVReconstructor(max_iters=20)}
     rows = {}
     for device in ("cpu", "cuda"):
-        settings = _settings(tmp_path / "data", tmp_path / device, challenge="multicoil",
-                             device=torch.device(device), num_figures=0)
+        settings = _settings(
+            tmp_path / "data",
+            tmp_path / device,
+            challenge="multicoil",
+            device=torch.device(device),
+            num_figures=0,
+        )
         rows[device] = run_evaluation(settings, methods).rows
     for cpu, gpu in zip(rows["cpu"], rows["cuda"], strict=True):
         assert (cpu["fname"], cpu["method"]) == (gpu["fname"], gpu["method"])

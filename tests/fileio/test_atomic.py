@@ -38,7 +38,9 @@ def test_modes_follow_the_umask(tmp_path, umask) -> None:
     # the same as a plain open() / mkdir() under this umask
     (tmp_path / "plain.txt").write_text("x")
     (tmp_path / "plain").mkdir()
-    assert _mode(text) == _mode(tmp_path / "plain.txt") and _mode(folder) == _mode(tmp_path / "plain")
+    assert _mode(text) == _mode(tmp_path / "plain.txt") and _mode(folder) == _mode(
+        tmp_path / "plain"
+    )
 
 
 def test_failure_leaves_neither_file_nor_temporary(tmp_path) -> None:

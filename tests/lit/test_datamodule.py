@@ -58,8 +58,9 @@ def test_sampler_drop_last_drops_incomplete_group_batches() -> None:
 
 def test_mask_seeds_depend_on_seed_epoch_index_only() -> None:
     def seeds_by_index(batch_size: int, epoch: int, seed: int = 0) -> dict[int, int]:
-        sampler = BucketBatchSampler(KEYS, batch_size, shuffle=True, seed=seed,
-                                     with_mask_seeds=True)
+        sampler = BucketBatchSampler(
+            KEYS, batch_size, shuffle=True, seed=seed, with_mask_seeds=True
+        )
         sampler.set_epoch(epoch)
         return dict(_flat(list(sampler)))
 
@@ -74,8 +75,10 @@ def test_mask_seeds_depend_on_seed_epoch_index_only() -> None:
 def test_sampler_shards_across_ranks_with_equal_lengths() -> None:
     keys = ["a"] * 5 + ["b"] * 2  # 3 + 1 = 4 batches of <= 2
     for world in (2, 3):
-        ranks = [BucketBatchSampler(keys, 2, shuffle=True, seed=1, num_replicas=world, rank=r)
-                 for r in range(world)]
+        ranks = [
+            BucketBatchSampler(keys, 2, shuffle=True, seed=1, num_replicas=world, rank=r)
+            for r in range(world)
+        ]
         shards = [list(s) for s in ranks]
         assert len({len(s) for s in shards}) == 1
         assert all(len(s) == len(r) for s, r in zip(shards, ranks, strict=True))
@@ -96,10 +99,19 @@ def test_sampler_rejects_bad_arguments() -> None:
 
 
 def test_collate_stacks_tensors_and_keeps_strings() -> None:
-    items = [{"kspace": torch.zeros(1, 8, 6, dtype=torch.complex64),
-              "mask": torch.ones(6, dtype=torch.bool), "target": torch.zeros(4, 4),
-              "max_value": 2.0, "fname": f"f{i}.h5", "slice_num": i, "num_slices": 3,
-              "acquisition": "CORPD_FBK"} for i in range(2)]
+    items = [
+        {
+            "kspace": torch.zeros(1, 8, 6, dtype=torch.complex64),
+            "mask": torch.ones(6, dtype=torch.bool),
+            "target": torch.zeros(4, 4),
+            "max_value": 2.0,
+            "fname": f"f{i}.h5",
+            "slice_num": i,
+            "num_slices": 3,
+            "acquisition": "CORPD_FBK",
+        }
+        for i in range(2)
+    ]
     batch = collate_slices(items)
     assert batch["kspace"].shape == (2, 1, 8, 6) and batch["kspace"].dtype == torch.complex64
     assert batch["mask"].shape == (2, 6) and batch["mask"].dtype == torch.bool
@@ -115,14 +127,14 @@ def test_collate_stacks_tensors_and_keeps_strings() -> None:
 def mixed_root(tmp_path: Path, fastmri_split: Callable[..., list[Path]]) -> Path:
     """Train and val splits whose volumes have k-space widths 36, 40 and 36 (3 slices each)."""
     for split in ("train", "val"):
-        fastmri_split(tmp_path, split=split, widths=(36, 40, 36), height=48,
-                      target_size=(32, 32))
+        fastmri_split(tmp_path, split=split, widths=(36, 40, 36), height=48, target_size=(32, 32))
     return tmp_path
 
 
 def _datamodule(root: Path, **kwargs: Any) -> FastMRIDataModule:
-    params: dict[str, Any] = dict(challenge="singlecoil",
-                                  mask_func=ColumnMaskFunc("random", [0.08], [4]), seed=5)
+    params: dict[str, Any] = dict(
+        challenge="singlecoil", mask_func=ColumnMaskFunc("random", [0.08], [4]), seed=5
+    )
     params.update(kwargs)
     dm = FastMRIDataModule(root, **params)
     dm.setup("fit")
@@ -157,8 +169,9 @@ def test_validation_uses_per_file_masks_in_a_fixed_order(mixed_root: Path) -> No
     dm = _datamodule(mixed_root, batch_size=2, mask_func=mask_func)
     first, again = _epoch(dm.val_dataloader(), 0), _epoch(dm.val_dataloader(), 3)
     order = [(f, int(s)) for b in first for f, s in zip(b["fname"], b["slice_num"], strict=True)]
-    assert order == [(f, int(s)) for b in again
-                     for f, s in zip(b["fname"], b["slice_num"], strict=True)]
+    assert order == [
+        (f, int(s)) for b in again for f, s in zip(b["fname"], b["slice_num"], strict=True)
+    ]
     for b in first:
         for fname, mask in zip(b["fname"], b["mask"], strict=True):
             assert torch.equal(mask, mask_func(mask.shape[0], seed=file_seed(fname)).mask)
@@ -169,8 +182,11 @@ def test_training_masks_are_fresh_and_reproducible_per_epoch(mixed_root: Path) -
 
     def masks(epoch: int, num_workers: int = 0) -> dict[tuple[str, int], torch.Tensor]:
         dm.num_workers = num_workers
-        return {(f, int(s)): m for b in _epoch(dm.train_dataloader(), epoch)
-                for f, s, m in zip(b["fname"], b["slice_num"], b["mask"], strict=True)}
+        return {
+            (f, int(s)): m
+            for b in _epoch(dm.train_dataloader(), epoch)
+            for f, s, m in zip(b["fname"], b["slice_num"], b["mask"], strict=True)
+        }
 
     epoch1 = masks(1)
     assert len(epoch1) == 9
@@ -185,8 +201,11 @@ def test_training_masks_are_fresh_and_reproducible_per_epoch(mixed_root: Path) -
 
 def test_training_order_changes_with_the_epoch_not_between_instances(mixed_root: Path) -> None:
     def order(dm: FastMRIDataModule, epoch: int) -> list[tuple[str, int]]:
-        return [(f, int(s)) for b in _epoch(dm.train_dataloader(), epoch)
-                for f, s in zip(b["fname"], b["slice_num"], strict=True)]
+        return [
+            (f, int(s))
+            for b in _epoch(dm.train_dataloader(), epoch)
+            for f, s in zip(b["fname"], b["slice_num"], strict=True)
+        ]
 
     a, b = _datamodule(mixed_root), _datamodule(mixed_root)
     assert order(a, 4) == order(b, 4)
@@ -203,8 +222,16 @@ def test_sample_rate_and_acquisition_filter_reach_the_datasets(mixed_root: Path)
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("batch_size", 0), ("val_batch_size", 0), ("num_workers", -1), ("sample_rate", 0.0),
-     ("val_sample_rate", 1.5), ("volume_sample_rate", 0.0), ("seed", -2), ("batch_size", 1.5)],
+    [
+        ("batch_size", 0),
+        ("val_batch_size", 0),
+        ("num_workers", -1),
+        ("sample_rate", 0.0),
+        ("val_sample_rate", 1.5),
+        ("volume_sample_rate", 0.0),
+        ("seed", -2),
+        ("batch_size", 1.5),
+    ],
 )
 def test_bad_arguments_name_the_config_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"data.{field} "):
@@ -220,8 +247,14 @@ def test_refuses_lightning_distributed_sampler_injection(mixed_root: Path) -> No
     import pytorch_lightning as pl
 
     dm = _datamodule(mixed_root)
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False,
-                         enable_checkpointing=False, use_distributed_sampler=True)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=True,
+    )
     dm.trainer = trainer
     with pytest.raises(ValueError, match="trainer.use_distributed_sampler must be false"):
         dm.train_dataloader()
@@ -241,19 +274,30 @@ def test_lightning_sets_the_training_epoch(mixed_root: Path) -> None:
         def training_step(self, batch: dict[str, Any], _: int) -> torch.Tensor:
             self.seen.setdefault(self.current_epoch, []).extend(
                 (f, int(s), tuple(m.tolist()))
-                for f, s, m in zip(batch["fname"], batch["slice_num"], batch["mask"], strict=True))
-            return self.w ** 2
+                for f, s, m in zip(batch["fname"], batch["slice_num"], batch["mask"], strict=True)
+            )
+            return self.w**2
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD([self.w], lr=0.1)
 
     dm = _datamodule(mixed_root, batch_size=3)
     model = Recorder()
-    pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-               use_distributed_sampler=False).fit(model, datamodule=dm)
+    pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+    ).fit(model, datamodule=dm)
     for epoch in (0, 1):
-        expected = [(f, int(s), tuple(m.tolist())) for b in _epoch(dm.train_dataloader(), epoch)
-                    for f, s, m in zip(b["fname"], b["slice_num"], b["mask"], strict=True)]
+        expected = [
+            (f, int(s), tuple(m.tolist()))
+            for b in _epoch(dm.train_dataloader(), epoch)
+            for f, s, m in zip(b["fname"], b["slice_num"], b["mask"], strict=True)
+        ]
         assert model.seen[epoch] == expected, epoch
     assert model.seen[0] != model.seen[1]

@@ -77,8 +77,12 @@ def test_summarize_groups_per_method_and_acquisition() -> None:
     out = summarize(rows, ["ssim", "psnr"], seed=0)
     keys = [(e["method"], e["acceleration"], e["acquisition"]) for e in out]
     assert keys == [
-        ("zero_filled", 4.0, ALL), ("zero_filled", 4.0, "CORPD"), ("zero_filled", 4.0, "CORPDFS"),
-        ("tv", 4.0, ALL), ("tv", 4.0, "CORPD"), ("tv", 4.0, "CORPDFS"),
+        ("zero_filled", 4.0, ALL),
+        ("zero_filled", 4.0, "CORPD"),
+        ("zero_filled", 4.0, "CORPDFS"),
+        ("tv", 4.0, ALL),
+        ("tv", 4.0, "CORPD"),
+        ("tv", 4.0, "CORPDFS"),
     ]
     tv_all = out[3]
     assert tv_all["n"] == 6 and isinstance(tv_all["ssim"], Interval)
@@ -91,7 +95,9 @@ def test_paired_differences_on_constructed_data() -> None:
     rows = _rows()
     out = paired_differences(rows, ["ssim", "psnr"], reference="zero_filled", seed=0)
     assert [(e["method"], e["acquisition"]) for e in out] == [
-        ("tv", ALL), ("tv", "CORPD"), ("tv", "CORPDFS")
+        ("tv", ALL),
+        ("tv", "CORPD"),
+        ("tv", "CORPDFS"),
     ]
     by_acq = {e["acquisition"]: e for e in out}
     # constant per-volume offsets: the differences have zero spread and a point interval
@@ -104,8 +110,10 @@ def test_paired_differences_on_constructed_data() -> None:
     assert by_acq[ALL]["reference"] == "zero_filled"
     # paired beats marginal: the marginal interval of tv is wider than the paired one
     marginal = summarize([r for r in rows if r["method"] == "tv"], ["psnr"])[0]["psnr"]
-    assert marginal.ci_high - marginal.ci_low > by_acq[ALL]["psnr"].ci_high - by_acq[ALL][
-        "psnr"].ci_low
+    assert (
+        marginal.ci_high - marginal.ci_low
+        > by_acq[ALL]["psnr"].ci_high - by_acq[ALL]["psnr"].ci_low
+    )
 
 
 def test_paired_differences_need_partners() -> None:

@@ -32,5 +32,7 @@ def test_missing_root_and_split_are_one_line_errors(tmp_path, fastmri_split, cap
     fastmri_split(tmp_path, "singlecoil", "val", widths=(36,))
     assert bench.main(["--root", str(tmp_path), "--challenge", "multicoil"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"bench_data: error: {tmp_path / 'multicoil_val'}: no such directory "
-                   "(expected multicoil_val/ under root)\n")
+    assert err == (
+        f"bench_data: error: {tmp_path / 'multicoil_val'}: no such directory "
+        "(expected multicoil_val/ under root)\n"
+    )

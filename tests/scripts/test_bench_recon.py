@@ -11,13 +11,34 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys, script_module):
     folder = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)[0].parent
     bench = script_module("bench_recon")
-    assert bench.main(["--data", str(folder), "--batch-sizes", "1", "2", "--repeats", "1",
-                       "--devices", "cpu", "--threads", "1"]) == 0
+    assert (
+        bench.main(
+            [
+                "--data",
+                str(folder),
+                "--batch-sizes",
+                "1",
+                "2",
+                "--repeats",
+                "1",
+                "--devices",
+                "cpu",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
-    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    rows = [
+        line
+        for line in out.splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    ]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     assert [(c[0], c[2], c[3]) for c in cells] == [
-        (m, "cpu", b) for m in bench.METHODS for b in ("1", "2")]
+        (m, "cpu", b) for m in bench.METHODS for b in ("1", "2")
+    ]
     params = {c[0]: int(c[1].replace(",", "")) for c in cells}
     assert params["zero_filled"] == params["tv"] == 0
     assert params["unet_fastmri"] == 7_762_945  # fastMRI's size with GroupNorm affine weights
@@ -30,26 +51,49 @@ def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys, s
 def test_bad_data_is_a_one_line_error(tmp_path, fastmri_split, capsys, script_module):
     bench = script_module("bench_recon")
     assert bench.main(["--data", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"bench_recon: error: {tmp_path}: no .h5 files (make run builds the default)\n"
-    multi = fastmri_split(tmp_path / "m", "multicoil", "val", widths=(36,), num_slices=1, num_coils=2)[0].parent
+    assert (
+        capsys.readouterr().err
+        == f"bench_recon: error: {tmp_path}: no .h5 files (make run builds the default)\n"
+    )
+    multi = fastmri_split(
+        tmp_path / "m", "multicoil", "val", widths=(36,), num_slices=1, num_coils=2
+    )[0].parent
     assert bench.main(["--data", str(multi)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a single-coil file" in err and ".h5" in err
 
 
-def test_bench_tv_runs_ours_on_the_same_center_out_slices(tmp_path, fastmri_split, capsys,
-                                                         script_module):
+def test_bench_tv_runs_ours_on_the_same_center_out_slices(
+    tmp_path, fastmri_split, capsys, script_module
+):
     """scripts/bench_tv.py without BART: a table per acceleration on tiny files."""
     from mri_recon.data.demo import center_out_slices
 
     paths = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=3)
     picked = center_out_slices(paths[0].parent, 3)
     # centre slices of both volumes first, then the first volume's next neighbour
-    assert [(p.name, i) for p, i, _ in picked] == [(paths[0].name, 1), (paths[1].name, 1),
-                                                   (paths[0].name, 2)]
+    assert [(p.name, i) for p, i, _ in picked] == [
+        (paths[0].name, 1),
+        (paths[1].name, 1),
+        (paths[0].name, 2),
+    ]
     bench = script_module("bench_tv")
-    assert bench.main(["--data", str(tmp_path), "--no-bart", "--slices", "3",
-                       "--max-iters", "3", "--accelerations", "4"]) == 0
+    assert (
+        bench.main(
+            [
+                "--data",
+                str(tmp_path),
+                "--no-bart",
+                "--slices",
+                "3",
+                "--max-iters",
+                "3",
+                "--accelerations",
+                "4",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "file1000001.h5[1], file1000002.h5[1], file1000001.h5[2]" in out
     assert "4x" in out and "ours" in out

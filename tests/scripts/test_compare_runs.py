@@ -17,14 +17,26 @@ from mri_recon.cli import run_configs as cli_runs
 from mri_recon.viz import convergence
 from mri_recon.viz import logs as runs_lib
 
-COLUMNS = ["epoch", "step", "train/loss_epoch", "train/loss_step", "val/nmse", "val/psnr", "val/ssim"]
+COLUMNS = [
+    "epoch",
+    "step",
+    "train/loss_epoch",
+    "train/loss_step",
+    "val/nmse",
+    "val/psnr",
+    "val/ssim",
+]
 
 
-
-def write_lightning_csv(path: Path, losses: list[float], val: list[tuple[float, float, float]],
-                        steps_per_epoch: int, loss_key: str = "train/loss_step",
-                        first_step: int = 0,
-                        post_fit: tuple[float, float, float] | None = None) -> None:
+def write_lightning_csv(
+    path: Path,
+    losses: list[float],
+    val: list[tuple[float, float, float]],
+    steps_per_epoch: int,
+    loss_key: str = "train/loss_step",
+    first_step: int = 0,
+    post_fit: tuple[float, float, float] | None = None,
+) -> None:
     """Rows as CSVLogger writes them: one per log call, empty cells elsewhere; ``post_fit``
     adds the validation ``train()`` logs after fit (next epoch, step = global step)."""
     columns = [c if c != "train/loss_step" else loss_key for c in COLUMNS]
@@ -35,13 +47,21 @@ def write_lightning_csv(path: Path, losses: list[float], val: list[tuple[float, 
         rows.append({"epoch": epoch, "step": step, loss_key: loss})
         if (step + 1) % steps_per_epoch == 0:
             nmse, psnr, ssim = val[epoch - first_step // steps_per_epoch]
-            rows.append({"epoch": epoch, "step": step, "val/nmse": nmse, "val/psnr": psnr,
-                         "val/ssim": ssim})
+            rows.append(
+                {"epoch": epoch, "step": step, "val/nmse": nmse, "val/psnr": psnr, "val/ssim": ssim}
+            )
     if post_fit is not None:
         nmse, psnr, ssim = post_fit
         step = first_step + len(losses)
-        rows.append({"epoch": step // steps_per_epoch, "step": step, "val/nmse": nmse,
-                     "val/psnr": psnr, "val/ssim": ssim})
+        rows.append(
+            {
+                "epoch": step // steps_per_epoch,
+                "step": step,
+                "val/nmse": nmse,
+                "val/psnr": psnr,
+                "val/ssim": ssim,
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
@@ -56,8 +76,11 @@ def write_hydra(run_dir: Path, overrides: list[str], optim: str) -> None:
     OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
     config = {
         "study": {"lr_point": "mid", "lr_grid": {"sgd": {"mid": 0.03}, "adam": {"mid": 0.001}}},
-        "optim": {"_target_": "torch.optim.X", "_partial_": True,
-                  "lr": "${study.lr_grid.${hydra:runtime.choices.optim}.${study.lr_point}}"},
+        "optim": {
+            "_target_": "torch.optim.X",
+            "_partial_": True,
+            "lr": "${study.lr_grid.${hydra:runtime.choices.optim}.${study.lr_point}}",
+        },
         "paths": {"output_dir": "${hydra:runtime.output_dir}"},
         "data": {"batch_size": 2 if optim == "sgd" else 8},
     }
@@ -73,30 +96,49 @@ def study(tmp_path: Path) -> dict[str, Path]:
     common = ["experiment=ablation_optim"]
     sgd, adam = multirun / "0", multirun / "1"
     write_hydra(sgd, common + ["optim=sgd"], "sgd")
-    write_lightning_csv(sgd / "csv" / "version_0" / "metrics.csv",
-                        losses=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
-                        val=[(0.2, 20.0, 0.5), (0.1, 23.0, 0.7)], steps_per_epoch=5,
-                        post_fit=(0.1, 23.0, 0.7))
+    write_lightning_csv(
+        sgd / "csv" / "version_0" / "metrics.csv",
+        losses=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+        val=[(0.2, 20.0, 0.5), (0.1, 23.0, 0.7)],
+        steps_per_epoch=5,
+        post_fit=(0.1, 23.0, 0.7),
+    )
     write_hydra(adam, common + ["optim=adam"], "adam")
-    write_lightning_csv(adam / "csv" / "version_0" / "metrics.csv",
-                        losses=[0.5] * 9 + [math.nan],
-                        val=[(0.05, 25.0, 0.8), (math.nan, math.nan, math.nan)], steps_per_epoch=5)
+    write_lightning_csv(
+        adam / "csv" / "version_0" / "metrics.csv",
+        losses=[0.5] * 9 + [math.nan],
+        val=[(0.05, 25.0, 0.8), (math.nan, math.nan, math.nan)],
+        steps_per_epoch=5,
+    )
     write_hydra(multirun / "2", common + ["optim=rmsprop"], "rmsprop")  # crashed: no log
     (multirun / "multirun.yaml").write_text("{}\n")
     # A resumed run: version_1 continues at step 4 and re-logs step 4 (later file wins).
     single = tmp_path / "runs" / "single"
-    write_hydra(single, ["model.norm=batch", "data.batch_size=1", "~callbacks.progress_bar"],
-                "adam")
-    write_lightning_csv(single / "csv" / "version_0" / "metrics.csv", losses=[2.0] * 4 + [9.0],
-                        val=[(0.9, 5.0, 0.1)], steps_per_epoch=5, loss_key="train/loss")
-    write_lightning_csv(single / "csv" / "version_1" / "metrics.csv", losses=[1.0] * 6,
-                        val=[(0.3, 15.0, 0.4), (0.25, 16.0, 0.45)], steps_per_epoch=5,
-                        loss_key="train/loss", first_step=4)
+    write_hydra(
+        single, ["model.norm=batch", "data.batch_size=1", "~callbacks.progress_bar"], "adam"
+    )
+    write_lightning_csv(
+        single / "csv" / "version_0" / "metrics.csv",
+        losses=[2.0] * 4 + [9.0],
+        val=[(0.9, 5.0, 0.1)],
+        steps_per_epoch=5,
+        loss_key="train/loss",
+    )
+    write_lightning_csv(
+        single / "csv" / "version_1" / "metrics.csv",
+        losses=[1.0] * 6,
+        val=[(0.3, 15.0, 0.4), (0.25, 16.0, 0.45)],
+        steps_per_epoch=5,
+        loss_key="train/loss",
+        first_step=4,
+    )
     return {"multirun": multirun, "single": single, "root": tmp_path}
 
 
 def test_read_metrics_csv_sparse_rows(study):
-    curves = runs_lib.read_metrics_csv(study["multirun"] / "0" / "csv" / "version_0" / "metrics.csv")
+    curves = runs_lib.read_metrics_csv(
+        study["multirun"] / "0" / "csv" / "version_0" / "metrics.csv"
+    )
     assert set(curves) == {"train/loss_step", "val/nmse", "val/psnr", "val/ssim"}
     np.testing.assert_array_equal(curves["val/ssim"].step, [4, 9, 10])  # raw: with post-fit
     np.testing.assert_allclose(curves["val/ssim"].value, [0.5, 0.7, 0.7])
@@ -135,8 +177,10 @@ def test_real_csvlogger_format(tmp_path):
 def test_table_values_and_labels(study):
     result = cli_runs.compare_runs([study["multirun"], study["single"]], study["root"] / "out")
     assert [r["label"] for r in result.rows] == [
-        "experiment=ablation_optim optim=sgd", "experiment=ablation_optim optim=adam",
-        "model.norm=batch data.batch_size=1 ~callbacks.progress_bar"]
+        "experiment=ablation_optim optim=sgd",
+        "experiment=ablation_optim optim=adam",
+        "model.norm=batch data.batch_size=1 ~callbacks.progress_bar",
+    ]
     sgd, adam, single = result.rows
     assert (sgd["steps"], sgd["final_val/ssim"], sgd["best_val/ssim"]) == (10, 0.7, 0.7)
     # The post-fit validation (epoch 2, step 10) is not a point of the curve.
@@ -161,10 +205,15 @@ def test_written_files(study):
     out = study["root"] / "out"
     result = cli_runs.compare_runs([study["multirun"]], out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "convergence_train_loss.png", "convergence_val_ssim.png",
-        "final_metrics.csv", "final_metrics.md"]
+        "convergence_train_loss.png",
+        "convergence_val_ssim.png",
+        "final_metrics.csv",
+        "final_metrics.md",
+    ]
     assert (out / "final_metrics.md").read_text() == result.markdown
-    assert "| optim=sgd | 10 | 0.7 | 0.7 | 23.00 | 23.00 | 0.1 | 0.1 | 0.1 | 0.7 |" in result.markdown
+    assert (
+        "| optim=sgd | 10 | 0.7 | 0.7 | 23.00 | 23.00 | 0.1 | 0.1 | 0.1 | 0.7 |" in result.markdown
+    )
     assert "| optim=adam | 10 | - | 0.8 |" in result.markdown
     with open(out / "final_metrics.csv", newline="") as f:
         table = list(csv.DictReader(f))
@@ -173,12 +222,14 @@ def test_written_files(study):
     for name in ("convergence_val_ssim.png", "convergence_train_loss.png"):
         image = mpimg.imread(out / name)[..., :3]
         for color in ("#1f77b4", "#ff7f0e"):  # C0 (sgd) and C1 (adam): one curve per run
-            rgb = np.array([int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+            rgb = np.array([int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
             assert (np.abs(image - rgb).max(axis=-1) < 0.05).sum() > 50, (name, color)
 
 
 def test_label_keys_resolve_hydra_choices(study):
-    runs, _ = runs_lib.load_runs([study["multirun"]], partial(cli_runs.run_config_values, keys=["optim", "optim.lr"]))
+    runs, _ = runs_lib.load_runs(
+        [study["multirun"]], partial(cli_runs.run_config_values, keys=["optim", "optim.lr"])
+    )
     assert [r.label for r in runs] == ["optim=sgd optim.lr=0.03", "optim=adam optim.lr=0.001"]
 
 
@@ -248,14 +299,21 @@ def test_write_comparison_checks_batch_sizes(study, tmp_path):
     with pytest.raises(ValueError, match="1 batch sizes for 2 runs"):
         convergence.write_comparison(runs, out, batch_sizes=[4])
     with pytest.raises(ValueError, match="data.batch_size=0 is not a batch size"):
-        convergence.write_comparison(runs, out, batch_sizes=[4, 0], batch_size_name="data.batch_size")
+        convergence.write_comparison(
+            runs, out, batch_sizes=[4, 0], batch_size_name="data.batch_size"
+        )
     with pytest.raises(ValueError, match="no runs"):
         convergence.write_comparison([], out)
     assert not out.exists()  # validated before anything is written
     result = convergence.write_comparison(runs, out, batch_sizes=[4, 8])
     assert {p.name for p in out.iterdir()} == {
-        "convergence_val_ssim.png", "convergence_train_loss.png", "convergence_val_ssim_samples.png",
-        "convergence_train_loss_samples.png", "final_metrics.md", "final_metrics.csv"}
+        "convergence_val_ssim.png",
+        "convergence_train_loss.png",
+        "convergence_val_ssim_samples.png",
+        "convergence_train_loss_samples.png",
+        "final_metrics.md",
+        "final_metrics.csv",
+    }
     assert [r["label"] for r in result.rows] == ["optim=sgd", "optim=adam"]
 
 

@@ -64,8 +64,9 @@ def _challenges(challenge: str) -> tuple[str, ...]:
 
 
 def _has_volumes(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix == ".h5" and not p.name.startswith(".")
-                                   for p in folder.iterdir())
+    return folder.is_dir() and any(
+        p.suffix == ".h5" and not p.name.startswith(".") for p in folder.iterdir()
+    )
 
 
 def manifest_path(root: str | os.PathLike, challenge: str) -> Path:
@@ -76,8 +77,16 @@ def manifest_path(root: str | os.PathLike, challenge: str) -> Path:
 
 def _manifest(preset: str | SynthConfig, config: SynthConfig, seed: int) -> dict[str, Any]:
     name = preset if isinstance(preset, str) else "custom"
-    return json.loads(json.dumps({"generator": _GENERATOR, "preset": name, "seed": seed,
-                                  "config": dataclasses.asdict(config)}))
+    return json.loads(
+        json.dumps(
+            {
+                "generator": _GENERATOR,
+                "preset": name,
+                "seed": seed,
+                "config": dataclasses.asdict(config),
+            }
+        )
+    )
 
 
 def _read_manifest(root: Path, challenge: str) -> dict[str, Any] | None:
@@ -96,20 +105,25 @@ def _same_build(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     return a is not None and a.get("seed") == b["seed"] and a.get("config") == b["config"]
 
 
-def _check_targets(out: Path, challenge: str, splits: Sequence[str], manifest: dict[str, Any],
-                   overwrite: bool) -> None:
+def _check_targets(
+    out: Path, challenge: str, splits: Sequence[str], manifest: dict[str, Any], overwrite: bool
+) -> None:
     """Refuse to overwrite volumes, or to add splits next to data from another build."""
     for split in SPLITS:
         folder = out / f"{challenge}_{split}"
         if not _has_volumes(folder):
             continue
         if split in splits and not overwrite:
-            raise ValueError(f"{folder} already holds .h5 volumes; pass overwrite=True to "
-                             "replace them or choose another output directory")
+            raise ValueError(
+                f"{folder} already holds .h5 volumes; pass overwrite=True to "
+                "replace them or choose another output directory"
+            )
         if split not in splits and not _same_build(_read_manifest(out, challenge), manifest):
-            raise ValueError(f"{folder} holds volumes of another build (see "
-                             f"{manifest_path(out, challenge)}); adding {list(splits)} would "
-                             "mix datasets: rebuild all splits or use another directory")
+            raise ValueError(
+                f"{folder} holds volumes of another build (see "
+                f"{manifest_path(out, challenge)}); adding {list(splits)} would "
+                "mix datasets: rebuild all splits or use another directory"
+            )
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -142,10 +156,15 @@ def _run_job(job: _Job, config: SynthConfig, seed: int) -> None:
     """Generate and write one volume (widths and contrasts cycle, padding is spread evenly)."""
     i, offset = job.index, SPLITS.index(job.split)
     padded = int((i + 1) * config.padding_fraction) > int(i * config.padding_fraction)
-    volume = synth_volume(config, job.challenge, _volume_rng(seed, job.challenge, job.split, i),
-                          num_slices=job.num_slices,
-                          width=config.widths[(i + offset) % len(config.widths)],
-                          acquisition=CONTRASTS[(i + offset) % len(CONTRASTS)], padded=padded)
+    volume = synth_volume(
+        config,
+        job.challenge,
+        _volume_rng(seed, job.challenge, job.split, i),
+        num_slices=job.num_slices,
+        width=config.widths[(i + offset) % len(config.widths)],
+        acquisition=CONTRASTS[(i + offset) % len(CONTRASTS)],
+        padded=padded,
+    )
     mask = TEST_MASKS[i % len(TEST_MASKS)] if job.split == "test" else None
     write_synth_volume(job.path, volume, config, test_mask=mask)
 
@@ -156,8 +175,9 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _run_jobs(jobs: list[_Job], config: SynthConfig, seed: int, workers: int,
-              progress: bool) -> None:
+def _run_jobs(
+    jobs: list[_Job], config: SynthConfig, seed: int, workers: int, progress: bool
+) -> None:
     """Run the jobs on ``workers`` threads (numpy, torch and h5py release the GIL)."""
     with tqdm(total=len(jobs), desc="synthetic volumes", unit="vol", disable=not progress) as bar:
         if workers <= 1:
@@ -177,10 +197,17 @@ def _run_jobs(jobs: list[_Job], config: SynthConfig, seed: int, workers: int,
                 raise
 
 
-def generate_dataset(out: str | os.PathLike, preset: str | SynthConfig = "default",
-                     challenge: str = "both", seed: int = 0, progress: bool = True,
-                     overwrite: bool = False, splits: Sequence[str] = SPLITS,
-                     workers: int | None = None, **overrides: Any) -> list[Path]:
+def generate_dataset(
+    out: str | os.PathLike,
+    preset: str | SynthConfig = "default",
+    challenge: str = "both",
+    seed: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+    splits: Sequence[str] = SPLITS,
+    workers: int | None = None,
+    **overrides: Any,
+) -> list[Path]:
     """Generate the synthetic dataset as ``<out>/<challenge>_<split>/file*.h5``.
 
     Each split is written into a hidden temporary folder next to its destination and moved
@@ -241,9 +268,13 @@ def generate_dataset(out: str | os.PathLike, preset: str | SynthConfig = "defaul
     return [out / f"{job.challenge}_{job.split}" / job.path.name for job in jobs]
 
 
-def ensure_dataset(root: str | os.PathLike, challenge: str = "singlecoil",
-                   preset: str | SynthConfig = "default", seed: int = 0,
-                   progress: bool = True) -> Path:
+def ensure_dataset(
+    root: str | os.PathLike,
+    challenge: str = "singlecoil",
+    preset: str | SynthConfig = "default",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Build the synthetic dataset under ``root`` unless it is already there.
 
     Per challenge: if no split folder holds volumes, everything is generated; if some do and
@@ -265,14 +296,18 @@ def ensure_dataset(root: str | os.PathLike, challenge: str = "singlecoil",
             continue
         if present and not _same_build(found, wanted):
             if len(present) < len(SPLITS):
-                raise ValueError(f"{root}: incomplete synthetic {c} data from another build "
-                                 f"(see {manifest_path(root, c)}); delete it or pick another root")
-            warnings.warn(f"{root}: using existing synthetic {c} data built with preset "
-                          f"{found.get('preset')!r} seed {found.get('seed')}, not preset "
-                          f"{wanted['preset']!r} seed {seed}", stacklevel=2)
+                raise ValueError(
+                    f"{root}: incomplete synthetic {c} data from another build "
+                    f"(see {manifest_path(root, c)}); delete it or pick another root"
+                )
+            warnings.warn(
+                f"{root}: using existing synthetic {c} data built with preset "
+                f"{found.get('preset')!r} seed {found.get('seed')}, not preset "
+                f"{wanted['preset']!r} seed {seed}",
+                stacklevel=2,
+            )
             continue
         missing = [s for s in SPLITS if s not in present]
         if missing:
-            generate_dataset(root, preset, c, seed,
-                             progress=progress, splits=missing)
+            generate_dataset(root, preset, c, seed, progress=progress, splits=missing)
     return root

@@ -20,8 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def smooth_field(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, z: np.ndarray, *,
-                 freq: float, num_terms: int, z_freq: float) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator,
+    y: np.ndarray,
+    x: np.ndarray,
+    z: np.ndarray,
+    *,
+    freq: float,
+    num_terms: int,
+    z_freq: float,
+) -> np.ndarray:
     """A smooth random field: a sum of random plane waves (random Fourier features),
     evaluated as one batched matrix product, so it is cheap at any resolution.
 
@@ -46,9 +54,13 @@ def smooth_field(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, z: np.n
     return field.real.reshape(len(z), len(y), len(x)) * float(np.sqrt(2.0 / num_terms))
 
 
-def gaussian_field(rng: np.random.Generator, shape: tuple[int, int, int],
-                   scale_px: tuple[float, float], z_corr: float,
-                   bandpass: bool = False) -> np.ndarray:
+def gaussian_field(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    scale_px: tuple[float, float],
+    z_corr: float,
+    bandpass: bool = False,
+) -> np.ndarray:
     """Two independent 3-D correlated Gaussian fields (the real and imaginary parts).
 
     White complex noise filtered in the Fourier domain by a Gaussian low-pass of standard
@@ -78,8 +90,15 @@ def gaussian_field(rng: np.random.Generator, shape: tuple[int, int, int],
     return field / np.sqrt(np.mean(filt**2))
 
 
-def blob_sum(y: np.ndarray, x: np.ndarray, x0: np.ndarray, y0: np.ndarray, sigma: np.ndarray,
-             length: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def blob_sum(
+    y: np.ndarray,
+    x: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    sigma: np.ndarray,
+    length: np.ndarray,
+    weight: np.ndarray,
+) -> np.ndarray:
     """Sum of K separable blobs: Gaussians of width ``sigma`` across, flat-topped Gaussians
     of extent ``length`` along the rows (dots for length 0, longitudinal tubes otherwise).
     Each blob is added on its own small window (out to 3.5 sigma).
@@ -139,9 +158,16 @@ class Canvas:
         cols = np.arange(self.width, dtype=np.float32) - self.width // 2
         return (cols / self.unit)[None, None, :]
 
-    def field(self, rng: np.random.Generator, freq: float, num_terms: int = 8,
-              z_freq: float = 0.15, rows_only: bool = False) -> np.ndarray:
+    def field(
+        self,
+        rng: np.random.Generator,
+        freq: float,
+        num_terms: int = 8,
+        z_freq: float = 0.15,
+        rows_only: bool = False,
+    ) -> np.ndarray:
         """A :func:`smooth_field` on this canvas: float32 (S, h, w), or (S, h, 1) rows_only."""
         x = np.zeros(1, np.float32) if rows_only else self.x[0, 0]
-        return smooth_field(rng, self.y[0, :, 0], x, self.z, freq=freq, num_terms=num_terms,
-                            z_freq=z_freq)
+        return smooth_field(
+            rng, self.y[0, :, 0], x, self.z, freq=freq, num_terms=num_terms, z_freq=z_freq
+        )

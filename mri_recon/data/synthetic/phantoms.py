@@ -59,8 +59,9 @@ def smoothstep(x: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) ->
     return t * t * (3.0 - 2.0 * t)
 
 
-def _param(rng: np.random.Generator, lo: float, hi: float, drift: float,
-           z: np.ndarray) -> np.ndarray:
+def _param(
+    rng: np.random.Generator, lo: float, hi: float, drift: float, z: np.ndarray
+) -> np.ndarray:
     """A value in [lo, hi] plus a smooth quadratic drift over slices: float32 (S, 1, 1)."""
     base = rng.uniform(lo, hi)
     a1, a2 = rng.normal(size=2)
@@ -117,8 +118,9 @@ def tissue_values(rng: np.random.Generator, contrast: str) -> dict[str, float]:
     return {k: float(v[col] * np.exp(0.08 * rng.normal())) for k, v in TISSUES.items()}
 
 
-def draw_knee(rng: np.random.Generator, canvas: Canvas,
-              contrast: str) -> tuple[np.ndarray, np.ndarray]:
+def draw_knee(
+    rng: np.random.Generator, canvas: Canvas, contrast: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one volume of the coronal knee-like phantom (magnitude, before noise).
 
     Args:
@@ -139,8 +141,9 @@ def draw_knee(rng: np.random.Generator, canvas: Canvas,
     _vessels(pt, rng, canvas, geo, tissue, body)
     _joint(pt, rng, geo, tissue)
     _bones(pt, rng, geo, tex, tissue)
-    shading = np.exp(0.12 * canvas.field(rng, freq=0.25, num_terms=6, z_freq=0.1)
-                     + 0.04 * tex.mottle[:, ::-1])
+    shading = np.exp(
+        0.12 * canvas.field(rng, freq=0.25, num_terms=6, z_freq=0.1) + 0.04 * tex.mottle[:, ::-1]
+    )
     support = body * _coverage(rng, canvas)
     magnitude = np.maximum(pt.image, 0.0) * shading * support
     return magnitude, support
@@ -189,10 +192,22 @@ class _Geometry:
         v = np.array([v_range[0], v_range[0], v_range[1], v_range[1]])[None]
         x, y = self.to_xy(u, v)
         c, m = self.canvas, 3
-        rows = np.clip([np.floor(y.min() * c.unit) + c.height // 2 - m,
-                        np.ceil(y.max() * c.unit) + c.height // 2 + m + 1], 0, c.height)
-        cols = np.clip([np.floor(x.min() * c.unit) + c.width // 2 - m,
-                        np.ceil(x.max() * c.unit) + c.width // 2 + m + 1], 0, c.width)
+        rows = np.clip(
+            [
+                np.floor(y.min() * c.unit) + c.height // 2 - m,
+                np.ceil(y.max() * c.unit) + c.height // 2 + m + 1,
+            ],
+            0,
+            c.height,
+        )
+        cols = np.clip(
+            [
+                np.floor(x.min() * c.unit) + c.width // 2 - m,
+                np.ceil(x.max() * c.unit) + c.width // 2 + m + 1,
+            ],
+            0,
+            c.width,
+        )
         return (slice(None), slice(*rows.astype(int)), slice(*cols.astype(int)))
 
 
@@ -204,12 +219,14 @@ class _Textures:
         # Striation is smooth along the rows: draw it 4x coarser there and interpolate.
         coarse = gaussian_field(rng, (S, -(-h // 4), w), (0.035 * unit, 0.012 * unit), 0.6)
         parts = torch.from_numpy(np.stack([coarse.real, coarse.imag], axis=1))
-        muscle = torch.nn.functional.interpolate(parts, size=(h, w), mode="bilinear",
-                                                 align_corners=True).numpy()
+        muscle = torch.nn.functional.interpolate(
+            parts, size=(h, w), mode="bilinear", align_corners=True
+        ).numpy()
         self.striation, self.streaks = muscle[:, 0], muscle[:, 1]
         scale = max(0.016 * unit, 0.7)
-        bone = gaussian_field(rng, (S, h, len(range(w)[bone_cols])), (scale, scale), 0.5,
-                              bandpass=True)
+        bone = gaussian_field(
+            rng, (S, h, len(range(w)[bone_cols])), (scale, scale), 0.5, bandpass=True
+        )
         self.trabecular = np.zeros((S, h, w), np.float32)
         self.trabecular_lines = np.ones((S, h, w), np.float32)
         self.trabecular[:, :, bone_cols] = bone.real
@@ -219,19 +236,31 @@ class _Textures:
         self.mottle = canvas.field(rng, freq=2.5, num_terms=12)
 
 
-def _soft_tissue(pt: _Painter, rng: np.random.Generator, canvas: Canvas, geo: _Geometry,
-                 tex: _Textures, tissue: dict[str, float], contrast: str) -> np.ndarray:
+def _soft_tissue(
+    pt: _Painter,
+    rng: np.random.Generator,
+    canvas: Canvas,
+    geo: _Geometry,
+    tex: _Textures,
+    tissue: dict[str, float],
+    contrast: str,
+) -> np.ndarray:
     """Leg contour, skin, subcutaneous fat with septa, and muscle; returns the body mask."""
     u, v, unit = geo.u, geo.v, canvas.unit
-    wig = [canvas.field(rng, freq=0.8, num_terms=4, z_freq=0.1, rows_only=True)
-           for _ in range(4)]  # (S, h, 1) each
+    wig = [
+        canvas.field(rng, freq=0.8, num_terms=4, z_freq=0.1, rows_only=True) for _ in range(4)
+    ]  # (S, h, 1) each
     half = geo.leg_half * (1.0 - rng.uniform(-0.05, 0.1) * np.clip(v, -1.3, 1.3))
     shift = rng.uniform(-0.06, 0.06)
-    d_body = np.minimum(u - shift + half * (1 + 0.04 * wig[0]),
-                        half * (1 + 0.04 * wig[1]) + shift - u)  # (S, h, w), >0 inside
+    d_body = np.minimum(
+        u - shift + half * (1 + 0.04 * wig[0]), half * (1 + 0.04 * wig[1]) + shift - u
+    )  # (S, h, w), >0 inside
     body = _edge(d_body, rng.uniform(0.5, 0.9), unit)
-    fat_t = np.where(u < shift, rng.uniform(0.04, 0.13) * (1 + 0.35 * wig[2]),
-                     rng.uniform(0.04, 0.13) * (1 + 0.35 * wig[3]))
+    fat_t = np.where(
+        u < shift,
+        rng.uniform(0.04, 0.13) * (1 + 0.35 * wig[2]),
+        rng.uniform(0.04, 0.13) * (1 + 0.35 * wig[3]),
+    )
     fat: float | np.ndarray = tissue["fat"]
     if contrast == "SYNTH_PDFS":  # imperfect fat suppression varies smoothly in space
         fat = fat * np.exp(0.35 * canvas.field(rng, freq=0.5, num_terms=6, z_freq=0.1))
@@ -244,8 +273,13 @@ def _soft_tissue(pt: _Painter, rng: np.random.Generator, canvas: Canvas, geo: _G
     return body
 
 
-def _muscle(rng: np.random.Generator, canvas: Canvas, geo: _Geometry, tex: _Textures,
-            tissue: dict[str, float]) -> np.ndarray:
+def _muscle(
+    rng: np.random.Generator,
+    canvas: Canvas,
+    geo: _Geometry,
+    tex: _Textures,
+    tissue: dict[str, float],
+) -> np.ndarray:
     """Muscle signal (S, h, w): compartments of a warped Voronoi partition (computed at half
     resolution and upsampled) with fatty septa on their borders, striation, fat streaks."""
     k = int(rng.integers(6, 11))
@@ -257,14 +291,14 @@ def _muscle(rng: np.random.Generator, canvas: Canvas, geo: _Geometry, tex: _Text
     d1 = np.full(wu.shape, np.inf, dtype=np.float32)
     d2, idx = d1.copy(), np.zeros(wu.shape, dtype=np.int8)
     for i in range(k):
-        cu, cv = su[..., i:i + 1] + drift[0, i] * geo.z, sv[i] + drift[1, i] * geo.z
+        cu, cv = su[..., i : i + 1] + drift[0, i] * geo.z, sv[i] + drift[1, i] * geo.z
         d = (wu - cu) ** 2 + (0.55 * (wv - cv)) ** 2  # compartments elongated along the leg
         idx[d < d1] = i
         np.minimum(d2, np.maximum(d1, d), out=d2)
         np.minimum(d1, d, out=d1)
     gap = _upsample2(np.sqrt(d2) - np.sqrt(d1), canvas.height, canvas.width)
     level = np.exp(0.12 * rng.normal(size=k)).astype(np.float32)[idx]
-    level = level.repeat(2, axis=1).repeat(2, axis=2)[:, :canvas.height, :canvas.width]
+    level = level.repeat(2, axis=1).repeat(2, axis=2)[:, : canvas.height, : canvas.width]
     septum = _edge(rng.uniform(0.0035, 0.006) - gap * 0.5, 0.7, canvas.unit)
     value = tissue["muscle"] * level * (1 + 0.1 * tex.striation)
     streaks = smoothstep(tex.streaks, 1.9, 2.7)
@@ -280,8 +314,9 @@ def _upsample2(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return a
 
 
-def _joint(pt: _Painter, rng: np.random.Generator, geo: _Geometry,
-           tissue: dict[str, float]) -> None:
+def _joint(
+    pt: _Painter, rng: np.random.Generator, geo: _Geometry, tissue: dict[str, float]
+) -> None:
     """Joint fluid, effusion pockets, menisci and the cruciate and collateral ligaments."""
     reach = float(geo.tib_half.max()) * 1.2 + 0.06
     win = geo.window((-reach, reach), (-0.75, 0.75))
@@ -290,10 +325,17 @@ def _joint(pt: _Painter, rng: np.random.Generator, geo: _Geometry,
     span = _edge(ch * 1.04 - np.abs(u), 1.0, unit)
     pt.paint(span * _edge(g * 1.3 - np.abs(v), 0.8, unit), tissue["fluid"], win)
     for _ in range(int(rng.integers(0, 3))):  # effusions and recesses, bright in SYNTH_PDFS
-        d = _ellipse(u, v, _sign(rng) * rng.uniform(0.7, 1.0) * ch, rng.uniform(-0.45, 0.1),
-                     rng.uniform(0.05, 0.12), rng.uniform(0.08, 0.2))
-        pt.paint(_edge(d, rng.uniform(0.8, 2.0), unit) * (1 - 0.2 * np.abs(z)),
-                 tissue["fluid"], win)
+        d = _ellipse(
+            u,
+            v,
+            _sign(rng) * rng.uniform(0.7, 1.0) * ch,
+            rng.uniform(-0.45, 0.1),
+            rng.uniform(0.05, 0.12),
+            rng.uniform(0.08, 0.2),
+        )
+        pt.paint(
+            _edge(d, rng.uniform(0.8, 2.0), unit) * (1 - 0.2 * np.abs(z)), tissue["fluid"], win
+        )
     # Menisci: wedges on the tibial plateau at both margins, apex pointing inwards.
     inner, outer = ch * rng.uniform(0.5, 0.65), ch * rng.uniform(1.0, 1.08)
     t = (np.abs(u) - inner) / (outer - inner)
@@ -312,21 +354,27 @@ def _joint(pt: _Painter, rng: np.random.Generator, geo: _Geometry,
         pt.paint(_edge(rng.uniform(0.012, 0.022) - _segment(u, v, p0, p1), 0.6, unit), lig, win)
 
 
-def _bones(pt: _Painter, rng: np.random.Generator, geo: _Geometry, tex: _Textures,
-           tissue: dict[str, float]) -> None:
+def _bones(
+    pt: _Painter, rng: np.random.Generator, geo: _Geometry, tex: _Textures, tissue: dict[str, float]
+) -> None:
     """Femur, tibia and fibula: cartilage caps, cortex, physeal scar, trabecular marrow."""
     g, th = geo.gap, geo.tib_half
     reach = geo.bone_reach
     femur = geo.window((-reach, reach), (-4.0, 0.06))
     tibia = geo.window((-reach, reach), (-0.12, 4.0))
     cortex = (rng.uniform(0.008, 0.014), rng.uniform(0.02, 0.035))  # at the joint, shafts
-    for win, shape, level in ((femur, _femur, -g - rng.uniform(0.22, 0.32)),
-                              (tibia, _tibia, g + rng.uniform(0.18, 0.26))):
+    for win, shape, level in (
+        (femur, _femur, -g - rng.uniform(0.22, 0.32)),
+        (tibia, _tibia, g + rng.uniform(0.18, 0.26)),
+    ):
         u, v = geo.u[win], geo.v[win]
         d = shape(rng, u, v, geo)
         cap = v + g + 0.12 if shape is _femur else g + 0.05 - v  # articular side only
-        pt.paint(_edge(d + geo.cart, 0.6, geo.canvas.unit) * _edge(cap, 2.0, geo.canvas.unit),
-                 tissue["cartilage"], win)
+        pt.paint(
+            _edge(d + geo.cart, 0.6, geo.canvas.unit) * _edge(cap, 2.0, geo.canvas.unit),
+            tissue["cartilage"],
+            win,
+        )
         wave = 0.015 * np.sin(u * rng.uniform(6, 12) + rng.uniform(0, 6.3))
         physis = _edge(rng.uniform(0.003, 0.006) - np.abs(v - level - wave), 0.5, geo.canvas.unit)
         _bone(pt, geo, win, d, tex, tissue, cortex, physis)
@@ -334,14 +382,27 @@ def _bones(pt: _Painter, rng: np.random.Generator, geo: _Geometry, tex: _Texture
     fibula = geo.window((side * 0.6, side * 1.15), (0.0, 0.7))
     u, v = geo.u[fibula], geo.v[fibula]
     gate = np.clip((geo.z - rng.uniform(-0.3, 0.3)) / 0.4, 0.0, 1.0)
-    d = _ellipse(u, v, geo.side * th * rng.uniform(0.78, 0.9), g + rng.uniform(0.22, 0.32),
-                 0.09 * gate + 1e-3, 0.15 * gate + 1e-3)
+    d = _ellipse(
+        u,
+        v,
+        geo.side * th * rng.uniform(0.78, 0.9),
+        g + rng.uniform(0.22, 0.32),
+        0.09 * gate + 1e-3,
+        0.15 * gate + 1e-3,
+    )
     _bone(pt, geo, fibula, d, tex, tissue, cortex, 0.0)
 
 
-def _bone(pt: _Painter, geo: _Geometry, win: Window, d: np.ndarray, tex: _Textures,
-          tissue: dict[str, float], cortex: tuple[float, float],
-          physis: float | np.ndarray) -> None:
+def _bone(
+    pt: _Painter,
+    geo: _Geometry,
+    win: Window,
+    d: np.ndarray,
+    tex: _Textures,
+    tissue: dict[str, float],
+    cortex: tuple[float, float],
+    physis: float | np.ndarray,
+) -> None:
     """Paint one bone from its distance field: a dark cortical rim (thicker along the shaft)
     around marrow with a trabecular texture that fades towards the fatty diaphysis."""
     unit = geo.canvas.unit
@@ -378,8 +439,14 @@ def _tibia(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, geo: _Geometr
     return _smin(v - top, half - np.abs(u), 0.05)
 
 
-def _vessels(pt: _Painter, rng: np.random.Generator, canvas: Canvas, geo: _Geometry,
-             tissue: dict[str, float], body: np.ndarray) -> None:
+def _vessels(
+    pt: _Painter,
+    rng: np.random.Generator,
+    canvas: Canvas,
+    geo: _Geometry,
+    tissue: dict[str, float],
+    body: np.ndarray,
+) -> None:
     """Vessels at several scales: dots from sub-pixel to a few pixels wide (bright slow flow
     or dark flow voids), some only in a few slices, and the popliteal artery and vein (tubes
     along the leg, posterior slices)."""

@@ -65,8 +65,14 @@ class SynthConfig:
     intensity_scale: float = 2e-4
 
     def __post_init__(self) -> None:
-        for name in ("num_train", "num_val", "num_test", "multicoil_num_train",
-                     "multicoil_num_val", "multicoil_num_test"):
+        for name in (
+            "num_train",
+            "num_val",
+            "num_test",
+            "multicoil_num_train",
+            "multicoil_num_val",
+            "multicoil_num_test",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"SynthConfig.{name} must be an int >= 0, got {value!r}")
@@ -76,11 +82,15 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name} must be an int >= 1, got {value!r}")
         h, w = self.target_size
         if not self.widths or min(self.widths) < w or self.height < max(h, 48):
-            raise ValueError(f"SynthConfig.widths={self.widths} and height={self.height} must "
-                             f"be at least the target_size {self.target_size} (height >= 48)")
+            raise ValueError(
+                f"SynthConfig.widths={self.widths} and height={self.height} must "
+                f"be at least the target_size {self.target_size} (height >= 48)"
+            )
         if self.height < _CANVAS_UNITS * h / 2:
-            raise ValueError(f"SynthConfig.height={self.height} must be >= "
-                             f"{_CANVAS_UNITS * h / 2:.0f} for target_size {self.target_size}")
+            raise ValueError(
+                f"SynthConfig.height={self.height} must be >= "
+                f"{_CANVAS_UNITS * h / 2:.0f} for target_size {self.target_size}"
+            )
         if not 0.0 <= self.padding_fraction <= 1.0:
             raise ValueError(f"SynthConfig.padding_fraction={self.padding_fraction} not in [0, 1]")
         lo, hi = self.snr_range
@@ -94,25 +104,44 @@ class SynthConfig:
         mc = challenge == "multicoil"
         pick = lambda a, b: b if mc and b is not None else a  # noqa: E731
         slices = pick(self.num_slices, self.multicoil_num_slices)
-        return {"train": (pick(self.num_train, self.multicoil_num_train), slices),
-                "val": (pick(self.num_val, self.multicoil_num_val), slices),
-                "test": (pick(self.num_test, self.multicoil_num_test), slices)}
+        return {
+            "train": (pick(self.num_train, self.multicoil_num_train), slices),
+            "val": (pick(self.num_val, self.multicoil_num_val), slices),
+            "test": (pick(self.num_test, self.multicoil_num_test), slices),
+        }
 
 
 PRESETS: dict[str, SynthConfig] = {
     # make run / notebooks: single-coil 36 volumes x 8 slices (0.72 GB), multi-coil
     # 14 volumes x 4 slices x 8 coils (0.83 GB).
-    "default": SynthConfig(multicoil_num_train=8, multicoil_num_val=4, multicoil_num_test=2,
-                           multicoil_num_slices=4),
+    "default": SynthConfig(
+        multicoil_num_train=8, multicoil_num_val=4, multicoil_num_test=2, multicoil_num_slices=4
+    ),
     # GPU studies: single-coil 260 volumes x 16 slices (~11 GB), multi-coil 66 volumes x 12
     # slices x 12 coils (~18 GB).
-    "large": SynthConfig(num_train=200, num_val=40, num_test=20, num_slices=16, num_coils=12,
-                         multicoil_num_train=50, multicoil_num_val=10, multicoil_num_test=6,
-                         multicoil_num_slices=12),
+    "large": SynthConfig(
+        num_train=200,
+        num_val=40,
+        num_test=20,
+        num_slices=16,
+        num_coils=12,
+        multicoil_num_train=50,
+        multicoil_num_val=10,
+        multicoil_num_test=6,
+        multicoil_num_slices=12,
+    ),
     # tests: a few small volumes, about a second to build.
-    "tiny": SynthConfig(num_train=2, num_val=2, num_test=1, num_slices=3, num_coils=4,
-                        height=128, widths=(72, 76), target_size=(64, 64),
-                        padding_fraction=0.5),
+    "tiny": SynthConfig(
+        num_train=2,
+        num_val=2,
+        num_test=1,
+        num_slices=3,
+        num_coils=4,
+        height=128,
+        widths=(72, 76),
+        target_size=(64, 64),
+        padding_fraction=0.5,
+    ),
 }
 
 
@@ -172,8 +201,9 @@ def image_phase(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     return low_order + ramp + np.float32(rng.uniform(-np.pi, np.pi))
 
 
-def coil_maps(rng: np.random.Generator, canvas: Canvas, num_coils: int,
-              support: np.ndarray) -> np.ndarray:
+def coil_maps(
+    rng: np.random.Generator, canvas: Canvas, num_coils: int, support: np.ndarray
+) -> np.ndarray:
     """Receive sensitivities of loops on a cylinder around the leg (axis along the readout).
 
     Each loop is a magnetic dipole normal to the cylinder, regularised by its radius a:
@@ -201,7 +231,7 @@ def coil_maps(rng: np.random.Generator, canvas: Canvas, num_coils: int,
     ring = np.arange(num_coils) % rings
     per_ring = np.bincount(ring, minlength=rings)[ring]
     angle = 2 * np.pi * (np.arange(num_coils) // rings) / per_ring + rng.uniform(0, 2 * np.pi)
-    angle = (angle + 0.5 * np.pi * ring / per_ring + rng.normal(scale=0.08, size=num_coils))
+    angle = angle + 0.5 * np.pi * ring / per_ring + rng.normal(scale=0.08, size=num_coils)
     radius = rng.uniform(1.05, 1.25)
     height = (ring - 0.5 * (rings - 1)) * rng.uniform(0.6, 0.9)
     nx, nd = (a[None, :, None, None] for a in (np.cos(angle), np.sin(angle)))  # (1, C, 1, 1)
@@ -214,8 +244,9 @@ def coil_maps(rng: np.random.Generator, canvas: Canvas, num_coils: int,
     gain = np.exp(0.15 * rng.normal(size=num_coils) + 1j * rng.uniform(0, 2 * np.pi, num_coils))
     coarse = (bx - 1j * bd) * gain[None, :, None, None]  # (S, C, hc, wc)
     parts = torch.from_numpy(np.concatenate([coarse.real, coarse.imag], axis=1).astype(np.float32))
-    fine = torch.nn.functional.interpolate(parts, size=(canvas.height, canvas.width),
-                                           mode="bilinear", align_corners=True).numpy()
+    fine = torch.nn.functional.interpolate(
+        parts, size=(canvas.height, canvas.width), mode="bilinear", align_corners=True
+    ).numpy()
     maps = fine[:, :num_coils] + 1j * fine[:, num_coils:]  # (S, C, h, w)
     norm = np.sqrt((np.abs(maps) ** 2).sum(axis=1))[support > 0.5].mean()
     return (maps / norm).astype(np.complex64)
@@ -236,8 +267,16 @@ def canvas_height(config: SynthConfig) -> int:
     return min(config.height, 2 * int(np.ceil(_CANVAS_UNITS * unit / 2)))
 
 
-def synth_volume(config: SynthConfig, challenge: str, rng: np.random.Generator, *,
-                 num_slices: int, width: int, acquisition: str, padded: bool) -> SynthVolume:
+def synth_volume(
+    config: SynthConfig,
+    challenge: str,
+    rng: np.random.Generator,
+    *,
+    num_slices: int,
+    width: int,
+    acquisition: str,
+    padded: bool,
+) -> SynthVolume:
     """Draw one fully sampled volume: phantom, phase, coils, k-space, noise, padding, target.
 
     Args:
@@ -266,7 +305,7 @@ def synth_volume(config: SynthConfig, challenge: str, rng: np.random.Generator, 
     if multicoil:
         image = image[:, None] * coil_maps(rng, canvas, config.num_coils, support)
     full = np.zeros((*image.shape[:-2], H, width), dtype=np.complex64)
-    full[..., H // 2 - hc // 2: H // 2 - hc // 2 + hc, :] = image * np.float32(gain)
+    full[..., H // 2 - hc // 2 : H // 2 - hc // 2 + hc, :] = image * np.float32(gain)
     kspace = fft2c(torch.from_numpy(full))  # (S, [C,] H, W)
     noise_std = gain / rng.uniform(*config.snr_range)
     kspace += _complex_noise(rng, tuple(kspace.shape), noise_std)
@@ -278,19 +317,29 @@ def synth_volume(config: SynthConfig, challenge: str, rng: np.random.Generator, 
         kspace[..., right:] = 0
     image_k = center_crop(ifft2c(kspace), config.target_size)  # crop first: fewer pixels
     target = (rss(image_k, dim=1) if multicoil else image_k.abs()).contiguous().numpy()
-    return SynthVolume(kspace=kspace.numpy(), target=target, acquisition=acquisition,
-                       padding=(left, right if padded else width), noise_std=float(noise_std),
-                       patient_id=rng.bytes(32).hex())
+    return SynthVolume(
+        kspace=kspace.numpy(),
+        target=target,
+        acquisition=acquisition,
+        padding=(left, right if padded else width),
+        noise_std=float(noise_std),
+        patient_id=rng.bytes(32).hex(),
+    )
 
 
-def write_synth_volume(path: Path, volume: SynthVolume, config: SynthConfig,
-                       test_mask: tuple[float, int] | None = None) -> Path:
+def write_synth_volume(
+    path: Path, volume: SynthVolume, config: SynthConfig, test_mask: tuple[float, int] | None = None
+) -> Path:
     """Write a volume in the fastMRI layout; with ``test_mask`` = (center_fraction,
     acceleration) as a test file: undersampled k-space, ``mask``, no target."""
     S, H, W = volume.kspace.shape[0], volume.kspace.shape[-2], volume.kspace.shape[-1]
-    header = make_ismrmrd_header((H, W, 1), (*config.target_size, 1),
-                                 padding_left=volume.padding[0], padding_right=volume.padding[1],
-                                 num_slices=S)
+    header = make_ismrmrd_header(
+        (H, W, 1),
+        (*config.target_size, 1),
+        padding_left=volume.padding[0],
+        padding_right=volume.padding[1],
+        num_slices=S,
+    )
     attrs: dict[str, Any] = {"acquisition": volume.acquisition, "patient_id": volume.patient_id}
     if test_mask is not None:
         center_fraction, acceleration = test_mask
@@ -301,6 +350,12 @@ def write_synth_volume(path: Path, volume: SynthVolume, config: SynthConfig,
     target = volume.target
     attrs.update(max=float(target.max()), norm=float(np.linalg.norm(target)))
     singlecoil = volume.kspace.ndim == 3
-    return write_volume(path, volume.kspace, header=header, attrs=attrs, target=target,
-                        target_key=TARGET_KEYS["singlecoil" if singlecoil else "multicoil"],
-                        extra={"reconstruction_rss": target} if singlecoil else None)
+    return write_volume(
+        path,
+        volume.kspace,
+        header=header,
+        attrs=attrs,
+        target=target,
+        target_key=TARGET_KEYS["singlecoil" if singlecoil else "multicoil"],
+        extra={"reconstruction_rss": target} if singlecoil else None,
+    )
