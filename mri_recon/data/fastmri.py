@@ -3,8 +3,7 @@
 Files live in ``<root>/<challenge>_<split>/*.h5`` (see ``FASTMRI_FORMAT.md``). Every reader
 here opens files read-only and never writes anything next to the data (no index cache:
 fastMRI's pickle cache, keyed by the root path object, silently reuses stale lists). The lazy
-slice dataset of a split, :class:`mri_recon.data.slice_dataset.SliceDataset`, is re-exported
-here.
+slice dataset of a split is :class:`mri_recon.data.slice_dataset.SliceDataset`.
 
 Validation decisions, for genuine fastMRI data:
 
@@ -23,44 +22,24 @@ Validation decisions, for genuine fastMRI data:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 import torch
 
+from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
 from mri_recon.physics.crop import crop_size_for
 from mri_recon.physics.masks import center_band
-
-if TYPE_CHECKING:  # at run time, re-exported lazily by __getattr__ (slice_dataset imports us)
-    from mri_recon.data.slice_dataset import SliceDataset as SliceDataset
 
 CHALLENGES = ("singlecoil", "multicoil")
 SPLITS = ("train", "val", "test", "challenge")
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 KSPACE_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
 _TARGET_REQUIRED = ("train", "val")
-
-
-class DataError(ValueError):
-    """Bad input data. The message is one line starting with the file or directory path.
-
-    ``DataError(path, reason)`` builds ``"<path>: <reason>"`` (whitespace collapsed to one
-    line); ``DataError(message)`` takes a finished message (this form also lets the
-    exception cross pickling and DataLoader workers).
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
-        if reason is None:
-            self.path, self.reason = None, str(path)
-            super().__init__(str(path))
-            return
-        self.path, self.reason = Path(path), " ".join(str(reason).split())
-        super().__init__(f"{path}: {self.reason}")
 
 
 def split_dir(root: str | os.PathLike, challenge: str, split: str) -> Path:
@@ -140,20 +119,6 @@ class VolumeInfo:
     def image_shape(self) -> tuple[int, int]:
         """(H, W) of the k-space and of the full image."""
         return (self.kspace_shape[-2], self.kspace_shape[-1])
-
-
-def _h5_reason(err: BaseException) -> str:
-    """The innermost parenthesised reason of an h5py error, e.g. 'truncated file: eof = 96'."""
-    text = " ".join(str(err).split())
-    found = re.search(r"\(([^()]+)\)\)*$", text)
-    return found.group(1) if found else text
-
-
-def _open(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(path, f"not a readable HDF5 file ({_h5_reason(err)})") from None
 
 
 def _dataset(hf: h5py.File, path: Path, key: str) -> h5py.Dataset | None:
@@ -309,14 +274,14 @@ def read_volume_info(
     if split is not None and split not in SPLITS:
         raise DataError(path, f"unknown split {split!r}, expected one of {SPLITS}")
     try:
-        with _open(path) as hf:
+        with open_h5(path) as hf:
             challenge, kshape = _check_kspace(hf, path, challenge)
             target_key, target_shape = _check_target(hf, path, challenge, kshape, split)
             mask = _read_mask(hf, path, kshape[-1])
             hdr, warnings = _read_header(hf, path, kshape)
             attrs = {str(k): _py(v) for k, v in hf.attrs.items()}
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
-        raise DataError(path, f"corrupt HDF5 file ({_h5_reason(err)})") from None
+        raise DataError(path, f"corrupt HDF5 file ({h5_reason(err)})") from None
     crop = _crop(path, kshape, target_key, target_shape, hdr.recon_size)
     num_low = _number(path, attrs, "num_low_frequency")
     if num_low is None and mask is not None:
@@ -351,41 +316,17 @@ def read_volume_info(
     )
 
 
-def _read(ds: h5py.Dataset, path: Path, index: int | tuple = ()) -> np.ndarray:
-    try:
-        return ds[index]
-    except (OSError, ValueError, RuntimeError) as err:
-        where = f"slice {index}" if isinstance(index, int) else "data"
-        raise DataError(
-            path, f"cannot read {ds.name.lstrip('/')} {where} ({_h5_reason(err)})"
-        ) from None
-
-
-def _check_finite(path: Path, key: str, array: np.ndarray, first_slice: int = 0) -> None:
-    """DataError naming ``key`` and the first slice of ``array`` (S, ...) with NaN/Inf."""
-    flat = array.reshape(array.shape[0], -1)
-    # Fast path: a sum is finite only if every term is (NaN and Inf propagate); the exact,
-    # slower test runs when it is not, which also covers a float32 overflow of the sum.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(flat.sum()):
-            return
-    finite = np.isfinite(flat).all(axis=1)
-    if not finite.all():
-        bad = first_slice + int(np.argmin(finite))
-        raise DataError(path, f"{key} has NaN or Inf values (first in slice {bad})")
-
-
 def check_volume(
     path: str | os.PathLike, challenge: str | None = None, split: str | None = None
 ) -> VolumeInfo:
     """:func:`read_volume_info` plus a full read, one slice at a time, for NaN/Inf values."""
     info = read_volume_info(path, challenge, split)
-    with _open(info.path) as hf:
+    with open_h5(info.path) as hf:
         for key in ("kspace", info.target_key):
             if key is None:
                 continue
             for s in range(info.num_slices):
-                _check_finite(info.path, key, _read(hf[key], info.path, s)[None], s)
+                check_finite(info.path, key, read_dataset(hf[key], info.path, s)[None], s)
     return info
 
 
@@ -411,13 +352,13 @@ def load_volume(
 ) -> Volume:
     """Read and validate a whole volume (k-space and target must be finite)."""
     info = read_volume_info(path, challenge, split)
-    with _open(info.path) as hf:
-        kspace = _read(hf["kspace"], info.path).astype(np.complex64, copy=False)
-        _check_finite(info.path, "kspace", kspace)
+    with open_h5(info.path) as hf:
+        kspace = read_dataset(hf["kspace"], info.path).astype(np.complex64, copy=False)
+        check_finite(info.path, "kspace", kspace)
         target = None
         if info.target_key is not None:
-            target = _read(hf[info.target_key], info.path).astype(np.float32, copy=False)
-            _check_finite(info.path, info.target_key, target)
+            target = read_dataset(hf[info.target_key], info.path).astype(np.float32, copy=False)
+            check_finite(info.path, info.target_key, target)
     if kspace.ndim == 3:
         kspace = kspace[:, None]  # (S, 1, H, W)
     return Volume(
@@ -426,12 +367,3 @@ def load_volume(
         target=None if target is None else torch.from_numpy(np.ascontiguousarray(target)),
         mask=None if info.mask is None else torch.from_numpy(info.mask.copy()),
     )
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of ``SliceDataset`` (PEP 562), so both modules can be imported first."""
-    if name == "SliceDataset":
-        from mri_recon.data.slice_dataset import SliceDataset
-
-        return SliceDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

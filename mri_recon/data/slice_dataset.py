@@ -2,8 +2,7 @@
 
 Volumes are indexed and validated from their headers at construction
 (:func:`mri_recon.data.fastmri.read_volume_info`); slices are read on access through one
-read-only handle per file and process. Nothing is cached on disk. ``SliceDataset`` is also
-importable from :mod:`mri_recon.data.fastmri`.
+read-only handle per file and process. Nothing is cached on disk.
 """
 
 from __future__ import annotations
@@ -18,16 +17,8 @@ import h5py
 import numpy as np
 import torch
 
-from mri_recon.data.fastmri import (
-    DataError,
-    VolumeInfo,
-    _check_finite,
-    _open,
-    _read,
-    list_volumes,
-    read_volume_info,
-    split_dir,
-)
+from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
+from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
 
 
 def _rate(name: str, rate: float | None) -> float:
@@ -156,14 +147,14 @@ class SliceDataset(torch.utils.data.Dataset):
         vol, s = self.samples[range(len(self.samples))[index]]
         info = self.volumes[vol]
         hf = self._file(vol)
-        kspace = _read(hf["kspace"], info.path, s).astype(np.complex64, copy=False)
+        kspace = read_dataset(hf["kspace"], info.path, s).astype(np.complex64, copy=False)
         target = None
         if info.target_key is not None:
-            target = _read(hf[info.target_key], info.path, s).astype(np.float32, copy=False)
+            target = read_dataset(hf[info.target_key], info.path, s).astype(np.float32, copy=False)
         if self.check_finite:
-            _check_finite(info.path, "kspace", kspace[None], s)
+            check_finite(info.path, "kspace", kspace[None], s)
             if target is not None:
-                _check_finite(info.path, info.target_key, target[None], s)
+                check_finite(info.path, info.target_key, target[None], s)
         kspace_t = torch.from_numpy(kspace)
         mask = info.mask
         return {
@@ -187,7 +178,7 @@ class SliceDataset(torch.utils.data.Dataset):
         if info.target_key is None:
             return float("nan")
         if vol not in self._max_values:
-            self._max_values[vol] = float(np.max(_read(hf[info.target_key], info.path)))
+            self._max_values[vol] = float(np.max(read_dataset(hf[info.target_key], info.path)))
         return self._max_values[vol]
 
     def _file(self, vol: int) -> h5py.File:
@@ -202,7 +193,7 @@ class SliceDataset(torch.utils.data.Dataset):
         if hf is not None:
             self._handles.move_to_end(vol)
             return hf
-        hf = self._handles[vol] = _open(self.volumes[vol].path)
+        hf = self._handles[vol] = open_h5(self.volumes[vol].path)
         if len(self._handles) > self.max_open_files:
             self._handles.popitem(last=False)[1].close()
         return hf

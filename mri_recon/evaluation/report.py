@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mri_recon.evaluation.outputs import Staging, write_csv, write_json
 from mri_recon.evaluation.volumes import SkippedFile
 from mri_recon.fileio import write_atomic
 from mri_recon.metrics.image import METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
-
-if TYPE_CHECKING:  # pragma: no cover (run.py imports this module)
-    from mri_recon.evaluation.run import EvalSettings
 
 CSV_COLUMNS = (
     "fname",
@@ -158,33 +155,22 @@ def write_report(
     staging: Staging,
     rows: Sequence[Mapping[str, Any]],
     skipped: Sequence[SkippedFile],
-    settings: EvalSettings,
-    methods: Sequence[str],
+    run: Mapping[str, Any],
+    **bootstrap: Any,
 ) -> tuple[dict[str, Any], str]:
     """Write ``per_volume.csv``, ``summary.json`` and ``summary.md`` into ``staging``.
+
+    Args:
+        staging, rows, skipped: where to write, the per-volume rows, files left out.
+        run: run description stored in the summary (``challenge``, ``split``, ``mask``, ...).
+        **bootstrap: ``confidence``, ``num_resamples``, ``seed``, ``reference`` of
+            :func:`build_summary`.
 
     Returns:
         (the JSON summary, the Markdown text).
     """
     write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS])
-    run = {
-        "root": str(settings.root),
-        "challenge": settings.challenge,
-        "split": settings.split,
-        "mask": settings.mask_name,
-        "mask_func": repr(settings.mask_func),
-        "methods": list(methods),
-        "device": str(settings.device),
-    }
-    summary, entries, paired = build_summary(
-        rows,
-        skipped,
-        run,
-        confidence=settings.confidence,
-        num_resamples=settings.num_resamples,
-        seed=settings.seed,
-        reference=settings.reference,
-    )
+    summary, entries, paired = build_summary(rows, skipped, run, **bootstrap)
     markdown = summary_markdown(summary, entries, paired)
     write_json(staging.path("summary.json"), summary)
     write_atomic(staging.path("summary.md"), markdown)

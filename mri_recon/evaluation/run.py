@@ -291,6 +291,16 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                 num_figures += 1
         if not rows:
             raise DataError(s.root, f"every volume of {s.challenge}_{s.split} was skipped")
-        summary, markdown = write_report(staging, rows, skipped, s, list(methods))
+        run = {
+            "root": str(s.root),
+            "challenge": s.challenge,
+            "split": s.split,
+            "mask": s.mask_name,
+            "mask_func": repr(s.mask_func),
+            "methods": list(methods),
+            "device": str(s.device),
+        }
+        boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
+        summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
         files = staging.publish()
     return EvalReport(rows, summary, markdown, skipped, files)

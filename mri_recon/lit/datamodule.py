@@ -26,7 +26,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mri_recon.data.fastmri import CHALLENGES, SliceDataset
+from mri_recon.data.fastmri import CHALLENGES
+from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 

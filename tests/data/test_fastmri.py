@@ -13,6 +13,7 @@ import torch
 from mri_recon.data import fastmri as fm
 from mri_recon.data.fastmri import DataError
 from mri_recon.data.header import make_ismrmrd_header
+from mri_recon.data.slice_dataset import SliceDataset
 
 
 def _edit(path: Path, **datasets: object) -> None:
@@ -295,7 +296,7 @@ def test_split_dir_and_listing(tmp_path, fastmri_split):
     ],
 )
 def test_unknown_challenge_or_split(tmp_path, challenge, split, text):
-    for call in (fm.split_dir, fm.list_volumes, fm.SliceDataset):
+    for call in (fm.split_dir, fm.list_volumes, SliceDataset):
         with pytest.raises(DataError) as excinfo:
             call(tmp_path, challenge, split)
         _assert_error(excinfo, tmp_path, text)
@@ -309,7 +310,7 @@ def test_missing_and_empty_split_folders(tmp_path):
     folder.mkdir()
     (folder / "readme.txt").write_text("no volumes here")
     with pytest.raises(DataError) as excinfo:
-        fm.SliceDataset(tmp_path, "singlecoil", "train")
+        SliceDataset(tmp_path, "singlecoil", "train")
     _assert_error(excinfo, folder, "no .h5 files in this directory")
 
 
@@ -332,7 +333,7 @@ def test_written_files_are_readable_by_fastmri(tmp_path, fastmri_split, challeng
         padding_left=2,
         padding_right=34,
     )
-    ours = fm.SliceDataset(tmp_path, challenge, "val")
+    ours = SliceDataset(tmp_path, challenge, "val")
     raw = FastMRISliceDataset(tmp_path / f"{challenge}_val", challenge, transform=None)
     assert len(raw) == len(ours)
     for i in range(len(ours)):
@@ -377,7 +378,7 @@ def test_data_error_forms_and_worker_errors(tmp_path, fastmri_split):
     with h5py.File(paths[0], "a") as hf:
         hf["kspace"][1, 0, 0] = np.inf
     loader = torch.utils.data.DataLoader(
-        fm.SliceDataset(tmp_path, "singlecoil", "train"), batch_size=1, num_workers=1
+        SliceDataset(tmp_path, "singlecoil", "train"), batch_size=1, num_workers=1
     )
     with pytest.raises(DataError, match=r"kspace has NaN or Inf values \(first in slice 1\)"):
         list(loader)

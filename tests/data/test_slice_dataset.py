@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import random
-import sys
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
-import mri_recon.data
-from mri_recon.data import fastmri as fm
 from mri_recon.data.fastmri import DataError
 from mri_recon.data.slice_dataset import SliceDataset
-
-
-@pytest.mark.parametrize("first", ["fastmri", "slice_dataset"])
-def test_reexported_from_fastmri_whichever_module_is_imported_first(monkeypatch, first):
-    assert fm.SliceDataset is SliceDataset
-    for name in ("fastmri", "slice_dataset"):  # fresh imports, undone after the test
-        monkeypatch.delitem(sys.modules, f"mri_recon.data.{name}")
-        monkeypatch.setattr(mri_recon.data, name, getattr(mri_recon.data, name))
-    importlib.import_module(f"mri_recon.data.{first}")
-    fresh = importlib.import_module("mri_recon.data.fastmri")
-    assert fresh is not fm
-    assert (
-        fresh.SliceDataset is importlib.import_module("mri_recon.data.slice_dataset").SliceDataset
-    )
-    with pytest.raises(AttributeError, match="has no attribute 'SliceDatset'"):
-        fresh.SliceDatset  # noqa: B018
 
 
 def test_slice_dataset_items_with_varying_widths(tmp_path, fastmri_split):
