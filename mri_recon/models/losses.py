@@ -6,6 +6,7 @@ passed to every loss (L1 ignores it) so the training step does not care which on
 
 from __future__ import annotations
 
+import fastmri.losses
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -43,13 +44,15 @@ class L1Loss(nn.Module):
         return F.l1_loss(pred, target)
 
 
-class SSIMLoss(nn.Module):
-    """1 - SSIM with a uniform window, as ``fastmri.losses.SSIMLoss`` (Wang et al. 2004).
+class SSIMLoss(fastmri.losses.SSIMLoss):
+    """1 - SSIM with a uniform window: ``fastmri.losses.SSIMLoss`` (Wang et al. 2004) on
+    (B, h, w) images.
 
-    Local statistics over ``win_size x win_size`` valid windows (no padding) with the
-    sample covariance (``NP / (NP - 1)``), ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2`` with
-    ``L = data_range`` per sample; the SSIM map is averaged over windows and the batch.
-    This is scikit-image's ``structural_similarity`` with its defaults, computed in torch.
+    scikit-image's ``structural_similarity`` with its defaults, in torch: valid
+    ``win_size x win_size`` windows, sample covariance, ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``
+    with ``L = data_range`` per sample, averaged over windows and the batch. The window is a
+    non-persistent buffer (nothing in checkpoints) in the module's dtype: ``.double()`` the
+    loss for float64 images.
 
     Args:
         win_size: side of the uniform window (odd, >= 3).
@@ -58,14 +61,12 @@ class SSIMLoss(nn.Module):
     """
 
     def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> None:
-        super().__init__()
         if win_size < 3 or win_size % 2 == 0:
             raise ValueError(f"loss.win_size must be an odd int >= 3, got {win_size}")
         if not (k1 > 0 and k2 > 0):
             raise ValueError(f"loss.k1 and loss.k2 must be > 0, got {k1}, {k2}")
-        self.win_size, self.k1, self.k2 = win_size, k1, k2
-        num_points = win_size**2
-        self.cov_norm = num_points / (num_points - 1)
+        super().__init__(win_size, k1, k2)
+        self.register_buffer("w", self.w, persistent=False)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor
@@ -85,19 +86,5 @@ class SSIMLoss(nn.Module):
             raise ValueError(
                 f"SSIMLoss: images {tuple(pred.shape)} smaller than win_size {self.win_size}"
             )
-        x, y = pred.unsqueeze(1), target.unsqueeze(1)  # (B, 1, h, w)
-        # built in the input dtype: a float32 1/49 would cost float64 inputs 1e-8 accuracy
-        w = torch.full(
-            (1, 1, self.win_size, self.win_size),
-            1.0 / self.win_size**2,
-            dtype=x.dtype,
-            device=x.device,
-        )
-        big_l = data_range.to(x.dtype)[:, None, None, None]  # (B, 1, 1, 1)
-        c1, c2 = (self.k1 * big_l) ** 2, (self.k2 * big_l) ** 2
-        ux, uy = F.conv2d(x, w), F.conv2d(y, w)  # (B, 1, h - win + 1, w - win + 1)
-        vx = self.cov_norm * (F.conv2d(x * x, w) - ux * ux)
-        vy = self.cov_norm * (F.conv2d(y * y, w) - uy * uy)
-        vxy = self.cov_norm * (F.conv2d(x * y, w) - ux * uy)
-        ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-        return 1 - ssim_map.mean()
+        # (B, 1, h, w) images; L in their dtype so float32 training stays float32
+        return super().forward(pred[:, None], target[:, None], data_range.to(pred.dtype))
