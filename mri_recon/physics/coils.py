@@ -36,18 +36,12 @@ from mri_recon.physics.masks import center_band
 MIN_ACS_COLUMNS = 2
 
 
-def _hann(n: int, size: int, real_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Length-``size`` vector: a Hann window of ``n`` samples centered at ``size // 2``.
-
-    The center sample of the window (value 1) sits on the DC index ``size // 2``.
-    """
+def _hann(start: int, n: int, size: int, real_dtype: torch.dtype, device) -> torch.Tensor:
+    """Length-``size`` vector, zero but for a Hann window over ``[start, start + n)``: the
+    Hann window of n + 2 points without its zero endpoints, so all n weights are > 0."""
     w = torch.zeros(size, dtype=real_dtype, device=device)
-    n = max(1, min(int(n), size))
-    k = torch.arange(n, dtype=real_dtype, device=device)
-    # periodic-style Hann over n+1 points without its zero endpoints: all n weights > 0.
-    win = torch.sin(torch.pi * (k + 1) / (n + 1)) ** 2
-    start = size // 2 - n // 2
-    w[start : start + n] = win
+    k = torch.arange(1, n + 1, dtype=real_dtype, device=device)
+    w[start : start + n] = torch.sin(torch.pi * k / (n + 1)) ** 2
     return w
 
 
@@ -75,12 +69,11 @@ def acs_window(mask: torch.Tensor, num_rows: int, real_dtype: torch.dtype) -> to
                 f"mask[{i}] has {n_acs} fully sampled center columns; estimate_sens_maps "
                 f"needs >= {MIN_ACS_COLUMNS} (mask shape {tuple(mask.shape)})"
             )
-        col = torch.zeros(w, dtype=real_dtype, device=mask.device)
-        # Symmetric Hann over the band (the band need not be centered on W // 2).
-        k = torch.arange(n_acs, dtype=real_dtype, device=mask.device)
-        col[start:stop] = torch.sin(torch.pi * (k + 1) / (n_acs + 1)) ** 2
-        n_rows = max(MIN_ACS_COLUMNS, round(n_acs * num_rows / w))
-        row = _hann(n_rows, num_rows, real_dtype, mask.device)
+        # over the band (which need not be centred on W // 2), and over as many rows
+        # centred on the DC row H // 2 as the band is wide in physical units
+        col = _hann(start, n_acs, w, real_dtype, mask.device)
+        n_rows = min(num_rows, max(MIN_ACS_COLUMNS, round(n_acs * num_rows / w)))
+        row = _hann(num_rows // 2 - n_rows // 2, n_rows, num_rows, real_dtype, mask.device)
         out[i, 0] = row[:, None] * col[None, :]
     return out
 

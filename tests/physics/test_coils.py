@@ -94,6 +94,15 @@ def test_uses_only_the_acs() -> None:
     assert win.shape == (1, 1, H, W)
     assert bool((win[..., :start] == 0).all()) and bool((win[..., stop:] == 0).all())
     assert bool((win[0, 0, H // 2, start:stop] > 0).all())
+    # one Hann window per axis: over the band's columns, over the band's physical width of
+    # rows centred on the DC row H // 2 (symmetric about it for an odd number of rows)
+    n_acs, n_rows = stop - start, round((stop - start) * H / W)
+    hann = torch.sin(torch.pi * torch.arange(1, n_acs + 1) / (n_acs + 1)) ** 2
+    torch.testing.assert_close(win[0, 0, H // 2, start:stop], hann / hann.max())
+    rows = win[0, 0, :, start:stop].amax(dim=1)
+    assert (rows > 0).nonzero().flatten().tolist() == list(
+        range(H // 2 - n_rows // 2, H // 2 - n_rows // 2 + n_rows)
+    )
 
 
 def test_batch_uses_each_slice_mask() -> None:
