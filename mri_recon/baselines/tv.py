@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from mri_recon.baselines.base import check_inputs
 from mri_recon.physics.crop import center_crop, rss
-from mri_recon.physics.fft import fft2c, ifft2c
+from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
 from mri_recon.physics.operators import GRAD_NORM_SQ, SenseOperator, div2d, grad2d
 
 CHECK_EVERY = 5
@@ -102,24 +102,6 @@ def data_scale(masked_kspace: torch.Tensor) -> torch.Tensor:
     return rss(ifft2c(masked_kspace), dim=1).amax(dim=(-2, -1))
 
 
-def _fft_w(x: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 1-D FFT along W (the phase-encode axis, the one M acts on)."""
-    x = torch.fft.ifftshift(x, dim=-1)
-    return torch.fft.fftshift(torch.fft.fft(x, dim=-1, norm="ortho"), dim=-1)
-
-
-def _ifft_w(k: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 1-D inverse FFT along W."""
-    k = torch.fft.ifftshift(k, dim=-1)
-    return torch.fft.fftshift(torch.fft.ifft(k, dim=-1, norm="ortho"), dim=-1)
-
-
-def _ifft_h(k: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 1-D inverse FFT along H (the fully sampled readout axis)."""
-    k = torch.fft.ifftshift(k, dim=-2)
-    return torch.fft.fftshift(torch.fft.ifft(k, dim=-2, norm="ortho"), dim=-2)
-
-
 def _sq_abs(z: torch.Tensor) -> torch.Tensor:
     """|z|^2 of a complex tensor (torch's complex abs is slow on CPU)."""
     return z.real.square() + z.imag.square()
@@ -148,7 +130,7 @@ class _SingleCoilStep:
 
     def __init__(self, y: torch.Tensor, mask: torch.Tensor, lam_eff: torch.Tensor, tau: float):
         m = mask.to(y.real.dtype)[:, None, :]  # (B, 1, W)
-        self.y = _ifft_h(y[:, 0]) * m  # (B, H, W) hybrid domain
+        self.y = ifftc(y[:, 0], -2) * m  # (B, H, W) hybrid domain
         self.tau = tau
         self.sigma = 1.0 / (tau * GRAD_NORM_SQ)
         self.tau_my = tau * self.y
@@ -157,12 +139,12 @@ class _SingleCoilStep:
         self.p = torch.zeros((y.shape[0], 2, *y.shape[-2:]), dtype=y.dtype, device=y.device)
 
     def x0(self) -> torch.Tensor:
-        return _ifft_w(self.y)
+        return ifftc(self.y, -1)
 
     def __call__(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma), self.radius)
-        v = _fft_w(x + self.tau * div2d(self.p))
-        return _ifft_w((v + self.tau_my) * self.inv)
+        v = fftc(x + self.tau * div2d(self.p), -1)
+        return ifftc((v + self.tau_my) * self.inv, -1)
 
 
 class _SenseStep:
@@ -171,7 +153,7 @@ class _SenseStep:
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
         self.m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
         self.s = op.sens_maps  # (B, C, H, W)
-        self.y = _ifft_h(y) * self.m  # (B, C, H, W) hybrid domain
+        self.y = ifftc(y, -2) * self.m  # (B, C, H, W) hybrid domain
         a_norm_sq = (self.s.abs() ** 2).sum(dim=1).amax(dim=(-2, -1)).clamp_min(1e-12)  # (B,)
         self.tau = tau
         # Split the step budget 1/tau evenly between the two dual blocks.
@@ -182,13 +164,13 @@ class _SenseStep:
         self.q = torch.zeros_like(y)
 
     def x0(self) -> torch.Tensor:
-        return (self.s.conj() * _ifft_w(self.y)).sum(dim=1)
+        return (self.s.conj() * ifftc(self.y, -1)).sum(dim=1)
 
     def __call__(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma_p), self.radius)
-        ax = _fft_w(self.s * x_bar[:, None]) * self.m
+        ax = fftc(self.s * x_bar[:, None], -1) * self.m
         self.q = (self.q + self.sigma_q * (ax - self.y)) / (1.0 + self.sigma_q)
-        ahq = (self.s.conj() * _ifft_w(self.q)).sum(dim=1)  # q is zero off the mask
+        ahq = (self.s.conj() * ifftc(self.q, -1)).sum(dim=1)  # q is zero off the mask
         return x - self.tau * (ahq - div2d(self.p))
 
 
@@ -310,7 +292,6 @@ class TVReconstructor:
         self.lam, self.max_iters, self.tol = float(lam), int(max_iters), float(tol)
         self.progress, self.tau = bool(progress), tau
         self.data_consistency = bool(data_consistency)
-        self.last_info: TVResult | None = None
 
     def __call__(
         self,
@@ -329,10 +310,10 @@ class TVReconstructor:
 
         Returns:
             real (B, h, w) magnitude (float32 for complex64 input): |x| for single-coil,
-            RSS of the coil images S x for multi-coil. ``self.last_info`` holds the
-            :class:`TVResult` of this call (diagnostics only).
+            RSS of the coil images S x for multi-coil. For the solver's diagnostics
+            (iterations, convergence) call :func:`solve_tv`.
         """
-        res = solve_tv(
+        x = solve_tv(
             masked_kspace,
             mask,
             sens_maps,
@@ -341,9 +322,7 @@ class TVReconstructor:
             self.tol,
             tau=self.tau,
             progress=self.progress,
-        )
-        self.last_info = res
-        x = res.image
+        ).image
         coils = x[:, None] if _is_ones(sens_maps) else sens_maps.to(x.dtype) * x[:, None]
         if self.data_consistency:
             m = mask.to(device=x.device, dtype=x.real.dtype)[:, None, None, :]  # (B, 1, 1, W)

@@ -170,14 +170,11 @@ def test_batch_equals_single_calls() -> None:
 
 def test_stopping_rule_and_info() -> None:
     _, y, mask, _ = _single_coil()
-    tv = TVReconstructor(tol=1e-3, max_iters=500)
-    tv(y, mask, None, CROP)
-    info = tv.last_info
-    assert info is not None and info.image.shape == (1, H, W)
+    info = solve_tv(y, mask, None, 0.002, 500, tol=1e-3)
+    assert info.image.shape == (1, H, W)
     assert bool(info.converged.all()) and 0 < info.iterations.item() < 500
-    capped = TVReconstructor(tol=0.0, max_iters=7)
-    capped(y, mask, None, CROP)
-    assert capped.last_info.iterations.item() == 7 and not capped.last_info.converged.any()
+    capped = solve_tv(y, mask, None, 0.002, 7, tol=0.0)
+    assert capped.iterations.item() == 7 and not capped.converged.any()
 
 
 def test_data_consistency_keeps_measured_samples() -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fastmri
+import numpy as np
 import pytest
 import torch
 
-from mri_recon.physics.fft import fft2c, ifft2c
+from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
 
 SHAPES = [(2, 3, 10, 7), (1, 1, 9, 12)]  # non-square, even and odd sizes
 
@@ -38,6 +39,21 @@ def test_matches_fastmri(shape: tuple[int, ...]) -> None:
     ref_i = torch.view_as_complex(fastmri.ifft2c(torch.view_as_real(x).contiguous()))
     torch.testing.assert_close(fft2c(x), ref_k, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ifft2c(x), ref_i, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dim", [-1, -2, 1])
+def test_1d_transforms_match_numpy_and_compose_to_fastmri(shape, dim) -> None:
+    x = _randc(shape, seed=3)
+    a = np.fft.ifftshift(x.numpy(), axes=dim)
+    ref_k = np.fft.fftshift(np.fft.fft(a, axis=dim, norm="ortho"), axes=dim)
+    ref_i = np.fft.fftshift(np.fft.ifft(a, axis=dim, norm="ortho"), axes=dim)
+    torch.testing.assert_close(fftc(x, dim), torch.from_numpy(ref_k), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ifftc(x, dim), torch.from_numpy(ref_i), rtol=1e-5, atol=1e-6)
+    # one axis after the other is fastMRI's 2-D transform (the TV solver's hybrid domain)
+    ref_2d = torch.view_as_complex(fastmri.fft2c(torch.view_as_real(x).contiguous()))
+    torch.testing.assert_close(fftc(fftc(x, -1), -2), ref_2d, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ifftc(fftc(x, -1), -1), x, rtol=1e-5, atol=1e-6)
 
 
 def test_dc_at_center() -> None:
