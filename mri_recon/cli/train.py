@@ -17,8 +17,6 @@ next to ``checkpoints/``, ``csv/``, ``tensorboard/`` and Hydra's ``.hydra/``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.validate import build_group, check_train_config
-from mri_recon.fileio import write_atomic
+from mri_recon.fileio import write_atomic, write_csv
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
@@ -134,12 +132,7 @@ def write_run_outputs(run_dir: Path, result: RunResult) -> None:
         "last_checkpoint": result.last_checkpoint,
     }
     write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=VOLUME_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in result.volumes:
-        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-    write_atomic(run_dir / "val_volumes.csv", out.getvalue())
+    write_csv(run_dir / "val_volumes.csv", result.volumes, VOLUME_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,10 +32,9 @@ from mri_recon.cli.evaluate import (
     resolve_device,
 )
 from mri_recon.data.fastmri import DataError, load_volume
-from mri_recon.evaluation.outputs import write_csv
 from mri_recon.evaluation.run import reconstruct_volume
 from mri_recon.evaluation.volumes import select_volumes, volume_mask
-from mri_recon.fileio import write_atomic
+from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS, volume_metrics
 from mri_recon.physics.masks import apply_mask
 

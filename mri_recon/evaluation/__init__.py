@@ -1,7 +1,7 @@
 """The evaluation loop and its outputs (no Hydra: the CLI in ``mri_recon.cli.evaluate``
 builds the settings and the methods from the config)."""
 
-from mri_recon.evaluation.outputs import Staging, write_csv, write_json, write_reconstruction
+from mri_recon.evaluation.outputs import Staging, write_json, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS
 from mri_recon.evaluation.run import (
     EvalReport,
@@ -27,7 +27,6 @@ __all__ = [
     "run_evaluation",
     "select_volumes",
     "volume_mask",
-    "write_csv",
     "write_json",
     "write_reconstruction",
 ]

@@ -10,14 +10,12 @@ staging directory is removed, so a failed run leaves no partial outputs.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,39 +23,6 @@ import h5py
 import numpy as np
 
 from mri_recon.fileio import atomic_path, write_atomic
-
-
-def _csv_cell(value: Any) -> Any:
-    """None and NaN become empty cells; floats keep full precision (repr)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return repr(value) if isinstance(value, float) else value
-
-
-def write_csv(
-    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
-) -> Path:
-    """Write ``rows`` as CSV with exactly ``columns`` (in that order), atomically.
-
-    Args:
-        path: destination ``.csv``.
-        rows: mappings holding at least ``columns`` (other keys are ignored).
-        columns: the header.
-
-    Returns:
-        ``path``.
-    """
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        missing = [c for c in columns if c not in row]
-        if missing:
-            raise ValueError(f"{Path(path).name}: row {dict(row)!r:.120} lacks columns {missing}")
-        writer.writerow({c: _csv_cell(row[c]) for c in columns})
-    return write_atomic(path, buf.getvalue())
 
 
 def _json_ready(value: Any) -> Any:

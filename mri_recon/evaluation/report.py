@@ -18,9 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mri_recon.evaluation.outputs import Staging, write_csv, write_json
+from mri_recon.evaluation.outputs import Staging, write_json
 from mri_recon.evaluation.volumes import SkippedFile
-from mri_recon.fileio import write_atomic
+from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
 

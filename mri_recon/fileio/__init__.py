@@ -1,7 +1,13 @@
-"""Writing outputs safely: atomic files (temporary file + rename) with the permissions an
+"""Writing outputs safely: atomic files (temporary file + rename; CSV tables too) with the permissions an
 ordinary ``open`` would give them. Imported by every layer that writes; imports nothing of
 mri_recon."""
 
-from mri_recon.fileio.atomic import atomic_path, make_temp_dir, umask_mode, write_atomic
+from mri_recon.fileio.atomic import (
+    atomic_path,
+    make_temp_dir,
+    umask_mode,
+    write_atomic,
+    write_csv,
+)
 
-__all__ = ["atomic_path", "make_temp_dir", "umask_mode", "write_atomic"]
+__all__ = ["atomic_path", "make_temp_dir", "umask_mode", "write_atomic", "write_csv"]

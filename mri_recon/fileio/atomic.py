@@ -9,12 +9,16 @@ umask) before it is renamed.
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 _UMASK_LOCK = threading.Lock()
 
@@ -69,6 +73,38 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+def _csv_cell(value: Any) -> Any:
+    """None and NaN become empty cells; floats keep full precision (repr)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_csv(
+    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> Path:
+    """Write ``rows`` as CSV with exactly ``columns`` (in that order), atomically: the one
+    CSV writer of the package (empty cell for None/NaN, floats at full precision).
+
+    Args:
+        path: destination ``.csv``.
+        rows: mappings holding at least ``columns`` (other keys are ignored).
+        columns: the header.
+
+    Returns:
+        ``path``.
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise ValueError(f"{Path(path).name}: row {dict(row)!r:.120} lacks columns {missing}")
+        writer.writerow({c: _csv_cell(row[c]) for c in columns})
+    return write_atomic(path, buf.getvalue())
 
 
 def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:

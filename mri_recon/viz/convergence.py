@@ -22,13 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from mri_recon.fileio import write_atomic
-from mri_recon.viz.logs import (
-    RunLog,
-    final_metrics,
-    metrics_table_csv,
-    metrics_table_markdown,
-)
+from mri_recon.fileio import write_atomic, write_csv
+from mri_recon.viz.logs import TABLE_COLUMNS, RunLog, final_metrics, metrics_table_markdown
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -235,7 +230,5 @@ def write_comparison(
             x_shift=1.0,
         )
     files["final_metrics_md"] = write_atomic(out_dir / "final_metrics.md", markdown)
-    files["final_metrics_csv"] = write_atomic(
-        out_dir / "final_metrics.csv", metrics_table_csv(rows)
-    )
+    files["final_metrics_csv"] = write_csv(out_dir / "final_metrics.csv", rows, TABLE_COLUMNS)
     return Comparison(list(runs), rows, markdown, files, list(skipped))

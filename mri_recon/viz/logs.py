@@ -15,8 +15,6 @@ the values that label the runs in here as a function. The plots are in
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 # Lightning names a metric logged with on_step and on_epoch "<key>_step" / "<key>_epoch",
@@ -158,6 +157,44 @@ def find_metrics_csvs(run_dir: str | Path) -> list[Path]:
     return sorted(Path(run_dir).rglob("metrics.csv"), key=version)
 
 
+def _read_log(path: Path) -> pd.DataFrame:
+    """One ``metrics.csv`` in long form: a (key, step, epoch, value) row per non-empty cell
+    of a metric column (``value`` NaN where the logged value was ``nan``)."""
+    try:
+        text = pd.read_csv(path, dtype=str, keep_default_na=False)  # "" = not logged
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: {' '.join(str(err).split())}") from None
+    if "step" not in text:
+        raise ValueError(f"{path}: no 'step' column (columns: {list(text.columns)})")
+    text = text.assign(line=text.index + 2, epoch=text.get("epoch", ""))
+    cells = text.melt(id_vars=["line", "step", "epoch"], var_name="key")
+    cells = cells[cells["value"] != ""]
+    raw = cells[["step", "epoch", "value"]]
+    numbers = raw.apply(pd.to_numeric, errors="coerce")
+    blank = raw.apply(lambda column: column.str.lower().isin(["", "nan"])).assign(step=False)
+    bad = (numbers.isna() & ~blank).any(axis=1)
+    if bad.any():
+        first = cells[bad].iloc[0]
+        raise ValueError(
+            f"{path}: line {first.line}: not a number among step={first.step!r}, "
+            f"epoch={first.epoch!r}, {first.key}={first.value!r}"
+        )
+    return numbers.assign(key=cells["key"], step=numbers["step"].astype(np.int64))
+
+
+def _curves(cells: pd.DataFrame) -> dict[str, Curve]:
+    """:class:`Curve` per key of :func:`_read_log` rows (a step logged twice: last wins)."""
+    cells = cells.drop_duplicates(["key", "step"], keep="last").sort_values("step", kind="stable")
+    return {
+        key: Curve(
+            rows["step"].to_numpy(np.int64),
+            rows["value"].to_numpy(np.float64),
+            rows["epoch"].to_numpy(np.float64),
+        )
+        for key, rows in cells.groupby("key", sort=False)
+    }
+
+
 def read_metrics_csv(path: str | Path) -> dict[str, Curve]:
     """Parse one Lightning ``CSVLogger`` file into per-metric curves.
 
@@ -173,54 +210,7 @@ def read_metrics_csv(path: str | Path) -> dict[str, Curve]:
     Raises:
         ValueError: no ``step`` column, or a cell that is not a number.
     """
-    path = Path(path)
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "step" not in reader.fieldnames:
-            raise ValueError(f"{path}: no 'step' column (columns: {reader.fieldnames})")
-        points: dict[str, dict[int, tuple[float, float]]] = {
-            k: {} for k in reader.fieldnames if k not in ("step", "epoch")
-        }
-        for line, row in enumerate(reader, start=2):
-            try:
-                step = int(float(row["step"]))
-                epoch = float(row["epoch"]) if row.get("epoch") not in (None, "") else math.nan
-                for key, cells in points.items():
-                    if row.get(key) not in (None, ""):
-                        cells[step] = (float(row[key]), epoch)
-            except ValueError as err:
-                raise ValueError(f"{path}: line {line}: {err}") from None
-    return _to_curves(points)
-
-
-def _to_curves(points: dict[str, dict[int, tuple[float, float]]]) -> dict[str, Curve]:
-    curves = {}
-    for key, cells in points.items():
-        if cells:
-            steps = sorted(cells)
-            values, epochs = zip(*(cells[s] for s in steps), strict=True)
-            curves[key] = Curve(
-                np.array(steps, dtype=np.int64),
-                np.array(values, dtype=np.float64),
-                np.array(epochs, dtype=np.float64),
-            )
-    return curves
-
-
-def _merge_curves(parts: Sequence[dict[str, Curve]]) -> dict[str, Curve]:
-    """Concatenate the curves of several logs (a resumed run); later logs win per step."""
-    points: dict[str, dict[int, tuple[float, float]]] = {}
-    for part in parts:
-        for key, c in part.items():
-            cells = points.setdefault(key, {})
-            cells.update(
-                zip(
-                    c.step.tolist(),
-                    zip(c.value.tolist(), c.epoch.tolist(), strict=True),
-                    strict=True,
-                )
-            )
-    return _to_curves(points)
+    return _curves(_read_log(Path(path)))
 
 
 def _split_post_fit(curves: dict[str, Curve]) -> tuple[dict[str, Curve], dict[str, float]]:
@@ -304,7 +294,8 @@ def load_run(run_dir: str | Path) -> RunLog:
     csvs = find_metrics_csvs(run_dir)
     if not csvs:
         raise MissingLogError(f"{run_dir}: no metrics.csv below it (was a CSVLogger configured?)")
-    curves, post_fit = _split_post_fit(_merge_curves([read_metrics_csv(p) for p in csvs]))
+    # a resumed run: later logs win per step
+    curves, post_fit = _split_post_fit(_curves(pd.concat([_read_log(p) for p in csvs])))
     return RunLog(run_dir, tuple(csvs), curves, post_fit, read_overrides(run_dir))
 
 
@@ -396,15 +387,6 @@ def metrics_table_markdown(rows: Sequence[dict[str, object]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_format_cell(c, r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def metrics_table_csv(rows: Sequence[dict[str, object]]) -> str:
-    """The :func:`final_metrics` rows as CSV text (full precision, NaN as ``nan``)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({c: r[c] for c in TABLE_COLUMNS} for r in rows)
-    return buffer.getvalue()
 
 
 def latest_multirun(parent: str | Path) -> Path | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mri_recon.fileio import atomic_path, make_temp_dir, umask_mode, write_atomic
+from mri_recon.fileio import atomic_path, make_temp_dir, umask_mode, write_atomic, write_csv
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077])
@@ -54,11 +54,20 @@ def test_failure_leaves_neither_file_nor_temporary(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.h5"]
 
 
+def test_csv_writer_is_strict_and_keeps_full_precision(tmp_path) -> None:
+    rows = [{"x": 0.1 + 0.2, "y": None, "extra": 1}, {"x": float("nan"), "y": "s"}]
+    path = write_csv(tmp_path / "a.csv", rows, ["x", "y"])
+    assert path.read_text() == "x,y\n0.30000000000000004,\n,s\n"
+    with pytest.raises(ValueError, match="b.csv: .* lacks columns \\['y'\\]"):
+        write_csv(tmp_path / "b.csv", [{"x": 1}], ["x", "y"])
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
 def test_every_writer_gives_readable_outputs(tmp_path, umask, fastmri_split) -> None:
     """The data writer, the evaluation's CSV/JSON/HDF5 writers and the figure saver."""
     from matplotlib.figure import Figure
 
-    from mri_recon.evaluation.outputs import write_csv, write_json, write_reconstruction
+    from mri_recon.evaluation.outputs import write_json, write_reconstruction
     from mri_recon.viz.figures import save_figure
 
     (volume,) = fastmri_split(tmp_path / "data", "singlecoil", "val", widths=(36,))
