@@ -1,7 +1,7 @@
-"""The layers point one way: physics <- data, models, baselines, metrics <- evaluation, viz
-<- lit <- cli; fileio (atomic writes) serves every layer that writes. Lightning is imported
-only in mri_recon/lit/, Hydra and its OmegaConf only in mri_recon/cli/. No two modules of the
-package import each other, directly or round a longer loop, at any level of a file."""
+"""The layers point one way (docs/DESIGN.md draws them; ALLOWED is the rule); fileio (atomic
+writes) serves every layer that writes. Lightning is imported only in mri_recon/lit/, Hydra
+and its OmegaConf only in mri_recon/cli/. No two modules of the package import each other,
+directly or round a longer loop, at any level of a file."""
 
 from __future__ import annotations
 
