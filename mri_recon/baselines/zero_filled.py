@@ -10,6 +10,12 @@ from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import ifft2c
 
 
+def zero_filled(masked_kspace: torch.Tensor, crop_size: tuple[int, int]) -> torch.Tensor:
+    """RSS over coils of the center-cropped IFFT: complex (B, C, H, W) -> real (B, h, w)."""
+    image = center_crop(ifft2c(masked_kspace), crop_size)  # (B, C, h, w)
+    return rss(image, dim=1).contiguous()  # (B, h, w)
+
+
 class ZeroFilled:
     """x = RSS_c |crop(F^H y_c)|: IFFT, center crop, magnitude, root-sum-of-squares over coils.
 
@@ -39,8 +45,7 @@ class ZeroFilled:
             real (B, h, w) magnitude, float32 for complex64 input.
         """
         check_inputs(masked_kspace, mask, None)
-        image = center_crop(ifft2c(masked_kspace), crop_size)  # (B, C, h, w)
-        return rss(image, dim=1).contiguous()  # (B, h, w)
+        return zero_filled(masked_kspace, crop_size)
 
     def __repr__(self) -> str:
         return "ZeroFilled()"

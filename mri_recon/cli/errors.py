@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -37,32 +38,6 @@ from mri_recon.cli.config import config_dir
 CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
 
-# flags that make Hydra print something and exit: no composition check
-_INFO_FLAGS = {
-    "-h",
-    "--help",
-    "--hydra-help",
-    "--version",
-    "-i",
-    "--info",
-    "-sc",
-    "--shell-completion",
-}
-# flags that take a value (the next argument)
-_VALUE_FLAGS = {
-    "-c",
-    "--cfg",
-    "-p",
-    "--package",
-    "-cp",
-    "--config-path",
-    "-cn",
-    "--config-name",
-    "-cd",
-    "--config-dir",
-    "--experimental-rerun",
-}
-_ALTERNATE_CONFIG = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
 # what composing a config on bad overrides raises (Hydra raises a bare ValueError for e.g.
 # a group override that is not a string)
 _COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
@@ -86,22 +61,6 @@ def fail(message: Any, code: int) -> NoReturn:
     """Print ``error: <message>`` as one line on stderr and exit with ``code``."""
     print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
     raise SystemExit(code)
-
-
-def _split_argv(argv: Sequence[str]) -> tuple[set[str], list[str]]:
-    """(flags given, overrides) of a Hydra command line."""
-    flags: set[str] = set()
-    overrides: list[str] = []
-    args = iter(argv)
-    for arg in args:
-        if arg.startswith("-"):
-            name = arg.split("=", 1)[0]
-            flags.add(name)
-            if name in _VALUE_FLAGS and "=" not in arg:
-                next(args, None)
-        else:
-            overrides.append(arg)
-    return flags, overrides
 
 
 def _override_sets(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -229,9 +188,10 @@ def run_hydra_main(
             ``ValueError`` from the task; the reason is one ``error: ...`` line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    flags, overrides = _split_argv(argv)
-    if not flags & (_INFO_FLAGS | _ALTERNATE_CONFIG):
-        precompose(config_name, overrides, multirun=bool(flags & {"-m", "--multirun"}))
+    args = get_args_parser().parse_args(argv)  # Hydra's own: exits on --version, bad flags
+    prints = args.help or args.hydra_help or args.info or args.shell_completion
+    if not (prints or args.config_path or args.config_name or args.config_dir):
+        precompose(config_name, args.overrides, multirun=args.multirun)
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(
         guarded(task_fn)
     )

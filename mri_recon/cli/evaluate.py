@@ -22,19 +22,18 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mri_recon.baselines import BASELINES, Reconstructor
 from mri_recon.cli.config import register_resolvers
-from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.data.fastmri import CHALLENGES, SPLITS
+from mri_recon.cli.errors import ConfigError, one_line, run_hydra_main
+from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
 from mri_recon.physics.masks import ColumnMaskFunc
 
 LEARNED = ("unet",)
+_ABSENT = object()
 METHODS = (*BASELINES, *LEARNED)
 
 
@@ -56,22 +55,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", f"{name!r} asked for, but CUDA is not available here")
     return device
-
-
-def instantiate_group(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(cfg[group], **kwargs)`` with errors as one-line ConfigErrors.
-
-    A constructor message that starts with a field of the group (``tv.lam must be >= 0``,
-    ``mask.accelerations: ...``) names that field; any other names the group.
-    """
-    try:
-        return instantiate(cfg[group], **kwargs)
-    except (HydraException, ValueError, TypeError) as err:
-        reason = " ".join(str(err.__cause__ or err).split())
-        named = re.match(rf"({re.escape(group)}\.[\w.]+):?\s+(.*)", reason)
-        if named:
-            raise ConfigError(named.group(1), named.group(2)) from None
-        raise ConfigError(group, reason) from None
 
 
 def mask_name(mask_func: ColumnMaskFunc) -> str:
@@ -179,7 +162,7 @@ def build_methods(
     methods: dict[str, Reconstructor] = {}
     for name in names:
         if name == "tv":
-            methods[name] = instantiate_group(cfg, "tv")
+            methods[name] = build_group(cfg, "tv")
         elif name == "unet":
             methods[name] = _load_checkpoint("ckpt_path", str(cfg.ckpt_path), device)
         elif name in checkpoints:
@@ -189,59 +172,49 @@ def build_methods(
     return methods
 
 
-def check_int(field: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
-    """``value`` if it is an integer >= ``minimum`` (or None when allowed), else ConfigError."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            field,
-            f"must be an integer >= {minimum}{' or null' if allow_none else ''}, got {value!r}",
-        )
-    return value
-
-
-def check_data(data: DictConfig) -> None:
-    """Check ``data.challenge``, ``data.split``, ``data.skip_bad_files``, ``data.max_volumes``."""
-    if data.challenge not in CHALLENGES:
-        raise ConfigError("data.challenge", f"{data.challenge!r} is not one of {CHALLENGES}")
-    if data.split not in SPLITS:
-        raise ConfigError("data.split", f"{data.split!r} is not one of {SPLITS}")
-    if not isinstance(data.skip_bad_files, bool):
-        raise ConfigError(
-            "data.skip_bad_files", f"must be true or false, got {data.skip_bad_files!r}"
-        )
-    check_int("data.max_volumes", data.max_volumes, 1, allow_none=True)
+# EvalSettings' fields and the config keys that hold them (absent keys keep the default)
+_SETTINGS_KEYS = {
+    "root": "data.root",
+    "challenge": "data.challenge",
+    "split": "data.split",
+    "skip_bad_files": "data.skip_bad_files",
+    "max_volumes": "data.max_volumes",
+    "batch_size": "batch_size",
+    "num_figures": "num_figures",
+    "confidence": "stats.confidence",
+    "num_resamples": "stats.num_resamples",
+    "seed": "stats.seed",
+    "progress": "progress",
+}
 
 
 def settings_from_config(
     cfg: DictConfig, device: torch.device, reference: str = REFERENCE
 ) -> EvalSettings:
-    """The :class:`EvalSettings` of a composed ``eval`` config (values checked); ``reference``
-    is the checked ``stats.reference``."""
-    check_data(cfg.data)
-    stats = cfg.stats
-    if not 0.0 < float(stats.confidence) < 1.0:
-        raise ConfigError("stats.confidence", f"must be in (0, 1), got {stats.confidence}")
-    mask_func = instantiate_group(cfg, "mask")
-    return EvalSettings(
-        root=Path(str(cfg.data.root)),
-        challenge=cfg.data.challenge,
-        split=cfg.data.split,
-        mask_name=mask_name(mask_func),
-        mask_func=mask_func,
-        run_dir=Path(str(cfg.paths.output_dir)),
-        device=device,
-        batch_size=check_int("batch_size", cfg.batch_size, 1),
-        num_figures=check_int("num_figures", cfg.num_figures, 0),
-        skip_bad_files=cfg.data.skip_bad_files,
-        max_volumes=cfg.data.max_volumes,
-        confidence=float(stats.confidence),
-        num_resamples=check_int("stats.num_resamples", stats.num_resamples, 1),
-        seed=check_int("stats.seed", stats.seed, 0),
-        progress=bool(cfg.progress),
-        reference=reference,
-    )
+    """The :class:`EvalSettings` of a composed ``eval`` (or ``tune_tv``) config; ``reference``
+    is the checked ``stats.reference``.
+
+    Raises:
+        ConfigError: a value that EvalSettings or the mask function rejects, naming its key.
+    """
+    mask_func = build_group(cfg, "mask")
+    values = {
+        name: OmegaConf.select(cfg, key)
+        for name, key in _SETTINGS_KEYS.items()
+        if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
+    }
+    try:
+        return EvalSettings(
+            **{**values, "root": Path(str(values["root"]))},
+            mask_name=mask_name(mask_func),
+            mask_func=mask_func,
+            run_dir=Path(str(cfg.paths.output_dir)),
+            device=device,
+            reference=reference,
+        )
+    except (ValueError, TypeError) as err:
+        field, _, reason = one_line(err).partition(" ")
+        raise ConfigError(_SETTINGS_KEYS.get(field, field), reason) from None
 
 
 def evaluate(cfg: DictConfig) -> EvalReport:
@@ -260,11 +233,8 @@ def evaluate(cfg: DictConfig) -> EvalReport:
     checkpoints = check_checkpoints(cfg.get("checkpoints"))
     names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
     reference = check_reference(cfg.stats.get("reference", REFERENCE), names)
-    threads = check_int("torch_threads", cfg.get("torch_threads"), 1, allow_none=True)
     device = resolve_device(cfg.device)
-    if threads is not None:
-        # e.g. 1 on a shared 2-core machine, where a second OpenMP thread spin-waits
-        torch.set_num_threads(threads)
+    set_torch_threads(cfg)
     settings = settings_from_config(cfg, device, reference)
     methods = build_methods(cfg, names, device, checkpoints)
     report = run_evaluation(settings, methods)

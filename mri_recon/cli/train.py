@@ -22,13 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
+<<<<<<< HEAD
 from mri_recon.cli.validate import build_group, check_train_config
 from mri_recon.fileio import write_atomic, write_csv
+=======
+from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
+from mri_recon.fileio import write_atomic
+>>>>>>> 65f738a (One value, one check: constructors check their config values, the CLI has one builder)
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
@@ -96,11 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         torch_flags_restored,
     )
 
-    if cfg.get("torch_threads") is not None:
-        # Small convolutions gain nothing from a second OpenMP thread on 2 cores next to a
-        # data worker, and lose a lot when the cores are shared (measured: 1.6 min vs 5-18 min
-        # per study job). The environment variable cannot do this: torch is imported already.
-        torch.set_num_threads(int(cfg.torch_threads))
+    set_torch_threads(cfg)
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)

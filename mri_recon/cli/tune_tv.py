@@ -24,13 +24,8 @@ from tqdm.auto import tqdm
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import (
-    check_data,
-    check_int,
-    instantiate_group,
-    mask_name,
-    resolve_device,
-)
+from mri_recon.cli.evaluate import mask_name, resolve_device, settings_from_config
+from mri_recon.cli.validate import build_group, require_number
 from mri_recon.data.fastmri import DataError, load_volume
 from mri_recon.evaluation.run import reconstruct_volume
 from mri_recon.evaluation.volumes import select_volumes, volume_mask
@@ -49,7 +44,7 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
             raise ConfigError("lams", f"expected a non-empty list of numbers, got {cfg.lams!r}")
         lams = [float(v) for v in cfg.lams]
     else:
-        num = check_int("num_lams", cfg.num_lams, 2)
+        num = require_number(cfg, "num_lams", 2, integer=True)
         if not float(cfg.lam_span) > 1:
             raise ConfigError("lam_span", f"must be > 1, got {cfg.lam_span}")
         if not float(cfg.tv.lam) > 0:
@@ -78,30 +73,22 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
         One dict per volume and lambda: ``fname, lam, nmse, psnr, ssim,
         seconds_per_slice, num_slices``. Metrics use the whole target volume's max.
     """
-    check_data(cfg.data)
-    if cfg.data.split in ("test", "challenge"):
+    s = settings_from_config(cfg, resolve_device(cfg.device))
+    if s.split in ("test", "challenge"):
         raise ConfigError(
-            "data.split",
-            f"{cfg.data.split!r} files have no targets to tune against; use val (or train)",
+            "data.split", f"{s.split!r} files have no targets to tune against; use val (or train)"
         )
-    device = resolve_device(cfg.device)
-    batch_size = check_int("batch_size", cfg.batch_size, 1)
-    count = check_int("max_slices_per_volume", cfg.max_slices_per_volume, 1, allow_none=True)
-    mask_func = instantiate_group(cfg, "mask")
-    methods = {f"{lam!r}": instantiate_group(cfg, "tv", lam=lam) for lam in lams}
+    count = require_number(cfg, "max_slices_per_volume", 1, integer=True)
+    methods = {f"{lam!r}": build_group(cfg, "tv", lam=lam) for lam in lams}
     infos, _ = select_volumes(
-        cfg.data.root,
-        cfg.data.challenge,
-        cfg.data.split,
-        max_volumes=cfg.data.max_volumes,
-        skip_bad_files=False,
+        s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=False
     )
     rows = []
-    for info in tqdm(infos, desc="tune tv", unit="vol", disable=not cfg.progress):
-        volume = load_volume(info.path, cfg.data.challenge, cfg.data.split)
+    for info in tqdm(infos, desc="tune tv", unit="vol", disable=not s.progress):
+        volume = load_volume(info.path, s.challenge, s.split)
         if volume.target is None:
             raise DataError(info.path, "has no target: tune on a split with targets (val)")
-        vmask = volume_mask(info, mask_func)
+        vmask = volume_mask(info, s.mask_func)
         keep = central_slices(info.num_slices, count)
         masked_kspace = apply_mask(volume.kspace[keep], vmask.mask)  # (s, C, H, W)
         target = volume.target[keep].numpy()
@@ -111,8 +98,8 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
             masked_kspace,
             vmask.mask,
             tuple(target.shape[-2:]),
-            device=device,
-            batch_size=batch_size,
+            device=s.device,
+            batch_size=s.batch_size,
         )
         for lam in lams:
             recon, seconds = recons[f"{lam!r}"]
@@ -183,7 +170,7 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     best = best_lambda(points, cfg.select_by)
     run_dir = Path(str(cfg.paths.output_dir))
     curve_csv = write_csv(run_dir / "tv_lambda_curve.csv", points, CURVE_COLUMNS)
-    mask = mask_name(instantiate_group(cfg, "mask"))
+    mask = mask_name(build_group(cfg, "mask"))
     yaml = (
         f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "
         f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"

@@ -269,10 +269,6 @@ def read_volume_info(
         DataError: one line naming the file and the offending key.
     """
     path = Path(path)
-    if challenge is not None and challenge not in CHALLENGES:
-        raise DataError(path, f"unknown challenge {challenge!r}, expected one of {CHALLENGES}")
-    if split is not None and split not in SPLITS:
-        raise DataError(path, f"unknown split {split!r}, expected one of {SPLITS}")
     try:
         with open_h5(path) as hf:
             challenge, kshape = _check_kspace(hf, path, challenge)

@@ -21,14 +21,6 @@ from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, s
 from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
 
 
-def _rate(name: str, rate: float | None) -> float:
-    if rate is None:
-        return 1.0
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-        raise ValueError(f"{name}={rate!r} must be a number in (0, 1]")
-    return float(rate)
-
-
 def _subsample(count: int, rate: float, rng: np.random.Generator) -> list[int]:
     """Sorted indices of ``max(1, round(count * rate))`` of ``range(count)``, drawn by ``rng``."""
     if rate >= 1.0:
@@ -60,8 +52,9 @@ class SliceDataset(torch.utils.data.Dataset):
         challenge: "singlecoil" or "multicoil".
         split: "train", "val", "test" or "challenge".
         acquisitions: keep only volumes whose attr ``acquisition`` is one of these.
-        sample_rate: fraction of slices kept (at least one), drawn with ``seed``.
-        volume_sample_rate: fraction of volumes kept (at least one); not with ``sample_rate``.
+        sample_rate: fraction of slices kept (at least one), in (0, 1], drawn with ``seed``.
+        volume_sample_rate: fraction of volumes kept (at least one), in (0, 1] or None (all);
+            not with ``sample_rate``.
         seed: seed of the ``numpy.random.default_rng`` that draws the subsets.
         files: volumes to index instead of the whole split (bare names are in the split folder).
         max_open_files: open handles kept per process.
@@ -87,10 +80,7 @@ class SliceDataset(torch.utils.data.Dataset):
         check_finite: bool = True,
     ) -> None:
         folder = split_dir(root, challenge, split)
-        sample_rate, volume_rate = (
-            _rate("sample_rate", sample_rate),
-            _rate("volume_sample_rate", volume_sample_rate),
-        )
+        volume_rate = 1.0 if volume_sample_rate is None else volume_sample_rate
         if sample_rate < 1 and volume_rate < 1:
             raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
         if max_open_files < 1:

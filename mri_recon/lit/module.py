@@ -76,10 +76,16 @@ class ReconModule(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        _check_arguments(optimizer, scheduler, train_crop_size, num_log_images, seed)
+        _check_arguments(train_crop_size, num_log_images)
         net_spec = to_plain(net_spec) if net_spec is not None else net_spec_of(net)
         if not isinstance(net_spec, dict) or not isinstance(net_spec.get("_target_"), str):
             raise TypeError(f"net_spec must be a mapping with a '_target_', got {net_spec!r}")
+        # built once here, so that a bad optim or scheduler group fails before training
+        trial = _build_once(optimizer, net.parameters(), "optim", Optimizer)
+        if any(not group["lr"] > 0 for group in trial.param_groups):
+            raise ValueError(f"optim.lr must be > 0, got {trial.param_groups[0]['lr']!r}")
+        if scheduler is not None:
+            _build_once(scheduler, trial, "scheduler", LRScheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "loss"])
         self.reconstructor = ImageReconstructor(net)
         self.loss = loss if loss is not None else L1Loss()
@@ -200,10 +206,6 @@ class ReconModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimizer from the partial; the scheduler (if any) steps once per epoch."""
         optimizer = self.optimizer_factory(self.parameters())
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                f"optim: the optimizer partial built {type(optimizer).__name__}, not an Optimizer"
-            )
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
@@ -222,16 +224,8 @@ class ReconModule(pl.LightningModule):
         }
 
 
-def _check_arguments(
-    optimizer: Any, scheduler: Any, train_crop_size: Any, num_log_images: Any, seed: Any
-) -> None:
-    """Raise TypeError/ValueError naming the config field (``module.*``, ``optim``, ...)."""
-    if not callable(optimizer):
-        raise TypeError(f"optim: must build a callable params -> Optimizer, got {optimizer!r}")
-    if scheduler is not None and not callable(scheduler):
-        raise TypeError(
-            f"scheduler: must build a callable Optimizer -> LRScheduler, got {scheduler!r}"
-        )
+def _check_arguments(train_crop_size: Any, num_log_images: Any) -> None:
+    """Raise ValueError naming the ``module.*`` field that is out of range."""
     if train_crop_size is not None and (
         isinstance(train_crop_size, bool)
         or not isinstance(train_crop_size, int)
@@ -246,8 +240,22 @@ def _check_arguments(
         or num_log_images < 0
     ):
         raise ValueError(f"module.num_log_images must be an int >= 0, got {num_log_images!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
+
+def _build_once(factory: Any, arg: Any, group: str, base: type) -> Any:
+    """``factory(arg)``, checked to be a ``base``, with torch's own checks (lr, weight_decay,
+    betas, ...) as errors naming ``group``."""
+    target = getattr(factory, "func", factory)  # Hydra's _partial_ is a functools.partial
+    if not callable(factory) or (isinstance(target, type) and not issubclass(target, base)):
+        name = getattr(target, "__name__", repr(target))
+        raise TypeError(f"{group}._target_: {name} is not an {base.__name__}")
+    try:
+        built = factory(arg)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{group}: {err}") from None
+    if not isinstance(built, base):
+        raise TypeError(f"{group}._target_: built {type(built).__name__}, not an {base.__name__}")
+    return built
 
 
 def random_crop(

@@ -85,10 +85,6 @@ class BucketBatchSampler(Sampler[list]):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         if len(keys) == 0:
             raise ValueError("keys is empty: there is nothing to sample")
         if num_replicas is not None and (rank is None or not 0 <= rank < num_replicas):

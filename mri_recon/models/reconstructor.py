@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mri_recon.baselines.base import check_inputs
-from mri_recon.baselines.zero_filled import ZeroFilled
+from mri_recon.baselines.zero_filled import zero_filled
 
 
 class ImageReconstructor(nn.Module):
@@ -45,7 +45,6 @@ class ImageReconstructor(nn.Module):
         self.name = name
         self.eps = float(eps)
         self.clamp = float(clamp)
-        self._zero_filled = ZeroFilled()
 
     def zero_filled(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, crop_size: tuple[int, int]
@@ -60,7 +59,7 @@ class ImageReconstructor(nn.Module):
         Returns:
             float32 (B, h, w): RSS over coils of the cropped IFFT.
         """
-        return self._zero_filled(masked_kspace, mask, None, crop_size)
+        return zero_filled(masked_kspace, crop_size)  # the mask's zeros are in the data
 
     def normalize(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-slice normalisation of the network input, as fastMRI's UnetDataTransform.
@@ -72,10 +71,6 @@ class ImageReconstructor(nn.Module):
             ``(x, mean, std)``: x float (B, h, w) = ``((image - mean) / std)`` clamped;
             mean (B,) and std (B,) (the sample std, unbiased, plus ``eps``: the divisor).
         """
-        if image.ndim != 3 or not image.is_floating_point():
-            raise ValueError(
-                f"normalize: image must be real (B, h, w), got {image.dtype} {tuple(image.shape)}"
-            )
         std, mean = torch.std_mean(image, dim=(-2, -1))  # (B,), (B,); unbiased as torch.std
         std = std + self.eps
         return self.normalize_like(image, mean, std), mean, std
@@ -105,8 +100,6 @@ class ImageReconstructor(nn.Module):
         Returns:
             float (B, h, w), the network output in normalised units.
         """
-        if x.ndim != 3:
-            raise ValueError(f"predict_normalized: x must be (B, h, w), got {tuple(x.shape)}")
         out = self.net(x.unsqueeze(1))  # (B, 1, h, w)
         if out.shape != (x.shape[0], 1, *x.shape[-2:]):
             raise ValueError(

@@ -164,16 +164,11 @@ class Unet(nn.Module):
         return output + image if self.residual else output
 
     def _check_input(self, image: torch.Tensor) -> None:
-        if not isinstance(image, torch.Tensor) or image.ndim != 4:
-            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image)
-            raise ValueError(f"Unet input image must be (B, in_chans, h, w), got {shape}")
-        if not image.is_floating_point():
-            raise TypeError(f"Unet input image must be real floating point, got {image.dtype}")
         min_size = 2**self.num_pool_layers
-        if image.shape[1] != self.in_chans or min(image.shape[-2:]) < min_size:
+        if image.ndim != 4 or image.shape[1] != self.in_chans or min(image.shape[-2:]) < min_size:
             raise ValueError(
-                f"Unet input image of shape {tuple(image.shape)}: expected {self.in_chans} "
-                f"channels and h, w >= 2**num_pool_layers = {min_size}"
+                f"Unet input image of shape {tuple(image.shape)}: expected (B, in_chans, h, w) "
+                f"with {self.in_chans} channels and h, w >= 2**num_pool_layers = {min_size}"
             )
 
 

@@ -13,17 +13,6 @@ import torch
 _DIMS = (-2, -1)
 
 
-def _check_complex(name: str, x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_complex():
-        raise TypeError(f"{name} must be complex, got dtype {x.dtype} with shape {tuple(x.shape)}")
-    if x.ndim < 2:
-        raise ValueError(
-            f"{name} must have at least 2 dims (..., H, W), got shape {tuple(x.shape)}"
-        )
-
-
 def fft2c(image: torch.Tensor) -> torch.Tensor:
     """Centered orthonormal 2-D FFT: image -> k-space.
 
@@ -33,7 +22,6 @@ def fft2c(image: torch.Tensor) -> torch.Tensor:
     Returns:
         complex tensor (..., H, W), same dtype.
     """
-    _check_complex("image", image)
     return fftc(image, _DIMS)
 
 
@@ -46,7 +34,6 @@ def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
     Returns:
         complex tensor (..., H, W), same dtype.
     """
-    _check_complex("kspace", kspace)
     return ifftc(kspace, _DIMS)
 
 

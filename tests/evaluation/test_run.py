@@ -18,7 +18,6 @@ from mri_recon.evaluation import (
     CSV_COLUMNS,
     EvalSettings,
     Staging,
-    reconstruct_volume,
     run_evaluation,
     write_json,
 )
@@ -233,16 +232,6 @@ def test_test_split_uses_the_stored_mask(tmp_path, fastmri_split) -> None:
     with open(run_dir / "per_volume.csv") as f:
         assert {r["ssim"] for r in csv.DictReader(f)} == {""}
     assert json.loads((run_dir / "summary.json").read_text())["metrics"] == []
-
-
-def test_method_with_wrong_output_shape_is_named(tmp_path) -> None:
-    def bad(masked_kspace, mask, sens_maps, crop_size):
-        return torch.zeros(masked_kspace.shape[0], 5, 5)
-
-    bad.needs_sens_maps = False
-    kspace = torch.zeros(2, 1, 16, 12, dtype=torch.complex64)
-    with pytest.raises(ValueError, match="method 'bad' returned"):
-        reconstruct_volume({"bad": bad}, kspace, torch.ones(12, dtype=torch.bool), (8, 8))
 
 
 def test_json_writer_is_strict(tmp_path) -> None:
