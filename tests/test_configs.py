@@ -193,6 +193,8 @@ def test_unknown_key_fails_composition(tmp_path: Path) -> None:
         (["optim._target_=torch.optim.NoSuchOptimizer"], "optim._target_"),
         (["optim.lr=0"], "optim.lr"),
         (["optim.weight_decay=-1"], "optim.weight_decay"),
+        (["optim=sgd_momentum", "optim.momentum=-1"], "optim.momentum"),
+        (["scheduler=step", "scheduler._target_=torch.optim.SGD"], "scheduler._target_"),
         (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size"),
         (["scheduler=step", "scheduler.gamma=0"], "scheduler.gamma"),
         (["data.batch_size=0"], "data.batch_size"),

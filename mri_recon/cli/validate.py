@@ -40,8 +40,8 @@ def _value(cfg: DictConfig, key: str) -> Any:
 def _source(cfg: DictConfig, key: str) -> str:
     """The key a value was set under: ``seed`` for ``data.seed: ${seed}``, else ``key``."""
     parent, _, leaf = key.rpartition(".")
-    node = OmegaConf.select(cfg, parent) if parent else cfg
-    raw = OmegaConf.to_container(node, resolve=False).get(leaf) if node is not None else None
+    node = OmegaConf.select(cfg, parent) if parent else None
+    raw = OmegaConf.to_container(node)[leaf] if isinstance(node, DictConfig) else None
     found = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     return found.group(1) if found else key
 
@@ -57,13 +57,12 @@ def config_error(cfg: DictConfig, group: str, err: BaseException) -> ConfigError
     reason = one_line(err.__cause__ or err)
     field = group
     lead = _LEADING_FIELD.fullmatch(reason)
-    if lead and lead.group(1) != group and _value(cfg, lead.group(1)) is not _MISSING:
+    if lead and _value(cfg, lead.group(1)) is not _MISSING:
         field, reason = _source(cfg, lead.group(1)), lead.group(3)
-    elif lead and lead.group(1) == group:
-        reason = lead.group(3)
     node = _value(cfg, field)
     if isinstance(node, DictConfig):
-        named = [k for k in node if not k.startswith("_") and re.search(rf"\b{k}\b", reason)]
+        words = set(re.findall(r"\w+", reason))
+        named = [k for k in node if not k.startswith("_") and k in words]
         field = f"{field}.{named[0]}" if len(named) == 1 else field
     if isinstance(err.__cause__, ImportError):  # Hydra could not import the _target_
         field = f"{group}._target_"
