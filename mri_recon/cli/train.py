@@ -26,13 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
-<<<<<<< HEAD
-from mri_recon.cli.validate import build_group, check_train_config
-from mri_recon.fileio import write_atomic, write_csv
-=======
 from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
-from mri_recon.fileio import write_atomic
->>>>>>> 65f738a (One value, one check: constructors check their config values, the CLI has one builder)
+from mri_recon.fileio import write_atomic, write_csv
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
