@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fastmri
+import numpy as np
 import pytest
 import torch
 from fastmri.data import transforms as T
@@ -35,6 +36,19 @@ def test_crop_size_for_narrow_images() -> None:
     # fastMRI: FLAIR volumes narrower than the target are cropped to (W, W).
     assert crop_size_for(260, (320, 320)) == (260, 260)
     assert crop_size_for(300, (320, 310)) == (300, 300)
+
+
+@pytest.mark.parametrize("target_size", [(6, 8), (8, 6), (7, 7)])
+@pytest.mark.parametrize("width", [5, 6, 7, 8, 9, 11])
+def test_crop_size_for_matches_fastmri_unet_transform(
+    target_size: tuple[int, int], width: int
+) -> None:
+    """fastMRI's own UnetDataTransform decides the crop: image widths below, equal to and
+    above the target width, odd and even, with non-square targets either way round."""
+    kspace = np.ones((11, width), dtype=np.complex64)  # single-coil (H, W), H >= every crop
+    attrs = {"recon_size": (*target_size, 1), "max": 1.0}
+    sample = T.UnetDataTransform("singlecoil")(kspace, None, None, attrs, "f.h5", 0)
+    assert crop_size_for(width, target_size) == tuple(sample.image.shape)
 
 
 def test_rss_matches_fastmri() -> None:
