@@ -12,6 +12,7 @@ from fastmri.data import subsample
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, center_band, file_seed
 
 W = 367  # odd and non-square on purpose
+WIDTHS = (W, 368, 372)  # and even widths of genuine fastMRI knee k-space
 
 
 def _center_slice(num_cols: int, num_low: int) -> slice:
@@ -19,49 +20,80 @@ def _center_slice(num_cols: int, num_low: int) -> slice:
     return slice(pad, pad + num_low)
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("mask_type", ["random", "equispaced_fraction"])
 @pytest.mark.parametrize(("cf", "r"), [(0.08, 4), (0.04, 8)])
-def test_rate_about_one_over_r_with_full_center(mask_type: str, cf: float, r: int) -> None:
+def test_rate_about_one_over_r_with_full_center(
+    mask_type: str, cf: float, r: int, width: int
+) -> None:
     fn = ColumnMaskFunc(mask_type, [cf], [r])
     rates = []
     for seed in range(40):
-        s = fn(W, seed=seed)
-        assert s.mask.dtype == torch.bool and s.mask.shape == (W,)
+        s = fn(width, seed=seed)
+        assert s.mask.dtype == torch.bool and s.mask.shape == (width,)
         assert s.acceleration == r and s.center_fraction == cf
-        assert s.num_low_frequencies == round(W * cf)
-        assert s.mask[_center_slice(W, s.num_low_frequencies)].all()
+        assert s.num_low_frequencies == round(width * cf)
+        assert s.mask[_center_slice(width, s.num_low_frequencies)].all()
         start, stop = center_band(s.mask)
         assert stop - start >= s.num_low_frequencies
         rates.append(s.mask.float().mean().item())
     assert abs(np.mean(rates) - 1 / r) < 0.1 / r
 
 
-def test_plain_equispaced_is_fastmri_denser_definition() -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_plain_equispaced_is_fastmri_denser_definition(width: int) -> None:
     cf, r = 0.08, 4
-    s = ColumnMaskFunc("equispaced", [cf], [r])(W, seed=3)
-    ref, num_low = subsample.EquiSpacedMaskFunc([cf], [r])((1, W, 1), seed=3)
+    s = ColumnMaskFunc("equispaced", [cf], [r])(width, seed=3)
+    ref, num_low = subsample.EquiSpacedMaskFunc([cf], [r])((1, width, 1), seed=3)
     assert torch.equal(s.mask, ref.reshape(-1) > 0) and s.num_low_frequencies == num_low
-    assert s.mask.sum().item() > W / r  # center band + every R-th column: denser than 1/R
+    assert s.mask.sum().item() > width / r  # center band + every R-th column: denser than 1/R
     outer = s.mask.clone()
-    outer[_center_slice(W, num_low)] = False
+    outer[_center_slice(width, num_low)] = False
     cols = torch.nonzero(outer).reshape(-1)
     assert len(cols) > 0 and bool(((cols - cols[0]) % r == 0).all())  # every R-th column
 
 
-@pytest.mark.parametrize(
-    ("mask_type", "cls"),
-    [
-        ("random", subsample.RandomMaskFunc),
-        ("equispaced_fraction", subsample.EquispacedMaskFractionFunc),
-    ],
-)
-def test_equals_fastmri_for_same_seed(mask_type: str, cls: type) -> None:
+FASTMRI_MASKS = {
+    "random": subsample.RandomMaskFunc,
+    "equispaced": subsample.EquiSpacedMaskFunc,
+    "equispaced_fraction": subsample.EquispacedMaskFractionFunc,
+}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("mask_type", ["random", "equispaced_fraction"])
+def test_equals_fastmri_for_same_seed(mask_type: str, width: int) -> None:
     cfs, rs = [0.08, 0.04], [4, 8]
     for seed in [0, 7, file_seed("file1000022.h5")]:
-        ours = ColumnMaskFunc(mask_type, cfs, rs)(W, seed=seed)
-        ref, num_low = cls(cfs, rs)((1, W, 1), seed=seed)
+        ours = ColumnMaskFunc(mask_type, cfs, rs)(width, seed=seed)
+        ref, num_low = FASTMRI_MASKS[mask_type](cfs, rs)((1, width, 1), seed=seed)
         assert torch.equal(ours.mask, ref.reshape(-1) > 0)
         assert ours.num_low_frequencies == num_low
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("mask_type", list(FASTMRI_MASKS))
+def test_mixed_accelerations_report_the_pair_drawn(mask_type: str, width: int) -> None:
+    """configs/mask/random_4x8x and friends: each call draws one (center_fraction,
+    acceleration) pair; what is reported must be that pair, the one fastMRI used for the
+    mask (its num_low_frequencies and its density), not another config entry."""
+    cfs, rs = [0.08, 0.04], [4, 8]
+    fn = ColumnMaskFunc(mask_type, cfs, rs)
+    reported = set()
+    for seed in [*range(40), file_seed("file1000022.h5"), file_seed("file1001.h5")]:
+        s = fn(width, seed=seed)
+        ref, num_low = FASTMRI_MASKS[mask_type](cfs, rs)((1, width, 1), seed=seed)
+        assert torch.equal(s.mask, ref.reshape(-1) > 0)
+        pair, n = (s.center_fraction, s.acceleration), int(s.mask.sum())
+        why = f"seed {seed}: reported {pair}, {s.num_low_frequencies}; fastMRI drew {num_low}, {n}"
+        assert pair in zip(cfs, rs, strict=True), why
+        assert s.num_low_frequencies == num_low == round(width * s.center_fraction), why
+        # sampled columns: W / R, or the center plus every R-th other column (equispaced)
+        dense = mask_type == "equispaced"
+        expected = {r: num_low + (width - num_low) / r if dense else width / r for r in rs}
+        assert min(rs, key=lambda r: abs(n - expected[r])) == s.acceleration, why
+        reported.add(pair)
+    assert reported == set(zip(cfs, rs, strict=True))
 
 
 def test_same_seed_same_mask_and_different_seeds_differ() -> None:
