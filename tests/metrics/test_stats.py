@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from mri_recon.metrics.stats import (
     ALL,
@@ -21,6 +22,38 @@ def test_interval_covers_mean_and_is_reproducible() -> None:
     assert low < values.mean() < high
     assert (low, high) == bootstrap_ci(values, seed=3)
     assert (low, high) != bootstrap_ci(values, seed=4)
+
+
+def test_default_interval_is_the_95_percent_percentile_bootstrap() -> None:
+    """Against scipy's percentile bootstrap of the mean on skewed data: both ends agree to
+    0.1 standard errors (Monte Carlo error ~0.03 at 20,000 resamples), while a 90% or 99%
+    interval is off by 0.3-0.6 standard errors at each end. Checked through the defaults
+    of every public entry (bootstrap_ci, describe, summarize, paired_differences)."""
+    values = np.random.default_rng(5).exponential(1.0, size=40)
+    ref = scipy.stats.bootstrap(
+        (values,), np.mean, n_resamples=20000, method="percentile", rng=np.random.default_rng(1)
+    ).confidence_interval
+    se = values.std() / np.sqrt(values.size)
+    rows = [
+        {"fname": f"f{i}", "method": m, "acceleration": 4, "acquisition": "pd", "v": v}
+        for i, x in enumerate(values)
+        for m, v in (("zero_filled", 0.0), ("tv", x))
+    ]
+    n = 20000
+    tv_rows = [r for r in rows if r["method"] == "tv"]
+    intervals = {
+        "bootstrap_ci": bootstrap_ci(values, num_resamples=n),
+        "describe": describe(values, num_resamples=n),
+        "summarize": summarize(tv_rows, ["v"], num_resamples=n)[0]["v"],
+        "paired_differences": paired_differences(rows, ["v"], num_resamples=n)[0]["v"],
+    }
+    for name, ci in intervals.items():
+        low, high = ci if isinstance(ci, tuple) else (ci.ci_low, ci.ci_high)
+        assert abs(low - ref.low) < 0.1 * se and abs(high - ref.high) < 0.1 * se, (
+            name,
+            (low, high),
+            (ref.low, ref.high),
+        )
 
 
 def test_global_numpy_state_is_untouched() -> None:
