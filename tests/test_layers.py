@@ -1,5 +1,5 @@
 """The layers point one way (docs/DESIGN.md draws them; ALLOWED is the rule); fileio (atomic
-writes) serves every layer that writes. Lightning is imported only in mri_recon/lit/, Hydra
+writes) serves every layer that writes; runinfo (framework-free run records) serves cli. Lightning is imported only in mri_recon/lit/, Hydra
 and its OmegaConf only in mri_recon/cli/. No two modules of the package import each other,
 directly or round a longer loop, at any level of a file."""
 
@@ -15,6 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "mri_recon"
 # subpackage -> mri_recon subpackages it may import
 ALLOWED = {
     "fileio": set(),
+    "runinfo": {"fileio"},
     "physics": set(),
     "data": {"fileio", "physics"},
     "models": {"physics", "baselines"},
@@ -33,6 +34,7 @@ ALLOWED = {
         "viz",
         "evaluation",
         "lit",
+        "runinfo",
     },
 }
 THIRD_PARTY_ONLY_IN = {

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from mri_recon.baselines import BASELINES, Reconstructor
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, one_line, run_hydra_main
+from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
@@ -185,6 +186,7 @@ _SETTINGS_KEYS = {
     "num_resamples": "stats.num_resamples",
     "seed": "stats.seed",
     "progress": "progress",
+    "export": "export",
 }
 
 
@@ -211,6 +213,7 @@ def settings_from_config(
             run_dir=Path(str(cfg.paths.output_dir)),
             device=device,
             reference=reference,
+            provenance=True,
         )
     except (ValueError, TypeError) as err:
         field, _, reason = one_line(err).partition(" ")
@@ -237,7 +240,9 @@ def evaluate(cfg: DictConfig) -> EvalReport:
     set_torch_threads(cfg)
     settings = settings_from_config(cfg, device, reference)
     methods = build_methods(cfg, names, device, checkpoints)
+    record = RunRecord(cfg)
     report = run_evaluation(settings, methods)
+    record.finish_eval(settings, report)  # provenance.json
     print(report.markdown, flush=True)
     print(f"outputs: {settings.run_dir}", flush=True)
     return report

@@ -11,7 +11,8 @@
 is a one-line error naming the field, before anything is built), seeds, instantiates the
 data module, network, ReconModule, loggers, callbacks and trainer from their groups, fits
 (resuming from ``ckpt_path``), validates the best (or last) checkpoint, and writes
-``metrics.json`` and ``val_volumes.csv`` into the run directory (``paths.output_dir``),
+``metrics.json``, ``val_volumes.csv`` and ``provenance.json`` (code, data hashes, versions,
+hardware, resources; :mod:`mri_recon.cli.provenance`) into the run directory (``paths.output_dir``),
 next to ``checkpoints/``, ``csv/``, ``tensorboard/`` and Hydra's ``.hydra/``.
 """
 
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
+from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
 from mri_recon.fileio import write_atomic, write_csv
 
@@ -88,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     mask_func = build_group(cfg, "mask")
     # Lightning is imported only once the config checks passed: a bad command line fails
     # in about a second, not after Lightning's import
+    from mri_recon.lit.callbacks import SliceCounter
     from mri_recon.lit.training import (
         callbacks_for_loggers,
         fit_and_validate,
@@ -102,14 +105,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # bad data files fail here, before anything is trained
     loggers = build_list(cfg, "logger")
     callbacks = callbacks_for_loggers(build_list(cfg, "callbacks"), loggers)
+    callbacks.append(counter := SliceCounter())
     with torch_flags_restored():
         trainer = build_group(cfg, "trainer", logger=loggers or False, callbacks=callbacks)
+        record = RunRecord.start_train(cfg, mask_func)  # provenance.json: a running segment
         result = fit_and_validate(
             trainer, module, datamodule, ckpt_path=cfg.ckpt_path, validate_ckpt=cfg.validate_ckpt
         )
     if result.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
         write_run_outputs(run_dir, result)
+        record.finish_train(result, trainer, counter.slices * trainer.world_size)
         print(
             f"run directory: {run_dir} (validated {result.checkpoint or 'final weights'})",
             flush=True,

@@ -89,6 +89,7 @@ class VolumeInfo:
         acceleration: attr ``acceleration`` or None.
         attrs: all file attrs as Python values.
         warnings: non-fatal findings, one line each.
+        recon_fov_mm: header ``reconSpace/fieldOfView_mm`` (x, y, z), or None if absent.
     """
 
     path: Path
@@ -114,11 +115,20 @@ class VolumeInfo:
     acceleration: float | None
     attrs: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    recon_fov_mm: tuple[float, float, float] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int]:
         """(H, W) of the k-space and of the full image."""
         return (self.kspace_shape[-2], self.kspace_shape[-1])
+
+    @property
+    def voxel_size_mm(self) -> tuple[float, float, float] | None:
+        """(x, y, z) = reconSpace field of view / matrix size: rows (readout), columns
+        (phase encode) and slice thickness in mm; None without a field of view."""
+        if self.recon_fov_mm is None:
+            return None
+        return tuple(f / n for f, n in zip(self.recon_fov_mm, self.recon_size, strict=True))
 
 
 def _dataset(hf: h5py.File, path: Path, key: str) -> h5py.Dataset | None:
@@ -309,6 +319,7 @@ def read_volume_info(
         acceleration=_number(path, attrs, "acceleration", positive=True),
         attrs=attrs,
         warnings=tuple(warnings),
+        recon_fov_mm=hdr.recon_fov_mm,
     )
 
 

@@ -29,12 +29,15 @@ class IsmrmrdHeader:
         recon_size: (x, y, z) of ``reconSpace/matrixSize``, e.g. (320, 320, 1).
         center: ``kspace_encoding_step_1/center``.
         maximum: ``kspace_encoding_step_1/maximum``.
+        recon_fov_mm: (x, y, z) of ``reconSpace/fieldOfView_mm``, or None if absent; the
+            voxel size is ``recon_fov_mm / recon_size`` (z: the slice thickness).
     """
 
     encoded_size: tuple[int, int, int]
     recon_size: tuple[int, int, int]
     center: int
     maximum: int
+    recon_fov_mm: tuple[float, float, float] | None = None
 
     @property
     def padding_left(self) -> int:
@@ -45,18 +48,31 @@ class IsmrmrdHeader:
         return self.padding_left + self.maximum + 1
 
 
-def _query(root: ET.Element, path: list[str]) -> int:
+def _query(root: ET.Element, path: list[str], kind: type = int) -> int | float:
     ns = {"i": NAMESPACE}
     xpath = "." + "".join(f"//i:{p}" for p in path)
     el = root.find(xpath, ns)
     if el is None or el.text is None:
         raise HeaderError(f"ismrmrd_header has no {'/'.join(path)}")
     try:
-        return int(el.text.strip())
+        return kind(el.text.strip())
     except ValueError:
         raise HeaderError(
-            f"ismrmrd_header {'/'.join(path)} is not an integer: {el.text!r}"
+            f"ismrmrd_header {'/'.join(path)} is not {'an integer' if kind is int else 'a number'}: "
+            f"{el.text!r}"
         ) from None
+
+
+def _fov(root: ET.Element) -> tuple[float, float, float] | None:
+    """``reconSpace/fieldOfView_mm`` (x, y, z), or None when absent (only NIfTI export
+    needs it); present but not positive numbers is a HeaderError."""
+    path = ["encoding", "reconSpace", "fieldOfView_mm"]
+    if root.find("." + "".join(f"//i:{p}" for p in path), {"i": NAMESPACE}) is None:
+        return None
+    fov = tuple(float(_query(root, [*path, a], float)) for a in "xyz")
+    if not all(v > 0 for v in fov):
+        raise HeaderError(f"ismrmrd_header {'/'.join(path)} must be positive, got {fov}")
+    return fov  # type: ignore[return-value]
 
 
 def parse_ismrmrd_header(xml: bytes | str) -> IsmrmrdHeader:
@@ -77,6 +93,7 @@ def parse_ismrmrd_header(xml: bytes | str) -> IsmrmrdHeader:
         recon_size=tuple(_query(root, rec + [a]) for a in "xyz"),  # type: ignore[arg-type]
         center=_query(root, lim + ["center"]),
         maximum=_query(root, lim + ["maximum"]),
+        recon_fov_mm=_fov(root),
     )
 
 

@@ -10,12 +10,13 @@ staging directory is removed, so a failed run leaves no partial outputs.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -67,6 +68,34 @@ def write_reconstruction(path: str | os.PathLike, reconstruction: np.ndarray) ->
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.create_dataset("reconstruction", data=recon.astype(np.float32, copy=False))
     return Path(path)
+
+
+def write_nifti(
+    path: str | os.PathLike, reconstruction: np.ndarray, voxel_size: Sequence[float]
+) -> Path:
+    """Write a volume as gzipped NIfTI-1 (``.nii.gz``) for image viewers, atomically.
+
+    The array axes are (i, j, k) = (column, row counted from the bottom, slice), so a viewer
+    (i to the right, j up) shows each slice as ``matplotlib.pyplot.imshow`` does; the affine
+    is diagonal with the voxel size in mm, so the aspect ratio is right.
+
+    Args:
+        path: destination ``<fname>.nii.gz``.
+        reconstruction: float (S, h, w).
+        voxel_size: (row, column, slice) sizes in mm: the ismrmrd header's reconSpace
+            field of view (x, y, z) / matrix size.
+
+    Returns:
+        ``path``.
+    """
+    import nibabel  # only runs that export need it
+
+    recon = np.asarray(reconstruction, dtype=np.float32)
+    dx, dy, dz = (float(v) for v in voxel_size)
+    data = np.ascontiguousarray(recon[:, ::-1, :].transpose(2, 1, 0))  # (w, h, S)
+    image = nibabel.Nifti1Image(data, np.diag([dy, dx, dz, 1.0]))
+    image.header.set_xyzt_units("mm")
+    return write_atomic(path, gzip.compress(image.to_bytes(), mtime=0))
 
 
 class Staging:

@@ -162,7 +162,8 @@ def write_report(
 
     Args:
         staging, rows, skipped: where to write, the per-volume rows, files left out.
-        run: run description stored in the summary (``challenge``, ``split``, ``mask``, ...).
+        run: run description stored in the summary (``challenge``, ``split``, ``mask``, ...;
+            ``provenance``: the run record the summary points at).
         **bootstrap: ``confidence``, ``num_resamples``, ``seed``, ``reference`` of
             :func:`build_summary`.
 
@@ -172,6 +173,11 @@ def write_report(
     write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS])
     summary, entries, paired = build_summary(rows, skipped, run, **bootstrap)
     markdown = summary_markdown(summary, entries, paired)
+    if run.get("provenance"):
+        markdown += (
+            "\nRun record (code, data hashes, masks, versions, hardware, timings): "
+            "`provenance.json`; `mri-recon-replay <this directory>` re-runs and diffs it.\n"
+        )
     write_json(staging.path("summary.json"), summary)
     write_atomic(staging.path("summary.md"), markdown)
     return summary, markdown

@@ -24,13 +24,15 @@ from tqdm.auto import tqdm
 
 from mri_recon.baselines.base import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
-from mri_recon.evaluation.outputs import Staging, write_reconstruction
+from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
 from mri_recon.viz.figures import comparison_figure, save_figure
+
+EXPORTS = (None, "nifti")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class EvalSettings:
         confidence, num_resamples, seed: bootstrap settings of the summary.
         progress: a tqdm bar over volumes.
         reference: the method the summary's paired differences subtract.
+        export: None, or "nifti": also write ``reconstructions/<method>/<stem>.nii.gz``
+            (the file name without ``.h5``; voxel size from the ismrmrd header).
+        provenance: the caller writes ``provenance.json`` next to the outputs; the summary
+            points at it.
     """
 
     root: Path
@@ -68,6 +74,8 @@ class EvalSettings:
     seed: int = 0
     progress: bool = True
     reference: str = REFERENCE
+    export: str | None = None
+    provenance: bool = False
 
     def __post_init__(self) -> None:
         """Raise ValueError ``<field> <reason>`` for a value out of range."""
@@ -88,6 +96,8 @@ class EvalSettings:
             raise ValueError(f"skip_bad_files must be true or false, got {self.skip_bad_files!r}")
         if not isinstance(self.confidence, (int, float)) or not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.export not in EXPORTS:
+            raise ValueError(f"export {self.export!r} is not supported; use null or nifti")
 
 
 @dataclass
@@ -259,11 +269,13 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
     Writes ``per_volume.csv``, ``summary.md``, ``summary.json``, ``figures/*.png`` (volumes
-    with a target) and ``reconstructions/<method>/<fname>``. Without targets (test split)
+    with a target) and ``reconstructions/<method>/<fname>`` (plus ``<stem>.nii.gz`` with
+    ``export="nifti"``). Without targets (test split)
     the CSV rows have empty metric cells and the summary holds timings only.
 
     Raises:
-        DataError: a bad file (unless ``settings.skip_bad_files``); nothing is published.
+        DataError: a bad file (unless ``settings.skip_bad_files``), or with
+            ``export="nifti"`` a header without a field of view; nothing is published.
     """
     if not methods:
         raise ValueError("methods: at least one method is required")
@@ -271,6 +283,14 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
     infos, skipped = select_volumes(
         s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=s.skip_bad_files
     )
+    if s.export == "nifti":
+        for info in infos:
+            if info.voxel_size_mm is None:
+                raise DataError(
+                    info.path,
+                    "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
+                    "(export=nifti needs it for the voxel size)",
+                )
     rows: list[dict[str, Any]] = []
     num_figures = 0
     with Staging(s.run_dir) as staging:
@@ -287,9 +307,12 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                 volume, vmask, methods, device=s.device, batch_size=s.batch_size
             )
             for name, res in results.items():
-                write_reconstruction(
-                    staging.path(f"reconstructions/{name}/{info.fname}"), res.reconstruction.numpy()
-                )
+                recon = res.reconstruction.numpy()
+                write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"), recon)
+                if s.export == "nifti":
+                    stem = Path(info.fname).stem
+                    path = staging.path(f"reconstructions/{name}/{stem}.nii.gz")
+                    write_nifti(path, recon, info.voxel_size_mm)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)
@@ -305,6 +328,8 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
             "methods": list(methods),
             "device": str(s.device),
         }
+        if s.provenance:
+            run["provenance"] = "provenance.json"
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
         summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
         files = staging.publish()

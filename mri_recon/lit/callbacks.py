@@ -122,3 +122,28 @@ class ValidationTable(pl.Callback):
         if trainer.is_global_zero and table and metrics:
             print(f"\nvalidation (epoch {trainer.current_epoch}, step {trainer.global_step})")
             print(format_table(table, metrics), flush=True)
+
+
+class SliceCounter(pl.Callback):
+    """Count the slices this process trains on and validates (not the sanity check), for
+    the run record's slices per second. Under DDP each rank counts its own shard."""
+
+    def __init__(self) -> None:
+        self.slices = 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.slices += int(batch["kspace"].shape[0])
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:
+            self.slices += int(batch["kspace"].shape[0])

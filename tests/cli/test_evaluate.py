@@ -183,6 +183,7 @@ def test_test_split_writes_reconstructions_with_the_stored_mask(synth_root, tmp_
         ("torch_threads=0", "error: torch_threads: must be an integer >= 1"),
         ("device=tpu", "error: device: 'tpu' is not one of"),
         ("data=3", "error: data: "),
+        ("export=dicom", "error: export: 'dicom' is not supported; use null or nifti"),
     ],
 )
 def test_bad_config_is_one_line(synth_root, tmp_path, capsys, override, message) -> None:

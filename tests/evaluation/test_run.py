@@ -296,3 +296,67 @@ def test_cuda_gives_the_cpu_numbers(tmp_path, fastmri_split) -> None:
         assert (cpu["fname"], cpu["method"]) == (gpu["fname"], gpu["method"])
         for key in ("nmse", "psnr", "ssim"):
             assert gpu[key] == pytest.approx(cpu[key], rel=1e-3), key
+
+
+def _header_with_recon_fov(width: int, recon_size: tuple, fov: tuple | None) -> bytes:
+    """A header whose reconSpace field of view is ``fov`` (x, y, z) mm, or has none."""
+    from mri_recon.data.header import make_ismrmrd_header
+
+    xml = make_ismrmrd_header((64, width, 1), recon_size).decode()
+    head, rest = xml.split("<reconSpace>")
+    recon, tail = rest.split("</reconSpace>")
+    recon = recon[: recon.index("<fieldOfView_mm>")]
+    if fov is not None:
+        recon += "<fieldOfView_mm>" + "".join(
+            f"<{a}>{v}</{a}>" for a, v in zip("xyz", fov, strict=True)
+        )
+        recon += "</fieldOfView_mm>"
+    return f"{head}<reconSpace>{recon}</reconSpace>{tail}".encode()
+
+
+def test_nifti_export_stacks_slices_with_the_header_voxel_size(tmp_path, fastmri_volume) -> None:
+    import nibabel
+
+    root = tmp_path / "data"
+    fov, recon_size = (140.0, 126.0, 3.5), (32, 28, 1)  # voxels 4.375 x 4.5 x 3.5 mm
+    for i, width in enumerate((36, 40)):
+        fastmri_volume(
+            root / "singlecoil_val" / f"file{1000001 + i}.h5",
+            width=width,
+            num_slices=3 + i,
+            seed=i,
+            header=_header_with_recon_fov(width, recon_size, fov),
+        )
+    run_dir = tmp_path / "run"
+    report = run_evaluation(_settings(root, run_dir, export="nifti"), {"zero_filled": ZeroFilled()})
+    assert not list(run_dir.glob(".staging-*"))
+    for fname in ("file1000001", "file1000002"):
+        with h5py.File(run_dir / "reconstructions/zero_filled" / f"{fname}.h5") as hf:
+            recon = hf["reconstruction"][()]  # (S, h, w)
+        image = nibabel.load(run_dir / "reconstructions/zero_filled" / f"{fname}.nii.gz")
+        data = np.asarray(image.dataobj)
+        assert data.shape == (recon.shape[2], recon.shape[1], recon.shape[0])  # (w, h, S)
+        for s in range(recon.shape[0]):  # i = column, j = row from the bottom, k = slice
+            np.testing.assert_array_equal(data[:, :, s], recon[s, ::-1, :].T)
+        # i runs along the columns (reconSpace y), j along the rows (x), k across slices (z)
+        assert image.header.get_zooms() == pytest.approx((126 / 28, 140 / 32, 3.5))
+        np.testing.assert_allclose(np.diag(image.affine), [126 / 28, 140 / 32, 3.5, 1])
+        assert image.header.get_xyzt_units()[0] == "mm"
+    assert len(report.rows) == 2
+
+
+def test_nifti_export_needs_a_field_of_view_and_a_known_format(tmp_path, fastmri_volume) -> None:
+    root = tmp_path / "data"
+    path = fastmri_volume(
+        root / "singlecoil_val" / "file1000001.h5",
+        header=_header_with_recon_fov(36, (32, 32, 1), None),
+    )
+    run_dir = tmp_path / "run"
+    settings = _settings(root, run_dir, export="nifti")
+    with pytest.raises(DataError, match=rf"^{path}: .*reconSpace/fieldOfView_mm"):
+        run_evaluation(settings, {"zero_filled": ZeroFilled()})
+    assert _outputs_present(run_dir) == []
+    report = run_evaluation(_settings(root, run_dir), {"zero_filled": ZeroFilled()})
+    assert report.rows and not list(run_dir.rglob("*.nii.gz"))  # no export: no field needed
+    with pytest.raises(ValueError, match=r"^export 'dicom' is not supported"):
+        _settings(root, run_dir, export="dicom")

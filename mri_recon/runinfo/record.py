@@ -1,0 +1,96 @@
+"""``provenance.json``: the append-only record of a run directory.
+
+Layout (``format_version`` 1)::
+
+    {"format_version": 1, "kind": "train" | "eval", "segments": [segment, ...]}
+
+A segment is one process's stretch of work in the run directory: a training run resumed
+from ``checkpoints/last.ckpt`` appends a segment, never replaces one. A segment is written
+when it starts (``"status": "running"``) and rewritten in place when it ends
+(``"completed"``); a segment still ``running`` after its process ended was killed or
+crashed. See ``docs/DESIGN.md`` for the fields of a segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mri_recon.fileio import write_atomic
+
+FORMAT_VERSION = 1
+RECORD_NAME = "provenance.json"
+KINDS = ("train", "eval")
+
+
+class RecordError(ValueError):
+    """A missing, unreadable or too new run record; the message is one line naming it."""
+
+
+def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The record of ``run_dir``, checked: a JSON object of a known kind and format.
+
+    Raises:
+        RecordError: no record, not JSON, or a ``format_version`` newer than this code.
+    """
+    path = Path(run_dir) / RECORD_NAME
+    if not path.is_file():
+        raise RecordError(f"{path}: no run record (not a run directory of mri-recon-train/eval)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: unreadable run record ({err})") from None
+    version = record.get("format_version") if isinstance(record, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordError(f"{path}: format_version: missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise RecordError(
+            f"{path}: format_version {version} is newer than this mri_recon reads "
+            f"({FORMAT_VERSION}); upgrade mri_recon"
+        )
+    if record.get("kind") not in KINDS or not isinstance(record.get("segments"), list):
+        raise RecordError(f"{path}: kind must be one of {KINDS} with a list of segments")
+    return record
+
+
+def _write(run_dir: Path, record: dict[str, Any]) -> Path:
+    text = json.dumps(record, indent=2, default=str)
+    return write_atomic(run_dir / RECORD_NAME, text + "\n")
+
+
+def append_segment(run_dir: str | os.PathLike, kind: str, segment: dict[str, Any]) -> Path:
+    """Append ``segment`` to the record of ``run_dir`` (a new record if there is none; a
+    record of another kind or an unreadable one is kept aside as ``provenance.json.bak``)."""
+    run_dir = Path(run_dir)
+    try:
+        record = read_record(run_dir)
+        if record["kind"] != kind:
+            raise RecordError(f"a {record['kind']} record")
+    except RecordError:
+        old = run_dir / RECORD_NAME
+        if old.is_file():
+            os.replace(old, old.with_name(RECORD_NAME + ".bak"))
+        record = {"format_version": FORMAT_VERSION, "kind": kind, "segments": []}
+    record["segments"].append(segment)
+    return _write(run_dir, record)
+
+
+def replace_last_segment(run_dir: str | os.PathLike, segment: dict[str, Any]) -> Path:
+    """Rewrite the last segment of ``run_dir``'s record (the one this process appended)."""
+    record = read_record(run_dir)
+    record["segments"][-1] = segment
+    return _write(Path(run_dir), record)
+
+
+def last_completed(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
+    """The last segment with ``"status": "completed"``.
+
+    Raises:
+        RecordError: none completed.
+    """
+    done = [s for s in record["segments"] if s.get("status") == "completed"]
+    if not done:
+        raise RecordError(f"{where}: no completed segment (the run never finished)")
+    return done[-1]
