@@ -10,6 +10,7 @@ reconstruction of a full mask equals the target.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -145,6 +146,19 @@ def write_fastmri_volume(
         if challenge == "singlecoil" and target is not None
         else None,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prescan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The prescan cache in a temporary folder for the whole session (subprocesses inherit it),
+    never the user's ``~/.cache/mri_recon``."""
+    saved = os.environ.get("MRI_RECON_CACHE")
+    os.environ["MRI_RECON_CACHE"] = str(tmp_path_factory.mktemp("mri_recon_cache"))
+    yield Path(os.environ["MRI_RECON_CACHE"])
+    if saved is None:
+        os.environ.pop("MRI_RECON_CACHE", None)
+    else:
+        os.environ["MRI_RECON_CACHE"] = saved
 
 
 @pytest.fixture

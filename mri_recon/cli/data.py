@@ -1,21 +1,26 @@
 """``mri-recon-data``: build the synthetic dataset, check fastMRI folders.
 
-    mri-recon-data synth --out DIR [--preset default|large]
+    mri-recon-data synth --out DIR [--preset default|large|tiny]
                          [--challenge singlecoil|multicoil|both] [--seed N] [--overwrite]
-    mri-recon-data check DIR [--headers-only] [--quiet]
+    mri-recon-data check DIR [--headers-only] [--rescan] [--quiet]
 
 ``check`` prints ``OK <path>`` or ``BAD <path>: <reason>`` per file, then
-``checked N files: a OK, b BAD``. Exit codes: 0 all good, 1 bad data, 2 usage error.
+``checked N files: a OK, b BAD``; its verdicts are those of training and evaluation
+(:func:`mri_recon.data.prescan.scan_volume`, whose clean value scans are cached). Exit codes:
+0 all good, 1 bad data, 2 usage error; a closed output pipe (``check DIR | head``) stops it
+quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 PROG = "mri-recon-data"
+PRESETS = ("default", "large", "tiny")  # mri_recon.data.synthetic.PRESETS (heavy to import)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{synth,check}")
     synth = sub.add_parser("synth", help="generate the synthetic fastMRI-layout dataset")
     synth.add_argument("--out", required=True, type=Path, help="data root to write into")
-    synth.add_argument("--preset", choices=("default", "large"), default="default")
+    synth.add_argument("--preset", choices=PRESETS, default="default")
     synth.add_argument("--challenge", choices=("singlecoil", "multicoil", "both"), default="both")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
@@ -42,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--headers-only",
         action="store_true",
         help="skip the full read for NaN/Inf (keys, shapes, header, attrs only)",
+    )
+    check.add_argument(
+        "--rescan",
+        action="store_true",
+        help="read every slice even of files whose clean scan is cached",
     )
     check.add_argument(
         "--quiet", "-q", action="store_true", help="print only BAD lines and the summary"
@@ -81,7 +91,9 @@ def _check(args: argparse.Namespace) -> int:
         return _error("check", f"{args.dir}: no such file or directory", 2)
     results: list[CheckResult] = []
     try:
-        for result in iter_check_directory(args.dir, full=not args.headers_only):
+        for result in iter_check_directory(
+            args.dir, full=not args.headers_only, rescan=args.rescan
+        ):
             results.append(result)
             if not (args.quiet and result.ok):
                 print(result.line(), flush=True)
@@ -94,7 +106,12 @@ def _check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 bad data, 2 usage error)."""
     args = build_parser().parse_args(argv)
-    return {"synth": _synth, "check": _check}[args.command](args)
+    try:
+        return {"synth": _synth, "check": _check}[args.command](args)
+    except BrokenPipeError:  # e.g. `check DIR | head -3`: stop, without a traceback
+        # stdout is gone: point it at /dev/null so the flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -187,6 +187,7 @@ _SETTINGS_KEYS = {
     "seed": "stats.seed",
     "progress": "progress",
     "export": "export",
+    "prescan": "data.prescan",
 }
 
 

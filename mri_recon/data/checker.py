@@ -3,7 +3,10 @@
 A file's challenge and split are taken from its folder name (``<challenge>_<split>``) where it
 follows fastMRI's convention, so a train or val file without its target is bad; elsewhere the
 challenge comes from the k-space rank and a file without target must carry its ``mask``.
-Hidden files (``.*``) are skipped, like :func:`mri_recon.data.fastmri.list_volumes` does.
+The verdict is :func:`mri_recon.data.prescan.scan_volume`'s, the one training and evaluation
+use. Hidden files (``.*``) are skipped, like :func:`mri_recon.data.fastmri.list_volumes` does;
+symlinked folders are followed (as training and evaluation follow a symlinked split folder)
+and a dangling ``.h5`` symlink is reported BAD.
 """
 
 from __future__ import annotations
@@ -13,13 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mri_recon.data.fastmri import (
-    DataError,
-    VolumeInfo,
-    check_volume,
-    parse_split_dir,
-    read_volume_info,
-)
+from mri_recon.data.fastmri import DataError, VolumeInfo, parse_split_dir
+from mri_recon.data.prescan import scan_volume
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +47,8 @@ class CheckResult:
 
 
 def find_volumes(path: str | os.PathLike) -> list[Path]:
-    """The ``.h5`` files under ``path`` (recursively, sorted), or ``[path]`` for a file.
+    """The ``.h5`` files under ``path`` (recursively through symlinked folders, sorted; dangling
+    ``.h5`` symlinks included, so they are reported), or ``[path]`` for a file.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -60,27 +59,35 @@ def find_volumes(path: str | os.PathLike) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    files = sorted(
-        p
-        for p in path.rglob("*.h5")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
+    files, seen = [], set()
+    for folder, dirs, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop, or a second link to a folder already listed
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(folder) / n for n in names if n.endswith(".h5") and not n.startswith(".")]
+    files = sorted(p for p in files if p.is_file() or not p.exists())  # dangling: reported
     if not files:
         raise DataError(path, "no .h5 files under this directory")
     return files
 
 
-def check_file(path: str | os.PathLike, full: bool = True) -> CheckResult:
+def check_file(path: str | os.PathLike, full: bool = True, rescan: bool = False) -> CheckResult:
     """Check one volume; never raises for bad data.
 
     Args:
         path: the ``.h5`` file.
         full: also read every slice to find NaN/Inf (else header, keys, shapes and attrs only).
+        rescan: read every slice even where a clean scan of the unchanged file is cached.
     """
     path = Path(path)
     challenge, split = parse_split_dir(path.parent) or (None, None)
+    if path.is_symlink() and not path.exists():
+        return CheckResult(path, False, f"dangling symlink (to {os.readlink(path)})")
     try:
-        info = (check_volume if full else read_volume_info)(path, challenge, split)
+        info = scan_volume(path, challenge, split, "full" if full else "header", rescan)
     except DataError as err:
         reason = str(err).removeprefix(f"{path}: ")
         return CheckResult(path, False, " ".join(reason.split()))
@@ -90,10 +97,12 @@ def check_file(path: str | os.PathLike, full: bool = True) -> CheckResult:
     return CheckResult(path, True, info=info, warnings=info.warnings)
 
 
-def iter_check_directory(path: str | os.PathLike, full: bool = True) -> Iterator[CheckResult]:
+def iter_check_directory(
+    path: str | os.PathLike, full: bool = True, rescan: bool = False
+) -> Iterator[CheckResult]:
     """:func:`check_file` on each of :func:`find_volumes` (``path``), one result at a time."""
     for file in find_volumes(path):
-        yield check_file(file, full=full)
+        yield check_file(file, full=full, rescan=rescan)
 
 
 def check_directory(path: str | os.PathLike, full: bool = True) -> list[CheckResult]:

@@ -32,7 +32,7 @@ import torch
 
 from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
-from mri_recon.physics.crop import crop_size_for
+from mri_recon.physics.crop import center_crop, crop_size_for
 from mri_recon.physics.masks import center_band
 
 CHALLENGES = ("singlecoil", "multicoil")
@@ -62,7 +62,11 @@ def list_volumes(root: str | os.PathLike, challenge: str, split: str) -> list[Pa
     folder = split_dir(root, challenge, split)
     if not folder.is_dir():
         raise DataError(folder, f"no such directory (expected {challenge}_{split}/ under root)")
-    files = sorted(p for p in folder.glob("*.h5") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
+    for p in files:
+        if p.is_symlink() and not p.exists():
+            raise DataError(p, f"dangling symlink (to {os.readlink(p)})")
+    files = [p for p in files if p.is_file()]
     if not files:
         raise DataError(folder, "no .h5 files in this directory")
     return files
@@ -258,6 +262,10 @@ def _crop(
     size = target_shape or (recon_size[0], recon_size[1])
     crop = crop_size_for(kshape[-1], size)
     what = f"target {target_key} {size}" if target_key else f"ismrmrd_header recon size {size}"
+    if target_shape is not None and target_shape[0] > kshape[-2]:
+        # fastMRI crops a target wider than W to (W, W), but one taller than H cannot be a
+        # crop of this k-space's image: a mismatched target
+        raise DataError(path, f"{what} is taller than the kspace image (H, W) = {kshape[-2:]}")
     if min(crop) < 1 or crop[0] > min(kshape[-2], size[0]) or crop[1] > min(kshape[-1], size[1]):
         raise DataError(
             path, f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} (crop {crop})"
@@ -323,17 +331,22 @@ def read_volume_info(
     )
 
 
-def check_volume(
-    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
-) -> VolumeInfo:
-    """:func:`read_volume_info` plus a full read, one slice at a time, for NaN/Inf values."""
-    info = read_volume_info(path, challenge, split)
+def check_values(info: VolumeInfo) -> None:
+    """Read every slice of k-space and target, one at a time; DataError at the first NaN/Inf."""
     with open_h5(info.path) as hf:
         for key in ("kspace", info.target_key):
             if key is None:
                 continue
             for s in range(info.num_slices):
                 check_finite(info.path, key, read_dataset(hf[key], info.path, s)[None], s)
+
+
+def check_volume(
+    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+) -> VolumeInfo:
+    """:func:`read_volume_info` plus :func:`check_values` (uncached; see ``data.prescan``)."""
+    info = read_volume_info(path, challenge, split)
+    check_values(info)
     return info
 
 
@@ -344,7 +357,7 @@ class Volume:
     Attributes:
         info: its :class:`VolumeInfo`.
         kspace: complex64 (S, C, H, W); C = 1 for single-coil.
-        target: float32 (S, h, w), or None for test files.
+        target: float32 (S, h, w) = (S, *info.crop_size), or None for test files.
         mask: the stored bool (W,) column mask, or None.
     """
 
@@ -371,6 +384,9 @@ def load_volume(
     return Volume(
         info=info,
         kspace=torch.from_numpy(np.ascontiguousarray(kspace)),
-        target=None if target is None else torch.from_numpy(np.ascontiguousarray(target)),
+        # a target wider than W is cropped to (W, W), as fastMRI's UnetDataTransform does
+        target=None
+        if target is None
+        else center_crop(torch.from_numpy(target), info.crop_size).contiguous(),
         mask=None if info.mask is None else torch.from_numpy(info.mask.copy()),
     )

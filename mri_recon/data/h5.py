@@ -15,13 +15,18 @@ class DataError(ValueError):
 
     ``DataError(path, reason)`` builds ``"<path>: <reason>"`` (whitespace collapsed to one
     line); ``DataError(message)`` takes a finished message (this form also lets the
-    exception cross pickling and DataLoader workers).
+    exception cross pickling and DataLoader workers; a worker's ``Caught DataError ...``
+    wrapper with its traceback is cut back to the original one-line message).
     """
 
     def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
         if reason is None:
-            self.path, self.reason = None, str(path)
-            super().__init__(str(path))
+            message = str(path)
+            if message.startswith("Caught DataError"):
+                last_line = message.rstrip().rpartition("\n")[2]
+                message = last_line.partition("DataError: ")[2] or message
+            self.path, self.reason = None, message
+            super().__init__(message)
             return
         self.path, self.reason = Path(path), " ".join(str(reason).split())
         super().__init__(f"{path}: {self.reason}")

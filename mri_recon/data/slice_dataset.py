@@ -1,8 +1,10 @@
 """The 2-D slices of one fastMRI split as a lazy ``torch`` dataset.
 
 Volumes are indexed and validated from their headers at construction
-(:func:`mri_recon.data.fastmri.read_volume_info`); slices are read on access through one
-read-only handle per file and process. Nothing is cached on disk.
+(:func:`mri_recon.data.fastmri.read_volume_info`) and, with ``prescan="full"``, every slice
+of the kept volumes is checked for NaN/Inf before the dataset exists
+(:func:`mri_recon.data.prescan.scan_values`, cached outside the data folders); slices are read
+on access through one read-only handle per file and process.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
 from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
+from mri_recon.data.prescan import check_prescan, scan_values
+from mri_recon.physics.crop import center_crop
 
 
 def _subsample(count: int, rate: float, rng: np.random.Generator) -> list[int]:
@@ -45,7 +50,7 @@ class SliceDataset(torch.utils.data.Dataset):
 
     Each worker process keeps one open read-only handle per file (at most ``max_open_files``,
     least recently used closed first), opened on first access in that process and dropped on
-    pickling, so a file is not reopened per slice. Nothing is cached on disk.
+    pickling, so a file is not reopened per slice.
 
     Args:
         root: data root holding ``<challenge>_<split>/``.
@@ -58,7 +63,9 @@ class SliceDataset(torch.utils.data.Dataset):
         seed: seed of the ``numpy.random.default_rng`` that draws the subsets.
         files: volumes to index instead of the whole split (bare names are in the split folder).
         max_open_files: open handles kept per process.
-        check_finite: raise DataError for a slice with NaN/Inf values.
+        prescan: "full": every slice of the kept volumes is checked for NaN/Inf here (cached
+            per file), and not again on read; "header": header checks only, and each slice
+            read is checked (a bad one raises DataError naming the file).
 
     Attributes:
         volumes: the indexed volumes' :class:`VolumeInfo`.
@@ -77,7 +84,7 @@ class SliceDataset(torch.utils.data.Dataset):
         files: Sequence[str | os.PathLike] | None = None,
         *,
         max_open_files: int = 256,
-        check_finite: bool = True,
+        prescan: str = "full",
     ) -> None:
         folder = split_dir(root, challenge, split)
         volume_rate = 1.0 if volume_sample_rate is None else volume_sample_rate
@@ -85,6 +92,7 @@ class SliceDataset(torch.utils.data.Dataset):
             raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
         if max_open_files < 1:
             raise ValueError(f"max_open_files={max_open_files} must be >= 1")
+        check_prescan(prescan)
         paths = (
             list_volumes(root, challenge, split) if files is None else _resolve_files(folder, files)
         )
@@ -99,13 +107,16 @@ class SliceDataset(torch.utils.data.Dataset):
                 )
         rng = np.random.default_rng(seed)
         volumes = [volumes[i] for i in _subsample(len(volumes), volume_rate, rng)]
+        if prescan == "full":
+            for info in tqdm(volumes, desc=f"prescan {folder.name}", disable=None, leave=False):
+                scan_values(info)
         samples = [(v, s) for v, info in enumerate(volumes) for s in range(info.num_slices)]
         self.folder, self.challenge, self.split = folder, challenge, split
         self.volumes: list[VolumeInfo] = volumes
         self.samples: list[tuple[int, int]] = [
             samples[i] for i in _subsample(len(samples), sample_rate, rng)
         ]
-        self.max_open_files, self.check_finite = int(max_open_files), bool(check_finite)
+        self.max_open_files, self.check_finite = int(max_open_files), prescan == "header"
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
         self._inherited: list[OrderedDict[int, h5py.File]] = []
         self._pid: int | None = None
@@ -128,8 +139,8 @@ class SliceDataset(torch.utils.data.Dataset):
         """One slice.
 
         Returns:
-            dict with ``kspace`` complex64 (C, H, W); ``target`` float32 (h, w), or an empty
-            tensor for test files; ``mask`` the stored bool (W,) mask or an empty bool tensor;
+            dict with ``kspace`` complex64 (C, H, W); ``target`` float32 (h, w) =
+            ``crop_size``, or an empty tensor for test files; ``mask`` the stored bool (W,) mask or an empty bool tensor;
             ``fname``, ``slice_num``, ``max_value`` (target volume max; NaN for test files
             without attr ``max``), ``acquisition``, ``crop_size``, ``padding_left``,
             ``padding_right``, ``num_slices``.
@@ -149,7 +160,10 @@ class SliceDataset(torch.utils.data.Dataset):
         mask = info.mask
         return {
             "kspace": kspace_t[None] if kspace.ndim == 2 else kspace_t,  # (C, H, W)
-            "target": torch.empty(0) if target is None else torch.from_numpy(target),
+            # a target wider than W is cropped to (W, W), as fastMRI's UnetDataTransform does
+            "target": torch.empty(0)
+            if target is None
+            else center_crop(torch.from_numpy(target), info.crop_size).contiguous(),
             "mask": torch.zeros(0, dtype=torch.bool) if mask is None else torch.from_numpy(mask),
             "fname": info.fname,
             "slice_num": s,

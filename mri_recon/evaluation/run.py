@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from mri_recon.baselines.base import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
+from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
@@ -56,6 +57,8 @@ class EvalSettings:
             (the file name without ``.h5``; voxel size from the ismrmrd header).
         provenance: the caller writes ``provenance.json`` next to the outputs; the summary
             points at it.
+        prescan: "full": every slice of every selected file is checked for NaN/Inf before
+            anything is reconstructed (cached); "header": header checks only.
     """
 
     root: Path
@@ -76,6 +79,7 @@ class EvalSettings:
     reference: str = REFERENCE
     export: str | None = None
     provenance: bool = False
+    prescan: str = "full"
 
     def __post_init__(self) -> None:
         """Raise ValueError ``<field> <reason>`` for a value out of range."""
@@ -98,6 +102,8 @@ class EvalSettings:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
         if self.export not in EXPORTS:
             raise ValueError(f"export {self.export!r} is not supported; use null or nifti")
+        if self.prescan not in PRESCAN_MODES:
+            raise ValueError(f"prescan {self.prescan!r} is not one of {PRESCAN_MODES}")
 
 
 @dataclass
@@ -281,7 +287,12 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
         raise ValueError("methods: at least one method is required")
     s = settings
     infos, skipped = select_volumes(
-        s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=s.skip_bad_files
+        s.root,
+        s.challenge,
+        s.split,
+        max_volumes=s.max_volumes,
+        skip_bad_files=s.skip_bad_files,
+        prescan=s.prescan,
     )
     if s.export == "nifti":
         for info in infos:

@@ -1,8 +1,10 @@
 """Which volumes an evaluation runs on, and the column mask of each.
 
-All selected files are validated (layout, header, attrs: :func:`read_volume_info`) before
-anything is reconstructed, so a bad file fails the run before any work is done, or, when
-bad files are to be skipped, is listed with its reason.
+All selected files are validated (layout, header, attrs and, with ``prescan="full"``, every
+slice for NaN/Inf: :func:`mri_recon.data.prescan.scan_volume`, the verdict of
+``mri-recon-data check`` and of training) before anything is reconstructed, so a bad file
+fails the run before any work is done, or, when bad files are to be skipped, is listed with
+its reason.
 
 Masks follow fastMRI's evaluation convention: a file that carries a ``mask`` dataset (test
 and challenge files: its k-space is already undersampled) is evaluated with that mask, never
@@ -18,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes, read_volume_info
+from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes
+from mri_recon.data.prescan import scan_volume
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 
 
@@ -61,6 +64,7 @@ def select_volumes(
     *,
     max_volumes: int | None = None,
     skip_bad_files: bool = False,
+    prescan: str = "full",
 ) -> tuple[list[VolumeInfo], list[SkippedFile]]:
     """Validate the volumes of ``<root>/<challenge>_<split>`` (sorted by name).
 
@@ -70,6 +74,7 @@ def select_volumes(
         split: "train", "val", "test" or "challenge".
         max_volumes: keep the first ``max_volumes`` valid volumes (None: all).
         skip_bad_files: list bad files as skipped instead of raising.
+        prescan: "full" (every slice checked for NaN/Inf, cached) or "header".
 
     Returns:
         (infos of the volumes to evaluate, skipped files).
@@ -87,7 +92,7 @@ def select_volumes(
         if max_volumes is not None and len(infos) >= max_volumes:
             break
         try:
-            infos.append(read_volume_info(path, challenge, split))
+            infos.append(scan_volume(path, challenge, split, prescan))
         except DataError as err:
             if not skip_bad_files:
                 raise

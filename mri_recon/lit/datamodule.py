@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mri_recon.data.fastmri import CHALLENGES
 from mri_recon.data.slice_dataset import SliceDataset
+from mri_recon.data.prescan import check_prescan
 from mri_recon.lit.samplers import BucketBatchSampler
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 
@@ -165,6 +166,10 @@ class FastMRIDataModule(pl.LightningDataModule):
         train_split: split folder to train on.
         val_split: split folder to validate on.
         pin_memory: pin batches in page-locked memory (GPU training).
+        prescan: "full": :meth:`setup` checks every slice of every kept volume for NaN/Inf
+            (cached per file outside the data folders) before anything is trained or
+            logged; "header": header checks only, and a bad slice read in training stops
+            the run with a DataError naming the file.
     """
 
     def __init__(
@@ -183,6 +188,7 @@ class FastMRIDataModule(pl.LightningDataModule):
         train_split: str = "train",
         val_split: str = "val",
         pin_memory: bool = False,
+        prescan: str = "full",
     ) -> None:
         super().__init__()
         if challenge not in CHALLENGES:
@@ -207,11 +213,12 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.sample_rate, self.val_sample_rate = sample_rate, val_sample_rate
         self.volume_sample_rate, self.seed = volume_sample_rate, seed
         self.train_split, self.val_split, self.pin_memory = train_split, val_split, pin_memory
+        self.prescan = check_prescan(prescan)
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Index the splits the stage needs (headers only; k-space is read lazily)."""
+        """Index and prescan the splits the stage needs (k-space is then read lazily)."""
         if stage in ("fit", None) and self.train_dataset is None:
             self.train_dataset = SliceDataset(
                 self.root,
@@ -221,6 +228,7 @@ class FastMRIDataModule(pl.LightningDataModule):
                 sample_rate=self.sample_rate,
                 volume_sample_rate=self.volume_sample_rate,
                 seed=self.seed,
+                prescan=self.prescan,
             )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
             self.val_dataset = SliceDataset(
@@ -230,6 +238,7 @@ class FastMRIDataModule(pl.LightningDataModule):
                 acquisitions=self.acquisitions,
                 sample_rate=self.val_sample_rate,
                 seed=self.seed,
+                prescan=self.prescan,
             )
 
     def train_dataloader(self) -> DataLoader:

@@ -108,3 +108,53 @@ def test_console_script_runs_in_a_subprocess(good_root, fastmri_volume):
     assert lines[1].startswith(
         f"BAD {bad}: neither a target 'reconstruction_rss' nor a 'mask' dataset"
     )
+
+
+def test_synth_accepts_every_preset_and_names_the_overwrite_flag(tmp_path, capsys):
+    from mri_recon.cli.data import PRESETS
+    from mri_recon.data.synthetic import PRESETS as SYNTH_PRESETS
+
+    assert sorted(PRESETS) == sorted(SYNTH_PRESETS)
+    out = tmp_path / "data"
+    argv = ["synth", "--out", str(out), "--preset", "tiny", "--challenge", "singlecoil"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 5 .h5 files under {out}"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "already holds .h5 volumes; replace them with --overwrite" in err
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_check_follows_symlinked_splits_and_reports_dangling_links(good_root, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere" / "singlecoil_val"
+    elsewhere.mkdir(parents=True)
+    moved = good_root / "singlecoil_train" / "file1000002.h5"
+    moved.rename(elsewhere / moved.name)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "singlecoil_val").symlink_to(elsewhere)  # as train and eval follow it
+    (root / "singlecoil_val" / "loop").symlink_to(root)  # a loop is listed once
+    gone = root / "singlecoil_val" / "gone.h5"
+    gone.symlink_to(tmp_path / "missing.h5")
+    assert main(["check", str(root)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"OK {root / 'singlecoil_val' / moved.name}",
+        f"BAD {gone}: dangling symlink (to {tmp_path / 'missing.h5'})",
+        "checked 2 files: 1 OK, 1 BAD",
+    ]
+    from mri_recon.data.fastmri import DataError, list_volumes
+
+    with pytest.raises(DataError, match=r"gone.h5: dangling symlink \(to .*missing.h5\)"):
+        list_volumes(root, "singlecoil", "val")
+
+
+def test_check_into_a_closed_pipe_ends_quietly(good_root, tmp_path):
+    """``mri-recon-data check DIR | head -3``: the reader goes away before the output ends."""
+    script = Path(sys.executable).parent / "mri-recon-data"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mri_recon.cli.data"]
+    with (tmp_path / "stderr").open("w") as err:
+        proc = subprocess.Popen([*cmd, "check", str(good_root)], stdout=subprocess.PIPE, stderr=err)
+        proc.stdout.close()  # closed before the first line is written: every write fails
+        code = proc.wait(timeout=120)
+    assert (tmp_path / "stderr").read_text() == "" and code == 1

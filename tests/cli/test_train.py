@@ -11,11 +11,14 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -24,6 +27,7 @@ from omegaconf import DictConfig
 
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.train import build_group, build_module, main, train
+from mri_recon.data.fastmri import DataError
 from mri_recon.data.synthetic import generate_dataset
 from mri_recon.lit.checkpoint import load_reconstructor
 
@@ -304,3 +308,25 @@ def test_bad_config_value_is_one_line_error(
     assert exit_info.value.code not in (0, None)
     assert len(lines) == 1 and lines[0].startswith(expected), lines
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("prescan", ["full", "header"])
+def test_nan_in_the_data_stops_the_run_naming_the_file(
+    tiny_root: Path, tmp_path: Path, prescan: str
+) -> None:
+    """full: found before any log or checkpoint exists; header: at the first bad slice."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    bad = sorted((data / "singlecoil_train").glob("*.h5"))
+    for path in bad:
+        with h5py.File(path, "a") as hf:
+            hf["kspace"][:, 5, 5] = np.nan
+    out = tmp_path / "run"
+    with pytest.raises(DataError) as excinfo:
+        run(data, out, f"data.prescan={prescan}", "trainer.max_epochs=1")
+    path, _, reason = str(excinfo.value).partition(": ")
+    assert Path(path) in bad and reason.startswith("kspace has NaN or Inf values (first in slice")
+    made = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not made & (
+        {"tensorboard", "csv", "checkpoints"} if prescan == "full" else {"checkpoints"}
+    )

@@ -100,7 +100,7 @@ def test_unexpected_errors_become_bad_results(tmp_path, fastmri_volume, monkeypa
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr("mri_recon.data.checker.check_volume", boom)
+    monkeypatch.setattr("mri_recon.data.checker.scan_volume", boom)
     result = check_file(path)
     assert not result.ok and result.reason == "unexpected RuntimeError: disk on fire second line"
 

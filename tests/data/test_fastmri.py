@@ -73,6 +73,14 @@ def test_narrow_kspace_uses_fastmri_crop_rule(tmp_path, fastmri_volume):
     path = fastmri_volume(tmp_path / "narrow.h5", width=28, target_size=(32, 32))
     info = fm.read_volume_info(path)
     assert info.target_shape == (32, 32) and info.crop_size == (28, 28)
+    # the target wider than W is cropped to (W, W) when loaded, as fastMRI's transform does
+    with h5py.File(path) as hf:
+        stored = torch.from_numpy(hf["reconstruction_esc"][()])
+    assert torch.equal(fm.load_volume(path).target, stored[:, 2:30, 2:30])
+    (tmp_path / "singlecoil_val").mkdir()
+    path.rename(tmp_path / "singlecoil_val" / path.name)
+    item = SliceDataset(tmp_path, "singlecoil", "val")[1]
+    assert torch.equal(item["target"], stored[1, 2:30, 2:30]) and item["crop_size"] == (28, 28)
 
 
 def test_test_file_without_target_loads_with_its_mask(tmp_path, fastmri_volume):
@@ -194,7 +202,15 @@ BAD = {
         {"target_size": (80, 32)},
         {},
         {},
-        "target reconstruction_esc (80, 32) does not fit the kspace image",
+        "target reconstruction_esc (80, 32) is taller than the kspace image (H, W) = (64, 36)",
+    ),
+    # cropped to (W, W) = (36, 36) it would fit, but a target taller than the image is not
+    # a crop of it (this one passed the check and failed in training and evaluation)
+    "target taller and wider": (
+        {"target_size": (80, 40)},
+        {},
+        {},
+        "target reconstruction_esc (80, 40) is taller than the kspace image (H, W) = (64, 36)",
     ),
     "mask length": (
         {"test_file": True},
@@ -378,7 +394,10 @@ def test_data_error_forms_and_worker_errors(tmp_path, fastmri_split):
     with h5py.File(paths[0], "a") as hf:
         hf["kspace"][1, 0, 0] = np.inf
     loader = torch.utils.data.DataLoader(
-        SliceDataset(tmp_path, "singlecoil", "train"), batch_size=1, num_workers=1
+        SliceDataset(tmp_path, "singlecoil", "train", prescan="header"),
+        batch_size=1,
+        num_workers=1,
     )
-    with pytest.raises(DataError, match=r"kspace has NaN or Inf values \(first in slice 1\)"):
+    with pytest.raises(DataError) as excinfo:  # one line, as when read in this process
         list(loader)
+    assert str(excinfo.value) == f"{paths[0]}: kspace has NaN or Inf values (first in slice 1)"

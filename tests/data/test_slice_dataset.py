@@ -102,14 +102,23 @@ def test_bad_file_in_split_fails_construction(tmp_path, fastmri_split):
     )
 
 
-def test_nan_slice_raises_on_access(tmp_path, fastmri_split):
-    paths = fastmri_split(tmp_path, "singlecoil", "train", widths=(36,), num_slices=3)
-    with h5py.File(paths[0], "a") as hf:
+def test_nan_slice_fails_the_full_prescan_or_the_read(tmp_path, fastmri_split):
+    paths = fastmri_split(tmp_path, "singlecoil", "train", widths=(36, 40), num_slices=3)
+    with h5py.File(paths[1], "a") as hf:
         hf["kspace"][2, 0, 0] = np.nan
-    ds = SliceDataset(tmp_path, "singlecoil", "train")
-    ds[1]
-    with pytest.raises(DataError, match="kspace has NaN or Inf values \\(first in slice 2\\)"):
-        ds[2]
+    message = f"{paths[1]}: kspace has NaN or Inf values \\(first in slice 2\\)"
+    with pytest.raises(DataError, match=message):
+        SliceDataset(tmp_path, "singlecoil", "train")  # prescan="full": before any read
+    # the bad file is not spared by a volume subset that leaves it out, nor cached as clean
+    SliceDataset(tmp_path, "singlecoil", "train", files=[paths[0].name])
+    with pytest.raises(DataError, match=message):
+        SliceDataset(tmp_path, "singlecoil", "train")
+    ds = SliceDataset(tmp_path, "singlecoil", "train", prescan="header")
+    ds[4]
+    with pytest.raises(DataError, match=message):
+        ds[5]
+    with pytest.raises(ValueError, match="data.prescan='values' is not one of"):
+        SliceDataset(tmp_path, "singlecoil", "train", prescan="values")
 
 
 def _rng_states() -> tuple:
@@ -153,9 +162,12 @@ def test_one_read_only_handle_per_file(tmp_path, fastmri_split, monkeypatch):
     mtimes = [p.stat().st_mtime_ns for p in paths]
     listing = sorted(os.listdir(paths[0].parent))
     counter = _OpenCounter(monkeypatch)
+    SliceDataset(tmp_path, "multicoil", "train")  # a header read and a value scan per file
+    assert len(counter.modes) == 4
+    counter.modes.clear()
     ds = SliceDataset(tmp_path, "multicoil", "train")
     at_index = len(counter.modes)
-    assert at_index == 2  # one header read per file
+    assert at_index == 2  # the clean scans are cached: one header read per file
     for _ in range(2):
         for i in range(len(ds)):
             ds[i]

@@ -180,14 +180,36 @@ def test_bad_file_fails_before_any_output(tmp_path, fastmri_split) -> None:
     assert _outputs_present(run_dir) == [] and not list(run_dir.glob(".staging-*"))
 
 
-def test_nan_found_while_loading_leaves_no_partial_outputs(tmp_path, fastmri_split) -> None:
+@pytest.mark.parametrize("prescan", ["full", "header"])
+def test_nan_is_found_before_any_reconstruction(tmp_path, fastmri_split, prescan) -> None:
     paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
     with h5py.File(paths[2], "r+") as hf:  # the header is fine: only the full read sees it
         hf["kspace"][1, 3, 4] = np.nan
-    run_dir = tmp_path / "run"
-    with pytest.raises(DataError, match=rf"{paths[2].name}: kspace has NaN"):
-        run_evaluation(_settings(tmp_path / "data", run_dir), {"zero_filled": ZeroFilled()})
-    assert _outputs_present(run_dir) == [] and not list(run_dir.iterdir())
+    run_dir, spy = tmp_path / "run", Spy()
+    with pytest.raises(DataError, match=rf"^{paths[2]}: kspace has NaN"):
+        run_evaluation(_settings(tmp_path / "data", run_dir, prescan=prescan), {"spy": spy})
+    # full: the prescan finds it before any work; header: when the volume is loaded
+    assert len(spy.calls) == (0 if prescan == "full" else 2)
+    assert _outputs_present(run_dir) == [] and not list(run_dir.glob(".staging-*"))
+
+
+def test_target_shapes_follow_fastmri_crop_rule(tmp_path, fastmri_volume) -> None:
+    """A target wider than W is evaluated on (W, W) crops; one taller than H is bad."""
+    folder = tmp_path / "data" / "singlecoil_val"
+    wide = fastmri_volume(folder / "a_wide.h5", height=48, width=28, target_size=(32, 32))
+    spy = Spy()
+    report = run_evaluation(_settings(tmp_path / "data", tmp_path / "run"), {"spy": spy})
+    assert spy.calls[0]["crop_size"] == (28, 28) and 0 < report.rows[0]["ssim"] < 1
+    with h5py.File(tmp_path / "run/reconstructions/spy/a_wide.h5") as hf:
+        assert hf["reconstruction"].shape == (3, 28, 28)
+    tall = fastmri_volume(folder / "b_tall.h5", height=32, width=28, target_size=(40, 32))
+    with pytest.raises(DataError) as excinfo:
+        run_evaluation(_settings(tmp_path / "data", tmp_path / "run2"), {"spy": spy})
+    assert str(excinfo.value) == (
+        f"{tall}: target reconstruction_esc (40, 32) is taller than the kspace image "
+        "(H, W) = (32, 28)"
+    )
+    assert len(spy.calls) == 1 and wide.exists() and not (tmp_path / "run2").exists()
 
 
 def test_skip_bad_files_lists_them(tmp_path, fastmri_split) -> None:

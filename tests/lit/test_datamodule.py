@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
+from mri_recon.data.fastmri import DataError
 from mri_recon.lit.datamodule import FastMRIDataModule, collate_slices
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
@@ -297,3 +300,15 @@ def test_lightning_sets_the_training_epoch(mixed_root: Path) -> None:
         ]
         assert model.seen[epoch] == expected, epoch
     assert model.seen[0] != model.seen[1]
+
+
+def test_setup_prescans_both_splits(mixed_root: Path) -> None:
+    bad = sorted((mixed_root / "singlecoil_val").glob("*.h5"))[2]
+    with h5py.File(bad, "a") as hf:
+        hf["reconstruction_esc"][2, 0, 0] = np.inf
+    with pytest.raises(DataError, match=rf"^{bad}: reconstruction_esc has NaN or Inf"):
+        _datamodule(mixed_root)
+    dm = _datamodule(mixed_root, prescan="header")  # found on read instead
+    assert dm.val_dataset.check_finite and len(dm.val_dataset) == 9
+    with pytest.raises(ValueError, match=r"data.prescan='all' is not one of \('full', 'header'\)"):
+        FastMRIDataModule("unused", "singlecoil", ColumnMaskFunc(), prescan="all")

@@ -115,8 +115,8 @@ def _check_targets(
             continue
         if split in splits and not overwrite:
             raise ValueError(
-                f"{folder} already holds .h5 volumes; pass overwrite=True to "
-                "replace them or choose another output directory"
+                f"{folder} already holds .h5 volumes; replace them with --overwrite "
+                "(overwrite=True in Python) or choose another output directory"
             )
         if split not in splits and not _same_build(_read_manifest(out, challenge), manifest):
             raise ValueError(

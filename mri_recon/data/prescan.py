@@ -1,0 +1,105 @@
+"""The prescan: the one verdict on a volume, with its value scan remembered between runs.
+
+Training and evaluation call :func:`scan_volume` on every file they will read before they
+write anything, and ``mri-recon-data check`` calls it on every file it lists, so the three
+agree on what is bad. ``prescan="header"`` validates layout, header, attrs and shapes
+(:func:`~mri_recon.data.fastmri.read_volume_info`); ``"full"`` also reads every slice for
+NaN/Inf (:func:`~mri_recon.data.fastmri.check_values`). A clean value scan is remembered
+per (resolved path, size, mtime) in :func:`cache_dir`, never next to the data (inputs are
+read-only), so a second run on unchanged files costs a header read. One small JSON file per
+volume: concurrent runs (DDP ranks, multirun jobs) never lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+from mri_recon.data.fastmri import VolumeInfo, check_values, read_volume_info
+from mri_recon.fileio import write_atomic
+
+PRESCAN_MODES = ("full", "header")
+# bump when check_values changes what it rejects: older verdicts are then ignored
+SCAN_VERSION = 1
+
+
+def check_prescan(prescan: str) -> str:
+    """``prescan`` if it is one of :data:`PRESCAN_MODES`, else ValueError naming it."""
+    if prescan not in PRESCAN_MODES:
+        raise ValueError(f"data.prescan={prescan!r} is not one of {PRESCAN_MODES}")
+    return prescan
+
+
+def cache_dir() -> Path:
+    """``$MRI_RECON_CACHE``, else ``$XDG_CACHE_HOME/mri_recon``, else ``~/.cache/mri_recon``."""
+    if os.environ.get("MRI_RECON_CACHE"):
+        return Path(os.environ["MRI_RECON_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "mri_recon"
+
+
+def _entry(path: Path) -> tuple[Path, dict] | None:
+    """(cache file, key) of a volume as it is now; None if it cannot be stat'ed."""
+    try:
+        real = path.resolve()
+        st = real.stat()
+    except OSError:
+        return None
+    key = {"path": str(real), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "v": SCAN_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return cache_dir() / "prescan" / f"{digest}.json", key
+
+
+def _known_clean(entry: Path, key: dict) -> bool:
+    try:
+        return json.loads(entry.read_text()) == key
+    except (OSError, ValueError):
+        return False
+
+
+def scan_values(info: VolumeInfo, rescan: bool = False) -> None:
+    """:func:`~mri_recon.data.fastmri.check_values` unless a clean scan of the file as it is
+    now (same resolved path, size and mtime) is cached; a clean scan is cached.
+
+    Raises:
+        DataError: the first NaN/Inf (slice and key), or an unreadable slice.
+    """
+    found = _entry(info.path)
+    if found is not None and not rescan and _known_clean(*found):
+        return
+    check_values(info)
+    if found is not None:  # only clean verdicts are kept: a read error may be transient
+        try:
+            write_atomic(found[0], json.dumps(found[1]) + "\n")
+        except OSError as err:
+            warnings.warn(
+                f"prescan results are not cached: {found[0].parent} ({err.strerror})", stacklevel=2
+            )
+
+
+def scan_volume(
+    path: str | os.PathLike,
+    challenge: str | None = None,
+    split: str | None = None,
+    prescan: str = "full",
+    rescan: bool = False,
+) -> VolumeInfo:
+    """The verdict on one volume: :func:`~mri_recon.data.fastmri.read_volume_info`, and for
+    ``prescan="full"`` :func:`scan_values`.
+
+    Args:
+        path: the ``.h5`` file.
+        challenge, split: as for :func:`~mri_recon.data.fastmri.read_volume_info`.
+        prescan: "full" or "header".
+        rescan: ignore a cached clean verdict.
+
+    Raises:
+        DataError: one line naming the file and what is wrong.
+    """
+    info = read_volume_info(path, challenge, split)
+    if check_prescan(prescan) == "full":
+        scan_values(info, rescan)
+    return info
