@@ -1,21 +1,22 @@
 """Atomic writers for the evaluation's outputs, and a staging area that publishes a run's
-outputs all at once.
+outputs all together.
 
 Every file is written to a temporary name in its destination folder and renamed into place
 (``os.replace`` is atomic on POSIX within one file system), so a reader never sees a
 half-written file. A run writes into a :class:`Staging` directory inside the run directory
-and publishes (renames) everything only when the whole run has succeeded; on failure the
-staging directory is removed, so a failed run leaves no partial outputs.
+and publishes only when the whole run has succeeded: the previous outputs are replaced as a
+whole (a rerun leaves nothing of an earlier one beside it); a failed or killed run leaves the
+previous outputs as they were, and its staging directory is removed by the next run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -23,7 +24,7 @@ from typing import Any, Self
 import h5py
 import numpy as np
 
-from mri_recon.fileio import atomic_path, write_atomic
+from mri_recon.fileio import OutputError, atomic_path, make_temp_dir, write_atomic
 
 
 def _json_ready(value: Any) -> Any:
@@ -98,20 +99,49 @@ def write_nifti(
     return write_atomic(path, gzip.compress(image.to_bytes(), mtime=0))
 
 
-class Staging:
-    """A hidden directory inside ``run_dir`` mirroring the run's output tree.
+OUTPUTS = ("per_volume.csv", "summary.md", "summary.json", "figures", "reconstructions")
+_SWAPPED_OUT, _PUBLISHED = "swapped-out", "published"  # markers of the publish's progress
 
-    Write every output under :attr:`root` (e.g. ``staging.path("per_volume.csv")``), then
-    :meth:`publish` renames each file onto the same relative path in ``run_dir`` (files
-    are replaced one by one, folders merged) and removes the staging directory;
-    :meth:`discard` removes it without publishing. Used as a context manager, leaving the
-    block with an exception discards.
+
+class Staging:
+    """A hidden directory inside ``run_dir`` where a run's outputs are written, then published
+    all together: afterwards ``run_dir`` holds exactly this run's ``outputs``, or, if the run
+    fails or is killed, the previous run's, unchanged.
+
+    Write every output under :attr:`root` (``staging.path("per_volume.csv")``). :meth:`publish`
+    moves each of the previous ``outputs`` (whole files and folders, so a rerun with fewer
+    methods keeps no old ``reconstructions/<method>/``) aside into the staging directory,
+    moves the new ones in, and removes the staging directory with the old outputs; if a move
+    fails, every move is undone and :class:`OutputError` names the path. The run directory is
+    locked (``flock``) from construction to the end, so two runs never write into it at once;
+    a staging directory left by a killed run (``.staging-*``) is undone and removed by the next
+    run. Used as a context manager, leaving the block with an exception discards.
     """
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.run_dir))
+    def __init__(self, run_dir: str | os.PathLike, outputs: Sequence[str] = OUTPUTS) -> None:
+        self.run_dir, self.outputs = Path(run_dir), tuple(outputs)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(self.run_dir, os.O_RDONLY)
+        except OSError as err:
+            raise OutputError(
+                f"{self.run_dir}: cannot write outputs here ({err.strerror})"
+            ) from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise OutputError(f"{self.run_dir}: another run is writing into it") from None
+        try:
+            for stale in sorted(self.run_dir.glob(".staging-*")):  # from a killed run
+                _undo(stale, self.run_dir, self.outputs)
+                shutil.rmtree(stale)
+            self.dir = make_temp_dir(self.run_dir, ".staging-")
+        except OSError as err:
+            os.close(self._lock)
+            raise OutputError(f"{err.filename or self.run_dir}: {err.strerror}") from None
+        self.root = self.dir / "new"
+        self.root.mkdir()
 
     def path(self, relative: str | os.PathLike) -> Path:
         """The staging location of ``relative`` (its parent folders are created)."""
@@ -120,19 +150,36 @@ class Staging:
         return out
 
     def publish(self) -> list[Path]:
-        """Move every staged file into ``run_dir``; returns the published paths (sorted)."""
-        published = []
-        for src in sorted(p for p in self.root.rglob("*") if p.is_file()):
-            dst = self.run_dir / src.relative_to(self.root)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            published.append(dst)
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Replace the previous outputs by the staged ones; returns the published files."""
+        unknown = sorted({p.name for p in self.root.iterdir()} - set(self.outputs))
+        assert not unknown, f"staged {unknown} are not among the outputs {self.outputs}"
+        published = sorted(self.run_dir / p.relative_to(self.root) for p in _files(self.root))
+        old, target = self.dir / "old", self.run_dir
+        old.mkdir()
+        try:
+            for name in self.outputs:
+                if _exists(target := self.run_dir / name):
+                    os.rename(target, old / name)
+            (self.dir / _SWAPPED_OUT).touch()
+            for new in sorted(self.root.iterdir()):
+                os.rename(new, target := self.run_dir / new.name)
+        except OSError as err:
+            _undo(self.dir, self.run_dir, self.outputs)
+            self.discard()
+            raise OutputError(
+                f"{target}: cannot replace the previous output ({err.strerror}); "
+                f"{self.run_dir} is left as it was"
+            ) from None
+        (self.dir / _PUBLISHED).touch()
+        self.discard()
         return published
 
     def discard(self) -> None:
-        """Remove the staging directory and everything in it."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the staging directory and everything in it, and unlock the run directory."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     def __enter__(self) -> Self:
         return self
@@ -140,3 +187,29 @@ class Staging:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.discard()
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _undo(staged: Path, run_dir: Path, outputs: Sequence[str]) -> None:
+    """Put ``run_dir``'s previous outputs back from an unfinished publish in ``staged``.
+
+    Idempotent, so a run killed while undoing is undone by the next. After the ``published``
+    marker there is nothing to undo; after ``swapped-out`` every output in ``run_dir`` is a
+    new one (moved back into ``new/``); then everything in ``old/`` goes back.
+    """
+    if (staged / _PUBLISHED).exists():
+        return
+    if (staged / _SWAPPED_OUT).exists():
+        for name in outputs:
+            if _exists(run_dir / name) and not _exists(staged / "new" / name):
+                os.rename(run_dir / name, staged / "new" / name)
+    if (staged / "old").is_dir():
+        for previous in (staged / "old").iterdir():
+            os.rename(previous, run_dir / previous.name)

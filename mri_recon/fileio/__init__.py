@@ -3,6 +3,7 @@ ordinary ``open`` would give them. Imported by every layer that writes; imports 
 mri_recon."""
 
 from mri_recon.fileio.atomic import (
+    OutputError,
     atomic_path,
     make_temp_dir,
     umask_mode,
@@ -10,4 +11,4 @@ from mri_recon.fileio.atomic import (
     write_csv,
 )
 
-__all__ = ["atomic_path", "make_temp_dir", "umask_mode", "write_atomic", "write_csv"]
+__all__ = ["OutputError", "atomic_path", "make_temp_dir", "umask_mode", "write_atomic", "write_csv"]

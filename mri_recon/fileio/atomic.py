@@ -23,6 +23,10 @@ from typing import Any
 _UMASK_LOCK = threading.Lock()
 
 
+class OutputError(ValueError):
+    """An output location that cannot be written; the message is one line naming the path."""
+
+
 def _current_umask() -> int:
     """The process umask (read from /proc where possible; ``os.umask`` has no getter)."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from mri_recon.evaluation import (
     run_evaluation,
     write_json,
 )
+from mri_recon.evaluation import outputs as outputs_module
 from mri_recon.evaluation import run as run_module
+from mri_recon.fileio import OutputError
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 from mri_recon.viz.figures import comparison_figure, save_figure
@@ -261,21 +264,143 @@ def test_json_writer_is_strict(tmp_path) -> None:
     assert json.loads((tmp_path / "c.json").read_text()) == {"v": None, "a": 2.0}
 
 
-def test_staging_publishes_all_or_nothing(tmp_path) -> None:
+def _tree(run_dir: Path) -> dict[str, str]:
+    """Every file under ``run_dir`` (relative path -> content) but in staging directories."""
+    files = (p.relative_to(run_dir) for p in run_dir.rglob("*") if p.is_file())
+    return {str(p): (run_dir / p).read_text() for p in files if not p.parts[0].startswith(".st")}
+
+
+def _previous_run(run_dir: Path) -> dict[str, str]:
+    for name, text in {
+        "per_volume.csv": "old csv",
+        "summary.md": "old md",
+        "figures/a.png": "old png",
+        "reconstructions/tv/a.h5": "old tv",
+        "reconstructions/zf/a.h5": "old zf",
+        ".hydra/config.yaml": "hydra's",
+        "eval.log": "hydra's log",
+    }.items():
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text(text)
+    return _tree(run_dir)
+
+
+def _stage_new(staging: Staging) -> None:
+    staging.path("reconstructions/zf/b.h5").write_text("new zf")
+    staging.path("per_volume.csv").write_text("new csv")
+    staging.path("summary.md").write_text("new md")
+
+
+def test_rerun_with_fewer_methods_keeps_nothing_of_the_previous_run(
+    tmp_path, fastmri_split
+) -> None:
+    fastmri_split(tmp_path / "data", split="val", widths=(36, 40))
     run_dir = tmp_path / "run"
-    (run_dir / "reconstructions/zf").mkdir(parents=True)
-    (run_dir / "reconstructions/zf/old.h5").write_text("old")
+    run_evaluation(_settings(tmp_path / "data", run_dir), {"a": Spy("a"), "b": Spy("b")})
+    assert sorted(p.name for p in (run_dir / "reconstructions").iterdir()) == ["a", "b"]
+    (run_dir / ".hydra").mkdir()
+    run_evaluation(_settings(tmp_path / "data", run_dir, num_figures=1), {"b": Spy("b")})
+    assert sorted(p.name for p in (run_dir / "reconstructions").iterdir()) == ["b"]
+    assert len(list((run_dir / "figures").iterdir())) == 1
+    with open(run_dir / "per_volume.csv") as f:
+        assert {r["method"] for r in csv.DictReader(f)} == {"b"}
+    assert (run_dir / ".hydra").is_dir() and not list(run_dir.glob(".staging-*"))
+
+
+def test_staging_publishes_exactly_the_new_outputs(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    before = _previous_run(run_dir)
     with Staging(run_dir) as staging:
-        staging.path("reconstructions/zf/new.h5").write_text("new")
-        staging.path("per_volume.csv").write_text("csv")
-        assert not (run_dir / "per_volume.csv").exists()  # nothing visible before publish
-        staging.publish()
-    assert (run_dir / "reconstructions/zf/old.h5").exists()  # folders are merged
-    assert (run_dir / "reconstructions/zf/new.h5").read_text() == "new"
+        _stage_new(staging)
+        assert _tree(run_dir) == before  # nothing visible before publish
+        files = staging.publish()
+    assert files == [
+        run_dir / n for n in ("per_volume.csv", "reconstructions/zf/b.h5", "summary.md")
+    ]
+    assert _tree(run_dir) == {
+        ".hydra/config.yaml": "hydra's",
+        "eval.log": "hydra's log",
+        "per_volume.csv": "new csv",
+        "summary.md": "new md",
+        "reconstructions/zf/b.h5": "new zf",
+    }
     with pytest.raises(RuntimeError), Staging(run_dir) as staging:
         staging.path("summary.md").write_text("partial")
         raise RuntimeError("boom")
-    assert not (run_dir / "summary.md").exists() and not list(run_dir.glob(".staging-*"))
+    assert (run_dir / "summary.md").read_text() == "new md"
+    assert not list(run_dir.glob(".staging-*"))
+
+
+@pytest.mark.parametrize("failing", ["figures", "summary.md"])
+def test_an_output_that_cannot_be_replaced_changes_nothing(tmp_path, monkeypatch, failing) -> None:
+    """figures: the old one cannot be moved aside; summary.md: the new one cannot go in (after
+    the new per_volume.csv and reconstructions/ did)."""
+    run_dir = tmp_path / "run"
+    before = _previous_run(run_dir)
+    real, failed = os.rename, []
+
+    def rename(src, dst):
+        if Path(src if failing == "figures" else dst) == run_dir / failing and not failed:
+            failed.append(src)
+            raise PermissionError(13, "Permission denied", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(outputs_module.os, "rename", rename)
+    staging = Staging(run_dir)
+    _stage_new(staging)
+    with pytest.raises(OutputError) as excinfo:
+        staging.publish()
+    assert str(excinfo.value) == (
+        f"{run_dir / failing}: cannot replace the previous output (Permission denied); "
+        f"{run_dir} is left as it was"
+    )
+    assert _tree(run_dir) == before and not list(run_dir.glob(".staging-*"))
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing in the process runs after it."""
+
+
+def _kill(*args, **kwargs):
+    raise Killed
+
+
+@pytest.mark.parametrize("renames_before_kill", [None, 0, 2, 4, 6, 7])
+def test_a_killed_run_is_undone_by_the_next_one(tmp_path, monkeypatch, renames_before_kill) -> None:
+    """Killed before publishing (None), or after some of the publish's 7 renames; the next run
+    into the directory restores the previous outputs and removes the stale staging (killed
+    after all 7, while cleaning up, the new outputs stay)."""
+    run_dir = tmp_path / "run"
+    before = _previous_run(run_dir)
+    (run_dir / ".staging-from-an-older-version").mkdir()
+    (run_dir / ".staging-from-an-older-version" / "per_volume.csv").write_text("stale")
+    staging = Staging(run_dir)
+    assert sorted(run_dir.glob(".staging-*")) == [staging.dir]  # the older one is gone
+    _stage_new(staging)
+    if renames_before_kill is not None:
+        count, real = [0], os.rename
+
+        def rename(src, dst):
+            if count[0] == renames_before_kill:
+                _kill()
+            count[0] += 1
+            real(src, dst)
+
+        monkeypatch.setattr(outputs_module.os, "rename", rename)
+        monkeypatch.setattr(outputs_module.shutil, "rmtree", _kill)
+        with pytest.raises(Killed):
+            staging.publish()
+        monkeypatch.undo()
+    os.close(staging._lock)  # the kernel drops a killed process's lock
+    assert staging.dir.is_dir()
+    published = _tree(run_dir) if renames_before_kill == 7 else before
+    with Staging(run_dir) as again:
+        assert _tree(run_dir) == published and sorted(run_dir.glob(".staging-*")) == [again.dir]
+        with pytest.raises(OutputError, match=rf"^{run_dir}: another run is writing into it$"):
+            Staging(run_dir)
+        _stage_new(again)
+        again.publish()
+    assert _tree(run_dir)["per_volume.csv"] == "new csv"
 
 
 def test_comparison_figure(tmp_path) -> None:
