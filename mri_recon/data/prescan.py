@@ -29,7 +29,7 @@ SCAN_VERSION = 1
 def check_prescan(prescan: str) -> str:
     """``prescan`` if it is one of :data:`PRESCAN_MODES`, else ValueError naming it."""
     if prescan not in PRESCAN_MODES:
-        raise ValueError(f"data.prescan={prescan!r} is not one of {PRESCAN_MODES}")
+        raise ValueError(f"data.prescan: {prescan!r} is not one of {PRESCAN_MODES}")
     return prescan
 
 

@@ -132,6 +132,8 @@ class Staging:
         except BlockingIOError:
             os.close(self._lock)
             raise OutputError(f"{self.run_dir}: another run is writing into it") from None
+        except OSError:  # no flock on this file system (some NFS mounts): go on unlocked
+            pass
         try:
             for stale in sorted(self.run_dir.glob(".staging-*")):  # from a killed run
                 _undo(stale, self.run_dir, self.outputs)

@@ -310,5 +310,5 @@ def test_setup_prescans_both_splits(mixed_root: Path) -> None:
         _datamodule(mixed_root)
     dm = _datamodule(mixed_root, prescan="header")  # found on read instead
     assert dm.val_dataset.check_finite and len(dm.val_dataset) == 9
-    with pytest.raises(ValueError, match=r"data.prescan='all' is not one of \('full', 'header'\)"):
+    with pytest.raises(ValueError, match=r"data.prescan: 'all' is not one of \('full', 'header'\)"):
         FastMRIDataModule("unused", "singlecoil", ColumnMaskFunc(), prescan="all")
