@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from mri_recon.baselines.base import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
-from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
 from mri_recon.data.prescan import PRESCAN_MODES
+from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics

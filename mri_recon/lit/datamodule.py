@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mri_recon.data.fastmri import CHALLENGES
-from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.data.prescan import check_prescan
+from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
 

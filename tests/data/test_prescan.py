@@ -83,7 +83,7 @@ def test_an_unwritable_cache_warns_and_scans(monkeypatch, tmp_path, fastmri_volu
 
 def test_check_train_and_eval_share_the_verdict(tmp_path, fastmri_split):
     from mri_recon.data.checker import check_file
-    from mri_recon.data.fastmri import SliceDataset
+    from mri_recon.data.slice_dataset import SliceDataset
     from mri_recon.evaluation.volumes import select_volumes
 
     paths = fastmri_split(tmp_path, "singlecoil", "val", widths=(36, 40), num_slices=2)
