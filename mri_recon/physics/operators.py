@@ -1,4 +1,4 @@
-"""Linear measurement operators (deepinv-like): the SENSE forward model and finite differences.
+"""Linear measurement operators (deepinv-like): the SENSE forward model; finite differences.
 
 Operators are immutable objects with ``A`` and ``A_adjoint``; algorithms compose them.
 Everything is pure torch on native complex tensors, batched over slices, on whatever
@@ -18,13 +18,6 @@ GRAD_NORM_SQ = 8.0
 def _inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Complex inner product <a, b> = sum conj(a) b over everything (a 0-d tensor)."""
     return torch.vdot(a.reshape(-1), b.reshape(-1))
-
-
-def _randn_like(shape: tuple[int, ...], ref: torch.Tensor, generator: torch.Generator):
-    """Complex standard normal of ``shape`` drawn on the generator's device, moved to ref's."""
-    dtype = ref.dtype if ref.is_complex() else torch.complex64
-    z = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
-    return z.to(ref.device)
 
 
 class SenseOperator:
@@ -83,63 +76,26 @@ class SenseOperator:
         """bool (B, W)."""
         return self._mask[:, 0, 0, :] > 0
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(B, H, W) of the images the operator acts on."""
-        b, _, h, w = self._sens_maps.shape
-        return (b, h, w)
-
-    @property
-    def kspace_shape(self) -> tuple[int, int, int, int]:
-        """(B, C, H, W) of the measurements."""
-        return tuple(self._sens_maps.shape)
-
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        """Forward: y = M F S x.
-
-        Args:
-            x: complex (B, H, W) image.
-
-        Returns:
-            complex (B, C, H, W) masked multi-coil k-space.
-        """
+        """Forward: y = M F S x, complex (B, H, W) -> masked k-space (B, C, H, W)."""
         return fft2c(self._sens_maps * x[:, None]) * self._mask
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Adjoint: x = sum_c conj(S_c) F^H M y_c.
-
-        Args:
-            y: complex (B, C, H, W) k-space.
-
-        Returns:
-            complex (B, H, W) coil-combined image.
-        """
+        """Adjoint: x = sum_c conj(S_c) F^H M y_c, complex (B, C, H, W) -> (B, H, W)."""
         return (self._sens_maps.conj() * ifft2c(y * self._mask)).sum(dim=1)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """Normal operator A^H A x = S^H F^H M F S x (M is a projection, so applied once).
-
-        Args:
-            x: complex (B, H, W).
-
-        Returns:
-            complex (B, H, W).
-        """
+        """Normal operator A^H A x = S^H F^H M F S x (M is a projection, so applied once):
+        complex (B, H, W) -> (B, H, W)."""
         return self.A_adjoint(self.A(x))
 
     def adjointness_error(self, generator: torch.Generator) -> float:
-        """Relative error of ``<A x, y> = <x, A^H y>`` on random complex x, y.
-
-        Args:
-            generator: seeds the draws (its device is used to draw; results move to the
-                operator's device).
-
-        Returns:
-            ``|<Ax, y> - <x, A^H y>| / (||Ax|| ||y||)``, ~1e-7 for float32.
-        """
-        ref = self._sens_maps
-        x = _randn_like(self.image_shape, ref, generator)
-        y = _randn_like(self.kspace_shape, ref, generator)
+        """``|<A x, y> - <x, A^H y>| / (||A x|| ||y||)`` for random complex x (B, H, W) and
+        y (B, C, H, W) drawn by ``generator`` (on its device); ~1e-7 for float32."""
+        s = self._sens_maps
+        draw = {"generator": generator, "dtype": s.dtype, "device": generator.device}
+        x = torch.randn((s.shape[0], *s.shape[2:]), **draw).to(s.device)
+        y = torch.randn(tuple(s.shape), **draw).to(s.device)
         ax = self.A(x)
         lhs, rhs = _inner(ax, y), _inner(x, self.A_adjoint(y))
         scale = torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(y)
@@ -147,14 +103,8 @@ class SenseOperator:
 
 
 def grad2d(x: torch.Tensor) -> torch.Tensor:
-    """Forward differences with Neumann boundary: (grad x)[d] = x[i + e_d] - x[i], 0 at the end.
-
-    Args:
-        x: real or complex (B, H, W).
-
-    Returns:
-        (B, 2, H, W), same dtype: [:, 0] along H (rows), [:, 1] along W (columns).
-    """
+    """Forward differences, Neumann boundary (0 past the last row/column): real or complex
+    (B, H, W) -> (B, 2, H, W) of the same dtype, [:, 0] along H (rows), [:, 1] along W."""
     g = torch.zeros((x.shape[0], 2, *x.shape[1:]), dtype=x.dtype, device=x.device)
     g[:, 0, :-1, :] = x[:, 1:, :] - x[:, :-1, :]
     g[:, 1, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
@@ -162,14 +112,8 @@ def grad2d(x: torch.Tensor) -> torch.Tensor:
 
 
 def div2d(p: torch.Tensor) -> torch.Tensor:
-    """Discrete divergence, the negative adjoint of :func:`grad2d`: <grad x, p> = -<x, div p>.
-
-    Args:
-        p: real or complex (B, 2, H, W) vector field.
-
-    Returns:
-        (B, H, W), same dtype.
-    """
+    """Discrete divergence, the negative adjoint of :func:`grad2d` (<grad x, p> = -<x, div p>):
+    real or complex (B, 2, H, W) -> (B, H, W) of the same dtype."""
     py, px = p[:, 0], p[:, 1]
     d = torch.zeros_like(py)
     # Rows: p_y[i] - p_y[i-1], with p_y[-1] = 0 and p_y[H-1] treated as 0 (Neumann).
@@ -178,35 +122,3 @@ def div2d(p: torch.Tensor) -> torch.Tensor:
     d[:, :, :-1] += px[:, :, :-1]
     d[:, :, 1:] -= px[:, :, :-1]
     return d
-
-
-class FiniteDifference:
-    """Image gradient as an operator: A = grad2d, A^H = -div2d, ``||A||^2 <= 8``."""
-
-    norm_sq: float = GRAD_NORM_SQ
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) -> (B, 2, H, W)."""
-        return grad2d(x)
-
-    def A_adjoint(self, p: torch.Tensor) -> torch.Tensor:
-        """(B, 2, H, W) -> (B, H, W)."""
-        return -div2d(p)
-
-    def adjointness_error(self, shape: tuple[int, int, int], generator: torch.Generator) -> float:
-        """Relative error of ``<grad x, p> = <x, -div p>`` on random complex (B, H, W) x.
-
-        Args:
-            shape: (B, H, W).
-            generator: seeds the draws.
-
-        Returns:
-            ``|<Ax, p> - <x, A^H p>| / (||Ax|| ||p||)``.
-        """
-        b, h, w = shape
-        ref = torch.empty(0, dtype=torch.complex64)
-        x = _randn_like((b, h, w), ref, generator)
-        p = _randn_like((b, 2, h, w), ref, generator)
-        ax = self.A(x)
-        err = (_inner(ax, p) - _inner(x, self.A_adjoint(p))).abs()
-        return float(err / (torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(p)))
