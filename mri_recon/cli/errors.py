@@ -8,11 +8,7 @@ hands over to the real ``hydra.main``, so run directories, multirun and ``--cfg`
 usual. Inside the task, :class:`ConfigError` (a bad config value, exit 2) and ``ValueError``
 (including the data layer's ``DataError``; exit 1) become one line as well; ``SystemExit``
 passes through Hydra untouched. ``HYDRA_FULL_ERROR=1`` re-raises with the traceback.
-
-Usage (the training CLI reuses it)::
-
-    def main(argv: list[str] | None = None) -> None:
-        run_hydra_main(train, "train", argv)
+Every CLI's ``main`` is ``run_hydra_main(task, "<config name>", argv)``.
 """
 
 from __future__ import annotations
@@ -205,14 +201,3 @@ def run_hydra_main(
         HydraConfig.instance().cfg = None
         if GlobalHydra.instance().is_initialized():
             GlobalHydra.instance().clear()
-
-
-__all__ = [
-    "CONFIG_EXIT",
-    "DATA_EXIT",
-    "ConfigError",
-    "fail",
-    "one_line",
-    "precompose",
-    "run_hydra_main",
-]
