@@ -15,18 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mri_recon.models.norms import NORM_TYPES, make_norm
+from mri_recon.models.norms import make_norm
 
 
 class ConvBlock(nn.Module):
-    """Two (3x3 conv without bias, norm, LeakyReLU(0.2), Dropout2d) layers.
-
-    Args:
-        in_chans: input channels.
-        out_chans: output channels.
-        drop_prob: dropout probability (whole channels, ``nn.Dropout2d``).
-        norm: one of :data:`mri_recon.models.norms.NORM_TYPES`.
-    """
+    """Two (3x3 conv without bias, ``norm``, LeakyReLU(0.2), Dropout2d(drop_prob)) layers."""
 
     def __init__(self, in_chans: int, out_chans: int, drop_prob: float, norm: str) -> None:
         super().__init__()
@@ -47,13 +40,7 @@ class ConvBlock(nn.Module):
 
 
 class TransposeConvBlock(nn.Module):
-    """2x2 stride-2 transposed conv without bias, norm, LeakyReLU(0.2): doubles h and w.
-
-    Args:
-        in_chans: input channels.
-        out_chans: output channels.
-        norm: one of :data:`mri_recon.models.norms.NORM_TYPES`.
-    """
+    """2x2 stride-2 transposed conv without bias, ``norm``, LeakyReLU(0.2): doubles h and w."""
 
     def __init__(self, in_chans: int, out_chans: int, norm: str) -> None:
         super().__init__()
@@ -107,7 +94,7 @@ class Unet(nn.Module):
         residual: bool = True,
     ) -> None:
         super().__init__()
-        _check_config(in_chans, out_chans, chans, num_pool_layers, drop_prob, norm, residual)
+        _check_config(in_chans, out_chans, chans, num_pool_layers, drop_prob, residual)
         self.in_chans, self.out_chans, self.chans = in_chans, out_chans, chans
         self.num_pool_layers, self.drop_prob = num_pool_layers, drop_prob
         self.norm, self.residual = norm, residual
@@ -134,14 +121,8 @@ class Unet(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Apply the U-Net.
-
-        Args:
-            image: float (B, in_chans, h, w), h and w >= 2 ** num_pool_layers (any parity).
-
-        Returns:
-            float (B, out_chans, h, w).
-        """
+        """float (B, in_chans, h, w), h and w >= 2 ** num_pool_layers (any parity) -> float
+        (B, out_chans, h, w)."""
         self._check_input(image)
         stack = []
         output = image
@@ -178,10 +159,10 @@ def _check_config(
     chans: int,
     num_pool_layers: int,
     drop_prob: float,
-    norm: str,
     residual: bool,
 ) -> None:
-    """Raise ValueError naming the ``model.*`` field that is out of range."""
+    """Raise ValueError naming the ``model.*`` field that is out of range (``model.norm``:
+    :func:`make_norm`)."""
     for field, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"model.{field} must be a positive int, got {value!r}")
@@ -189,8 +170,6 @@ def _check_config(
         raise ValueError(f"model.num_pool_layers must be an int >= 1, got {num_pool_layers!r}")
     if not 0.0 <= float(drop_prob) < 1.0:
         raise ValueError(f"model.drop_prob must be in [0, 1), got {drop_prob!r}")
-    if norm not in NORM_TYPES:
-        raise ValueError(f"model.norm={norm!r} is not one of {NORM_TYPES}")
     if residual and in_chans != out_chans:
         raise ValueError(
             f"model.residual=true needs in_chans == out_chans, got {in_chans} and {out_chans}"

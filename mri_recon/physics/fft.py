@@ -14,26 +14,12 @@ _DIMS = (-2, -1)
 
 
 def fft2c(image: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 2-D FFT: image -> k-space.
-
-    Args:
-        image: complex tensor (..., H, W).
-
-    Returns:
-        complex tensor (..., H, W), same dtype.
-    """
+    """Centered orthonormal 2-D FFT, image -> k-space: complex (..., H, W), same dtype."""
     return fftc(image, _DIMS)
 
 
 def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 2-D inverse FFT: k-space -> image.
-
-    Args:
-        kspace: complex tensor (..., H, W).
-
-    Returns:
-        complex tensor (..., H, W), same dtype.
-    """
+    """Centered orthonormal 2-D inverse FFT, k-space -> image: complex (..., H, W), same dtype."""
     return ifftc(kspace, _DIMS)
 
 
