@@ -59,14 +59,8 @@ class TVResult:
 
 
 def tv_norm(x: torch.Tensor) -> torch.Tensor:
-    """Isotropic TV per slice: sum over pixels of sqrt(|d_H x|^2 + |d_W x|^2).
-
-    Args:
-        x: complex or real (B, H, W).
-
-    Returns:
-        real (B,).
-    """
+    """Isotropic TV per slice, sum over pixels of sqrt(|d_H x|^2 + |d_W x|^2): complex or
+    real (B, H, W) -> real (B,)."""
     g = grad2d(x)  # (B, 2, H, W)
     return torch.sqrt((g.abs() ** 2).sum(dim=1)).sum(dim=(-2, -1))
 
@@ -74,31 +68,15 @@ def tv_norm(x: torch.Tensor) -> torch.Tensor:
 def tv_objective(
     x: torch.Tensor, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor | float
 ) -> torch.Tensor:
-    """The TV-CS objective 1/2 ||A x - y||^2 + lam_eff TV(x), per slice.
-
-    Args:
-        x: complex (B, H, W) image.
-        y: complex (B, C, H, W) masked k-space.
-        op: the forward model A.
-        lam_eff: float or real (B,) weight.
-
-    Returns:
-        real (B,).
-    """
+    """The TV-CS objective 1/2 ||A x - y||^2 + lam_eff TV(x) per slice: x complex (B, H, W),
+    y complex (B, C, H, W) masked k-space, ``lam_eff`` float or real (B,) -> real (B,)."""
     resid = op.A(x) - y * op.mask[:, None, None, :]
     data = 0.5 * (resid.abs() ** 2).sum(dim=(1, 2, 3))
     return data + torch.as_tensor(lam_eff, dtype=data.dtype, device=data.device) * tv_norm(x)
 
 
 def data_scale(masked_kspace: torch.Tensor) -> torch.Tensor:
-    """max over pixels of the zero-filled RSS image, per slice.
-
-    Args:
-        masked_kspace: complex (B, C, H, W).
-
-    Returns:
-        real (B,).
-    """
+    """max over pixels of the zero-filled RSS image: complex (B, C, H, W) -> real (B,)."""
     return rss(ifft2c(masked_kspace), dim=1).amax(dim=(-2, -1))
 
 
@@ -148,7 +126,10 @@ class _SingleCoilStep:
 
 
 class _SenseStep:
-    """One Chambolle-Pock step for y = M F S x with the data term in the dual."""
+    """The reconstructor contract: complex (B, C, H, W), bool (B, W), sens_maps complex
+    (B, C, H, W) (may be None when C = 1) -> real (B, h, w), float32 for complex64 input:
+    |x| single-coil, RSS of the coil images S x multi-coil. For the solver's diagnostics
+    (iterations, convergence) call :func:`solve_tv`."""
 
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
         self.m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)

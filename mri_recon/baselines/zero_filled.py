@@ -33,17 +33,9 @@ class ZeroFilled:
         sens_maps: torch.Tensor | None,
         crop_size: tuple[int, int],
     ) -> torch.Tensor:
-        """Reconstruct a batch of slices.
-
-        Args:
-            masked_kspace: complex (B, C, H, W), zero where not sampled.
-            mask: bool (B, W) (checked for shape only: the zeros are already in the data).
-            sens_maps: ignored (may be None).
-            crop_size: (h, w) of the output, e.g. ``crop_size_for(W, target.shape[-2:])``.
-
-        Returns:
-            real (B, h, w) magnitude, float32 for complex64 input.
-        """
+        """The reconstructor contract: complex (B, C, H, W), bool (B, W) (checked for shape
+        only: the zeros are in the data), ``sens_maps`` ignored -> real (B, h, w), float32 for
+        complex64 input."""
         check_inputs(masked_kspace, mask, None)
         return zero_filled(masked_kspace, crop_size)
 

@@ -26,6 +26,7 @@ from torch.nn import Parameter
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from mri_recon.baselines.zero_filled import zero_filled
 from mri_recon.lit.callbacks import comparison_row, log_image_rows
 from mri_recon.lit.checkpoint import (
     CHECKPOINT_KEY,
@@ -120,7 +121,7 @@ class ReconModule(pl.LightningModule):
             raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
         target = batch["target"]
         masked_kspace = apply_mask(batch["kspace"], batch["mask"])
-        zf = self.reconstructor.zero_filled(masked_kspace, batch["mask"], tuple(target.shape[-2:]))
+        zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
         x, mean, std = self.reconstructor.normalize(zf)
         target_n = self.reconstructor.normalize_like(target, mean, std)
         data_range = batch["max_value"].to(std.dtype) / std

@@ -46,30 +46,12 @@ class ImageReconstructor(nn.Module):
         self.eps = float(eps)
         self.clamp = float(clamp)
 
-    def zero_filled(
-        self, masked_kspace: torch.Tensor, mask: torch.Tensor, crop_size: tuple[int, int]
-    ) -> torch.Tensor:
-        """The network input: the shared zero-filled baseline's magnitude image.
-
-        Args:
-            masked_kspace: complex64 (B, C, H, W).
-            mask: bool (B, W).
-            crop_size: (h, w) of the output.
-
-        Returns:
-            float32 (B, h, w): RSS over coils of the cropped IFFT.
-        """
-        return zero_filled(masked_kspace, crop_size)  # the mask's zeros are in the data
-
     def normalize(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-slice normalisation of the network input, as fastMRI's UnetDataTransform.
 
-        Args:
-            image: float (B, h, w).
-
         Returns:
-            ``(x, mean, std)``: x float (B, h, w) = ``((image - mean) / std)`` clamped;
-            mean (B,) and std (B,) (the sample std, unbiased, plus ``eps``: the divisor).
+            ``(x, mean, std)`` of float ``image`` (B, h, w): x (B, h, w) = ``(image - mean) /
+            std`` clamped; mean and std (B,) (the unbiased sample std plus ``eps``).
         """
         std, mean = torch.std_mean(image, dim=(-2, -1))  # (B,), (B,); unbiased as torch.std
         std = std + self.eps
@@ -78,28 +60,13 @@ class ImageReconstructor(nn.Module):
     def normalize_like(
         self, image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
     ) -> torch.Tensor:
-        """Normalise ``image`` (e.g. the target) with another image's statistics, clamped.
-
-        Args:
-            image: float (B, h, w).
-            mean: float (B,), from :meth:`normalize`.
-            std: float (B,), from :meth:`normalize`.
-
-        Returns:
-            float (B, h, w) in [-clamp, clamp].
-        """
+        """Normalise ``image`` float (B, h, w) (e.g. the target) with another image's mean and
+        std (B,) from :meth:`normalize`, clamped to [-clamp, clamp]."""
         x = (image - mean[:, None, None]) / std[:, None, None]
         return x.clamp(-self.clamp, self.clamp)
 
     def predict_normalized(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network to normalised images.
-
-        Args:
-            x: float (B, h, w), normalised input (or a crop of it).
-
-        Returns:
-            float (B, h, w), the network output in normalised units.
-        """
+        """The network on normalised images (or crops): float (B, h, w) -> (B, h, w)."""
         out = self.net(x.unsqueeze(1))  # (B, 1, h, w)
         if out.shape != (x.shape[0], 1, *x.shape[-2:]):
             raise ValueError(
@@ -110,16 +77,7 @@ class ImageReconstructor(nn.Module):
 
     @staticmethod
     def unnormalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """Map normalised images back to the target scale: ``x * std + mean``.
-
-        Args:
-            x: float (B, h, w).
-            mean: float (B,).
-            std: float (B,).
-
-        Returns:
-            float (B, h, w).
-        """
+        """Back to the target scale, ``x * std + mean``: float (B, h, w), mean and std (B,)."""
         return x * std[:, None, None] + mean[:, None, None]
 
     def forward(
@@ -129,18 +87,9 @@ class ImageReconstructor(nn.Module):
         sens_maps: torch.Tensor | None,
         crop_size: tuple[int, int],
     ) -> torch.Tensor:
-        """Reconstruct a batch of slices (the reconstructor contract).
-
-        Args:
-            masked_kspace: complex64 (B, C, H, W), C = 1 for single-coil.
-            mask: bool (B, W), the sampled columns.
-            sens_maps: ignored (may be None); the input is the RSS zero-filled image.
-            crop_size: (h, w) of the output.
-
-        Returns:
-            float32 (B, h, w) magnitude image on the target's scale.
-        """
+        """The reconstructor contract: complex64 (B, C, H, W), bool (B, W) -> float32 (B, h, w)
+        on the target's scale; ``sens_maps`` is ignored (the input is the RSS zero-filled image)."""
         check_inputs(masked_kspace, mask, sens_maps)
-        x, mean, std = self.normalize(self.zero_filled(masked_kspace, mask, crop_size))
+        x, mean, std = self.normalize(zero_filled(masked_kspace, crop_size))  # zeros in the data
         out = self.unnormalize(self.predict_normalized(x), mean, std)
         return out.to(torch.float32)
