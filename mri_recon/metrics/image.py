@@ -65,102 +65,52 @@ def _data_range(t: np.ndarray, max_value: float | None) -> np.floating:
 
 
 def nmse(target: ArrayLike, recon: ArrayLike) -> float:
-    """Normalised MSE over the volume, ``||target - recon||^2 / ||target||^2``.
-
-    Args:
-        target: float (S, h, w) ground truth volume.
-        recon: float (S, h, w) reconstruction.
-
-    Returns:
-        The NMSE as a Python float (``fastmri.evaluate.nmse``).
-    """
+    """``||target - recon||^2 / ||target||^2`` over a float (S, h, w) volume, as
+    ``fastmri.evaluate.nmse``."""
     t, r = _check_pair(target, recon, 3)
     return float(fastmri_evaluate.nmse(t, r))
 
 
 def psnr(target: ArrayLike, recon: ArrayLike, max_value: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB over the volume.
-
-    Args:
-        target: float (S, h, w) ground truth volume.
-        recon: float (S, h, w) reconstruction.
-        max_value: data range; default the maximum of ``target`` (fastMRI's choice).
-
-    Returns:
-        ``10 log10(max_value^2 / MSE)`` as a Python float (``fastmri.evaluate.psnr``).
-    """
+    """``10 log10(max_value^2 / MSE)`` in dB over a float (S, h, w) volume, as
+    ``fastmri.evaluate.psnr``; ``max_value`` defaults to the target's maximum."""
     t, r = _check_pair(target, recon, 3)
     return float(fastmri_evaluate.psnr(t, r, maxval=_data_range(t, max_value)))
 
 
 def ssim(target: ArrayLike, recon: ArrayLike, max_value: float | None = None) -> float:
-    """Structural similarity averaged over the slices of a volume.
-
-    Args:
-        target: float (S, h, w) ground truth volume.
-        recon: float (S, h, w) reconstruction.
-        max_value: data range; default the maximum of ``target`` (the *volume* max).
-
-    Returns:
-        Mean SSIM over slices as a Python float (``fastmri.evaluate.ssim`` returns a
-        1-element array).
-    """
+    """Mean SSIM over the slices of a float (S, h, w) volume, as ``fastmri.evaluate.ssim``
+    (which returns a 1-element array); ``max_value`` defaults to the target *volume* max."""
     t, r = _check_pair(target, recon, 3)
     value = fastmri_evaluate.ssim(t, r, maxval=_data_range(t, max_value))
     return float(np.asarray(value).reshape(-1)[0])
 
 
 def slice_ssim(target: ArrayLike, recon: ArrayLike, max_value: float) -> float:
-    """SSIM of one slice with fastMRI's settings (scikit-image defaults).
+    """SSIM of one float (h, w) slice with fastMRI's settings (scikit-image defaults).
 
-    Args:
-        target: float (h, w) ground truth slice.
-        recon: float (h, w) reconstruction of the slice.
-        max_value: the data range: the maximum of the whole target *volume*, not of the
-            slice, for per-volume numbers that match :func:`ssim`.
-
-    Returns:
-        The slice SSIM as a Python float.
+    ``max_value`` is the data range: the maximum of the whole target *volume*, not of the
+    slice, for per-volume numbers that match :func:`ssim`.
     """
     t, r = _check_pair(target, recon, 2)
     return float(structural_similarity(t, r, data_range=_data_range(t, max_value)))
 
 
 def mean_slice_ssim(values: Iterable[float]) -> float:
-    """Combine per-slice SSIMs (slice order) into the volume SSIM of :func:`ssim`.
-
-    Sums sequentially in float64 from zero and divides by the count, the exact order of
-    operations of ``fastmri.evaluate.ssim``, so the result is bit-identical.
-
-    Args:
-        values: the :func:`slice_ssim` of every slice of one volume, in slice order.
-
-    Returns:
-        The volume SSIM.
-    """
-    total = np.float64(0.0)
-    count = 0
-    for value in values:
-        total = total + np.float64(value)
-        count += 1
-    if count == 0:
+    """Combine the :func:`slice_ssim` of every slice of a volume, in slice order, into the
+    volume SSIM of :func:`ssim`: summed sequentially in float64 from zero and divided by the
+    count, the order of operations of ``fastmri.evaluate.ssim``, so bit-identical."""
+    values = [np.float64(v) for v in values]
+    if not values:
         raise ValueError("mean_slice_ssim needs at least one slice SSIM, got none")
-    return float(total / count)
+    return float(sum(values, np.float64(0.0)) / len(values))
 
 
 def volume_metrics(
     target: ArrayLike, recon: ArrayLike, max_value: float | None = None
 ) -> dict[str, float]:
-    """NMSE, PSNR and SSIM of one volume, as ``fastmri.evaluate`` computes them.
-
-    Args:
-        target: float32 (S, h, w) ground truth volume.
-        recon: float32 (S, h, w) reconstruction.
-        max_value: data range for PSNR/SSIM; default the maximum of ``target``.
-
-    Returns:
-        ``{"nmse": float, "psnr": float, "ssim": float}``.
-    """
+    """``{"nmse", "psnr", "ssim"}`` of a float32 (S, h, w) volume, as ``fastmri.evaluate``
+    computes them; ``max_value`` (PSNR/SSIM data range) defaults to the target's maximum."""
     t, r = _check_pair(target, recon, 3)
     data_range = _data_range(t, max_value)
     return {
