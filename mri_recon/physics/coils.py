@@ -46,15 +46,9 @@ def _hann(start: int, n: int, size: int, real_dtype: torch.dtype, device) -> tor
 
 
 def acs_window(mask: torch.Tensor, num_rows: int, real_dtype: torch.dtype) -> torch.Tensor:
-    """Separable low-pass window over each slice's fully sampled center.
-
-    Args:
-        mask: bool (B, W) column masks.
-        num_rows: H, the number of k-space rows.
-        real_dtype: dtype of the window.
-
-    Returns:
-        real (B, 1, H, W) window, zero outside each slice's ACS band.
+    """Separable low-pass window over each slice's fully sampled center: bool (B, W) column
+    masks of a k-space with ``num_rows`` (H) rows -> real (B, 1, H, W), zero outside each
+    slice's ACS band.
 
     Raises:
         ValueError: if a slice's mask has fewer than ``MIN_ACS_COLUMNS`` center columns.

@@ -6,19 +6,9 @@ import torch
 
 
 def crop_size_for(image_width: int, target_size: tuple[int, int]) -> tuple[int, int]:
-    """The crop fastMRI applies to an image of width ``image_width``.
-
-    fastMRI's ``UnetDataTransform`` crops to the target size, except when the image is
-    narrower than the target (a few brain FLAIR volumes have W < 320): then it crops
-    to ``(W, W)``.
-
-    Args:
-        image_width: W of the (uncropped) image, i.e. the k-space width.
-        target_size: (h, w) of the target, usually (320, 320).
-
-    Returns:
-        (h, w) to crop to.
-    """
+    """The (h, w) crop fastMRI's ``UnetDataTransform`` applies to an image (k-space) of width
+    ``image_width``: ``target_size`` (h, w), except that an image narrower than the target
+    (a few brain FLAIR volumes have W < 320) is cropped to ``(W, W)``."""
     h, w = int(target_size[0]), int(target_size[1])
     if image_width < w:
         return (image_width, image_width)
@@ -26,15 +16,8 @@ def crop_size_for(image_width: int, target_size: tuple[int, int]) -> tuple[int, 
 
 
 def center_crop(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Crop the last two dims of ``x`` to ``shape`` around the center (fastMRI offsets).
-
-    Args:
-        x: tensor (..., H, W), real or complex.
-        shape: (h, w) with 0 < h <= H and 0 < w <= W.
-
-    Returns:
-        tensor (..., h, w), a view of ``x``.
-    """
+    """Crop the last two dims of ``x`` (..., H, W), real or complex, to ``shape`` (h, w),
+    0 < h <= H and 0 < w <= W, around the center (fastMRI offsets): a view (..., h, w)."""
     h, w = int(shape[0]), int(shape[1])
     if x.ndim < 2 or not (0 < h <= x.shape[-2] and 0 < w <= x.shape[-1]):
         raise ValueError(f"cannot center-crop a tensor of shape {tuple(x.shape)} to {(h, w)}")
@@ -44,13 +27,6 @@ def center_crop(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def rss(x: torch.Tensor, dim: int = -3) -> torch.Tensor:
-    """Root-sum-of-squares over the coil axis: sqrt(sum_c |x_c|^2).
-
-    Args:
-        x: tensor (..., C, H, W), real or complex (coil axis ``dim``).
-        dim: the coil axis.
-
-    Returns:
-        real tensor with ``dim`` removed, e.g. (..., H, W).
-    """
+    """Root-sum-of-squares over the coil axis ``dim``, sqrt(sum_c |x_c|^2): real or complex
+    (..., C, H, W) -> real (..., H, W)."""
     return torch.sqrt((x.abs() ** 2).sum(dim=dim))

@@ -94,15 +94,8 @@ class ColumnMaskFunc:
         self._fn = cls(center_fractions=center_fractions, accelerations=fn_accels)
 
     def __call__(self, num_cols: int, seed: Seed) -> MaskSample:
-        """Draw the mask for a k-space with ``num_cols`` columns.
-
-        Args:
-            num_cols: W, the number of phase-encode columns.
-            seed: int or tuple of ints (e.g. :func:`file_seed`); required.
-
-        Returns:
-            MaskSample with ``mask`` bool (W,).
-        """
+        """Draw the mask for ``num_cols`` (W) columns with ``seed``, an int or a tuple of ints
+        (e.g. :func:`file_seed`; required): a MaskSample with ``mask`` bool (W,)."""
         if seed is None:
             raise ValueError("a mask seed is required (pass an int, or file_seed(fname))")
         if int(num_cols) < 2:
@@ -126,16 +119,8 @@ class ColumnMaskFunc:
 
 
 def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero the unsampled columns: ``masked_kspace = kspace * mask``.
-
-    Args:
-        kspace: complex tensor (..., H, W).
-        mask: bool or float tensor broadcastable to (..., 1, W): (W,), or (B, W) for a
-            batch whose kspace is (B, C, H, W).
-
-    Returns:
-        complex tensor (..., H, W).
-    """
+    """Zero the unsampled columns, ``masked_kspace = kspace * mask``: complex (..., H, W) and a
+    bool or float mask (W,), or (B, W) for a batch (B, C, H, W) -> complex (..., H, W)."""
     if mask.shape[-1] != kspace.shape[-1]:
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not match k-space width "
@@ -150,16 +135,9 @@ def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def center_band(mask: torch.Tensor) -> tuple[int, int]:
-    """The fully sampled center band of a column mask: the longest run of sampled columns
-    that contains the center column ``W // 2``.
-
-    Args:
-        mask: bool tensor (W,).
-
-    Returns:
-        (start, stop) column indices, ``mask[start:stop]`` all True; (W//2, W//2) if the
-        center column is not sampled.
-    """
+    """The fully sampled center band of a bool (W,) column mask: (start, stop) of the longest
+    run of sampled columns containing ``W // 2``, or (W // 2, W // 2) if that column is not
+    sampled."""
     if mask.ndim != 1:
         raise ValueError(f"mask must be 1-D (W,), got shape {tuple(mask.shape)}")
     m = mask.bool().tolist()
