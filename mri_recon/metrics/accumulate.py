@@ -112,13 +112,7 @@ def slice_stats(
 def gather_records(records: list[SliceStats]) -> list[SliceStats]:
     """All ranks' records, in rank order (a no-op without an initialised process group).
 
-    Every rank must call this (it is a collective); every rank gets the same list.
-
-    Args:
-        records: this rank's records.
-
-    Returns:
-        The concatenation of the records of ranks 0, 1, ...
+    A collective: every rank must call it, and every rank gets the same list.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return list(records)
@@ -128,11 +122,8 @@ def gather_records(records: list[SliceStats]) -> list[SliceStats]:
 
 
 def deduplicate(records: Iterable[SliceStats]) -> list[SliceStats]:
-    """Keep the first record of every ``(fname, slice_num)`` (sampler padding repeats some).
-
-    Returns:
-        The records sorted by (fname, slice_num).
-    """
+    """The first record of every ``(fname, slice_num)`` (sampler padding repeats some),
+    sorted by (fname, slice_num)."""
     unique: dict[tuple[str, int], SliceStats] = {}
     for r in records:
         unique.setdefault((r.fname, r.slice_num), r)
@@ -140,15 +131,9 @@ def deduplicate(records: Iterable[SliceStats]) -> list[SliceStats]:
 
 
 def volume_table(records: Iterable[SliceStats]) -> list[dict[str, float | int | str]]:
-    """Per-volume NMSE, PSNR and SSIM, as ``fastmri.evaluate`` computes them.
-
-    Args:
-        records: slice records from any ranks, duplicates allowed.
-
-    Returns:
-        One dict per volume, sorted by fname, with keys ``fname, num_slices, nmse, psnr,
-        ssim`` (over the slices seen).
-    """
+    """Per-volume NMSE, PSNR and SSIM, as ``fastmri.evaluate`` computes them, of slice records
+    from any ranks (duplicates allowed): one dict ``fname, num_slices, nmse, psnr, ssim``
+    (over the slices seen) per volume, sorted by fname."""
     volumes: dict[str, list[SliceStats]] = {}
     for r in deduplicate(records):
         volumes.setdefault(r.fname, []).append(r)  # slice order (deduplicate sorts)
@@ -178,11 +163,8 @@ def _volume_row(fname: str, rows: list[SliceStats]) -> dict[str, float | int | s
 
 
 def mean_over_volumes(table: list[dict[str, float | int | str]]) -> dict[str, float]:
-    """Mean over volumes of the per-volume metrics of :func:`volume_table`.
-
-    Returns:
-        ``{"nmse", "psnr", "ssim", "num_volumes"}``; raises ValueError if there are none.
-    """
+    """``{"nmse", "psnr", "ssim", "num_volumes"}``: the mean over the volumes of a
+    :func:`volume_table` (ValueError if it is empty)."""
     if not table:
         raise ValueError("mean_over_volumes: no validation volumes to average")
     out = {k: float(np.mean([float(row[k]) for row in table])) for k in ("nmse", "psnr", "ssim")}
@@ -191,9 +173,5 @@ def mean_over_volumes(table: list[dict[str, float | int | str]]) -> dict[str, fl
 
 
 def aggregate(records: Iterable[SliceStats]) -> dict[str, float]:
-    """Mean over volumes of the per-volume metrics of ``records`` (any ranks, duplicates ok).
-
-    Returns:
-        ``{"nmse", "psnr", "ssim", "num_volumes"}``.
-    """
+    """:func:`mean_over_volumes` of the :func:`volume_table` of ``records``."""
     return mean_over_volumes(volume_table(records))

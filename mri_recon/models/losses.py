@@ -30,16 +30,7 @@ class L1Loss(nn.Module):
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Mean |pred - target|.
-
-        Args:
-            pred: float (B, h, w).
-            target: float (B, h, w).
-            data_range: float (B,) or None; unused (kept for the common call).
-
-        Returns:
-            float scalar.
-        """
+        """Mean |pred - target| of float (B, h, w) images; ``data_range`` (B,) is unused."""
         _check(pred, target, data_range)
         return F.l1_loss(pred, target)
 
@@ -71,16 +62,9 @@ class SSIMLoss(fastmri.losses.SSIMLoss):
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor
     ) -> torch.Tensor:
-        """1 - mean SSIM of ``pred`` against ``target``.
-
-        Args:
-            pred: float (B, h, w), h and w >= win_size.
-            target: float (B, h, w).
-            data_range: float (B,), the dynamic range L of each target (e.g. its volume max).
-
-        Returns:
-            float scalar in [0, 2]; 0 iff the images agree (up to rounding).
-        """
+        """1 - mean SSIM of float (B, h, w) ``pred`` (h, w >= win_size) against ``target``, with
+        the dynamic range L = ``data_range`` (B,) of each target (e.g. its volume max): a float
+        scalar in [0, 2], 0 iff the images agree (up to rounding)."""
         _check(pred, target, data_range)
         if min(pred.shape[-2:]) < self.win_size:
             raise ValueError(

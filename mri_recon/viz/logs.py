@@ -77,7 +77,6 @@ class RunLog:
 
     Attributes:
         run_dir: the run directory.
-        metrics_csvs: the ``metrics.csv`` files read, in version order.
         curves: metric key -> :class:`Curve`, training-time points only.
         post_fit: ``val/*`` of a validation logged after the last training epoch (what
             ``train()`` logs when it re-validates the best or last checkpoint), else {}.
@@ -86,7 +85,6 @@ class RunLog:
     """
 
     run_dir: Path
-    metrics_csvs: tuple[Path, ...]
     curves: dict[str, Curve]
     post_fit: dict[str, float] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
@@ -296,7 +294,7 @@ def load_run(run_dir: str | Path) -> RunLog:
         raise MissingLogError(f"{run_dir}: no metrics.csv below it (was a CSVLogger configured?)")
     # a resumed run: later logs win per step
     curves, post_fit = _split_post_fit(_curves(pd.concat([_read_log(p) for p in csvs])))
-    return RunLog(run_dir, tuple(csvs), curves, post_fit, read_overrides(run_dir))
+    return RunLog(run_dir, curves, post_fit, read_overrides(run_dir))
 
 
 def load_runs(
