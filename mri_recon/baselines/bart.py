@@ -25,12 +25,8 @@ BART_DIMS = 16  # BART's DIMS: every .cfl header lists 16 sizes
 
 
 def write_cfl(base: str | Path, array: np.ndarray) -> None:
-    """Write ``base.hdr`` and ``base.cfl`` (complex64, column-major, as BART stores it).
-
-    Args:
-        base: path without extension.
-        array: array of up to 16 dims; BART reads it in Fortran order.
-    """
+    """Write ``base.hdr`` and ``base.cfl`` (``base``: path without extension) of an array of
+    up to 16 dims as complex64 in column-major (Fortran) order, as BART stores it."""
     array = np.asarray(array)
     if array.ndim > BART_DIMS:
         raise ValueError(f"{base}: BART supports at most {BART_DIMS} dims, got {array.shape}")
@@ -42,14 +38,8 @@ def write_cfl(base: str | Path, array: np.ndarray) -> None:
 
 
 def read_cfl(base: str | Path) -> np.ndarray:
-    """Read ``base.hdr`` / ``base.cfl`` into a complex64 array (trailing 1s dropped).
-
-    Args:
-        base: path without extension.
-
-    Returns:
-        complex64 array with the header's dims (trailing singleton dims removed).
-    """
+    """Read ``base.hdr`` / ``base.cfl`` (``base``: path without extension) into a complex64
+    array of the header's dims, trailing singleton dims removed."""
     base = Path(base)
     lines = [ln for ln in base.with_suffix(".hdr").read_text().splitlines() if ln.strip()]
     try:

@@ -59,15 +59,8 @@ def compose_train_config(
 
 
 def save_hydra_files(cfg: DictConfig, overrides: Sequence[str]) -> Path:
-    """Write ``.hydra/{config,hydra,overrides}.yaml`` into the job's run directory.
-
-    Args:
-        cfg: a config from :func:`compose_train_config` (its HydraConfig still current).
-        overrides: the overrides it was composed with.
-
-    Returns:
-        The ``.hydra`` directory.
-    """
+    """Write ``.hydra/{config,hydra,overrides}.yaml`` of a :func:`compose_train_config` config
+    (its HydraConfig still current) composed with ``overrides``; returns the ``.hydra`` dir."""
     hydra_cfg = HydraConfig.get()
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
@@ -101,28 +94,15 @@ def train_run(
 def train_sweep(
     jobs: Sequence[Sequence[str]], sweep_dir: str | os.PathLike
 ) -> list[dict[str, float]]:
-    """Run jobs one after another into ``<sweep_dir>/<index>``, a multirun directory layout.
-
-    Args:
-        jobs: the overrides of each job.
-        sweep_dir: the multirun directory (created).
-
-    Returns:
-        The final metrics of each job, in order.
-    """
+    """Run jobs (the overrides of each) one after another into ``<sweep_dir>/<index>``, a
+    multirun directory layout; returns the final metrics of each job, in order."""
     sweep_dir = Path(sweep_dir)
     return [train_run(job, sweep_dir / str(i), job_num=i) for i, job in enumerate(jobs)]
 
 
 def tv_reconstructor(overrides: Sequence[str] = ()) -> TVReconstructor:
-    """The TV reconstructor ``mri-recon-eval`` builds from ``configs/eval.yaml``'s ``tv`` group.
-
-    Args:
-        overrides: e.g. ``["tv.lam=0.003", "tv.max_iters=50"]``.
-
-    Returns:
-        A :class:`~mri_recon.baselines.tv.TVReconstructor`.
-    """
+    """The :class:`~mri_recon.baselines.tv.TVReconstructor` ``mri-recon-eval`` builds from
+    ``configs/eval.yaml``'s ``tv`` group, with ``overrides`` (e.g. ``["tv.lam=0.003"]``)."""
     with initialize_config_dir(config_dir(), version_base="1.3", job_name="eval"):
         cfg = compose("eval", overrides=list(overrides))
     tv = instantiate(cfg.tv)

@@ -103,16 +103,8 @@ def select_volumes(
 
 
 def volume_mask(info: VolumeInfo, mask_func: ColumnMaskFunc | None) -> VolumeMask:
-    """The evaluation mask of one volume: its stored mask, else the per-file drawn one.
-
-    Args:
-        info: the volume.
-        mask_func: draws masks for files without a stored one (may be None only if every
-            file carries its mask).
-
-    Returns:
-        :class:`VolumeMask` with a bool (W,) mask.
-    """
+    """The evaluation mask of one volume: its stored mask, else the one ``mask_func`` draws
+    from the file name (``mask_func`` may be None only if every file carries its mask)."""
     width = info.image_shape[1]
     if info.mask is not None:
         mask = torch.from_numpy(info.mask.copy())

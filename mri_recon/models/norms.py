@@ -20,15 +20,8 @@ NORM_TYPES = ("group", "batch", "instance", "layer", "none")
 
 
 def group_count(num_channels: int, num_groups: int = 32) -> int:
-    """The number of GroupNorm groups used for ``num_channels`` channels.
-
-    Args:
-        num_channels: channel count ``ch`` of the feature map, >= 1.
-        num_groups: the preferred (maximum) number of groups, >= 1 (Wu & He use 32).
-
-    Returns:
-        The largest divisor of ``num_channels`` that is <= ``num_groups``.
-    """
+    """The number of GroupNorm groups for ``num_channels`` (>= 1) channels: the largest
+    divisor of ``num_channels`` that is <= ``num_groups`` (>= 1; Wu & He use 32)."""
     if num_channels < 1 or num_groups < 1:
         raise ValueError(
             f"group_count needs num_channels >= 1 and num_groups >= 1, "
@@ -38,15 +31,9 @@ def group_count(num_channels: int, num_groups: int = 32) -> int:
 
 
 def make_norm(norm: str, num_channels: int, num_groups: int = 32) -> nn.Module:
-    """Build the normalisation layer ``norm`` for a (B, ch, h, w) feature map.
-
-    Args:
-        norm: one of :data:`NORM_TYPES` (the config field ``model.norm``).
-        num_channels: ``ch``, the number of feature channels.
-        num_groups: maximum number of groups for ``norm="group"`` (ignored otherwise).
-
-    Returns:
-        An ``nn.Module`` mapping float (B, ch, h, w) to float (B, ch, h, w).
+    """The normalisation layer ``norm`` (one of :data:`NORM_TYPES`, the config field
+    ``model.norm``) for a float (B, ch, h, w) feature map with ``num_channels`` = ch;
+    ``num_groups`` is the maximum number of groups of ``norm="group"``.
 
     Raises:
         ValueError: unknown ``norm`` or a non-positive channel/group count.

@@ -194,16 +194,9 @@ def _curves(cells: pd.DataFrame) -> dict[str, Curve]:
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, Curve]:
-    """Parse one Lightning ``CSVLogger`` file into per-metric curves.
-
-    Empty cells (metrics not logged in that row) are skipped. A metric logged twice at one
-    step keeps its last value.
-
-    Args:
-        path: a ``metrics.csv`` with a ``step`` column (``epoch`` optional).
-
-    Returns:
-        metric key -> :class:`Curve`; the ``step`` and ``epoch`` columns are not metrics.
+    """Per-metric :class:`Curve` of one Lightning ``CSVLogger`` file (``step`` column required,
+    ``epoch`` optional; neither is a metric): empty cells (metrics not logged in that row)
+    are skipped, and a metric logged twice at one step keeps its last value.
 
     Raises:
         ValueError: no ``step`` column, or a cell that is not a number.

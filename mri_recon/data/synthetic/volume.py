@@ -190,11 +190,8 @@ def resolve_config(preset: str | SynthConfig = "default", **overrides: Any) -> S
 
 
 def image_phase(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
-    """A smooth random image phase: offset, gentle linear gradient and low-order variation.
-
-    Returns:
-        float32 (S, h, w) radians.
-    """
+    """A smooth random image phase, float32 (S, h, w) radians: offset, gentle linear gradient
+    and low-order variation."""
     low_order = canvas.field(rng, freq=0.3, num_terms=6, z_freq=0.15) * rng.uniform(0.4, 1.2)
     gy, gx = rng.normal(scale=0.3, size=2)
     ramp = float(gy) * canvas.y + float(gx) * canvas.x
