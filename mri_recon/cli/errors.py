@@ -8,7 +8,11 @@ hands over to the real ``hydra.main``, so run directories, multirun and ``--cfg`
 usual. Inside the task, :class:`ConfigError` (a bad config value, exit 2) and ``ValueError``
 (including the data layer's ``DataError``; exit 1) become one line as well; ``SystemExit``
 passes through Hydra untouched. ``HYDRA_FULL_ERROR=1`` re-raises with the traceback.
-Every CLI's ``main`` is ``run_hydra_main(task, "<config name>", argv)``.
+Before Hydra creates anything, the run (or sweep) directory is checked too: one that runs
+through a file or cannot be written is a one-line error naming the path, not a logging
+traceback; and an entry point may check the composed job config there (training checks a
+resume), before Hydra writes the run's ``.hydra/``. Every CLI's ``main`` is
+``run_hydra_main(task, "<config name>", argv)``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.cli.config import config_dir
+from mri_recon.fileio import output_dir_problem
 
 CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
@@ -81,12 +86,16 @@ def _override_sets(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 
 def _compose_all(config_name: str, override_sets: Sequence[Sequence[str]]) -> DictConfig:
-    """Compose ``config_name`` with each override list; returns the first config."""
+    """Compose ``config_name`` with each override list; returns the first config (with its
+    ``hydra`` node)."""
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            composed = [compose(config_name, overrides=list(o)) for o in override_sets]
+            composed = [
+                compose(config_name, overrides=list(o), return_hydra_config=True)
+                for o in override_sets
+            ]
     finally:
         GlobalHydra.instance().clear()
     return composed[0]
@@ -135,12 +144,46 @@ def precompose(config_name: str, overrides: list[str], multirun: bool = False) -
         SystemExit: code 2 after printing ``error: <field>: <reason>``.
 
     Returns:
-        The config composed with the first value of every sweep.
+        The config composed with the first value of every sweep, ``hydra`` node included.
     """
     try:
         return _compose_all(config_name, _override_sets(overrides, multirun))
     except _COMPOSE_ERRORS as exc:
         fail(composition_error(exc, config_name, overrides), CONFIG_EXIT)
+
+
+def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
+    """Check the run (or sweep) directory of a composed config before Hydra creates it.
+
+    Returns:
+        The resolved directory (None where it does not resolve; Hydra reports that).
+
+    Raises:
+        SystemExit: code 2 after printing ``error: hydra.run.dir: <dir>: <why>`` where the
+            directory (or its ``.hydra``) runs through a file or cannot be created.
+    """
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        run_dir = str(OmegaConf.select(cfg, key, throw_on_missing=True))
+        subdir = None if multirun else OmegaConf.select(cfg, "hydra.output_subdir")
+    except OmegaConfBaseException:
+        return None
+    for path in (run_dir, *([os.path.join(run_dir, subdir)] if subdir else [])):
+        problem = output_dir_problem(path)
+        if problem:
+            fail(f"{key}: {path}: {problem}", CONFIG_EXIT)
+    return run_dir
+
+
+def job_config(cfg: DictConfig, run_dir: str) -> DictConfig:
+    """A composed config as the task sees it in ``run_dir``: ``${hydra:...}`` resolves (the
+    Hydra node is registered with :class:`HydraConfig`) and the ``hydra`` node is gone."""
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = os.path.abspath(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def guarded(task_fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -170,6 +213,7 @@ def run_hydra_main(
     task_fn: Callable[[DictConfig], Any],
     config_name: str,
     argv: Sequence[str] | None = None,
+    precheck: Callable[[DictConfig], None] | None = None,
 ) -> None:
     """Run ``task_fn`` as a Hydra app on ``configs/<config_name>.yaml``.
 
@@ -178,6 +222,8 @@ def run_hydra_main(
         config_name: the primary config, e.g. "eval" or "train".
         argv: the command line without the program name (default ``sys.argv[1:]``):
             overrides, ``-m``/``--multirun``, and Hydra's other flags.
+        precheck: called with the job config of a single run after the run directory was
+            checked and before Hydra writes into it; its errors are one line, as the task's.
 
     Raises:
         SystemExit: 2 for a bad command line or config value, 1 for bad data or another
@@ -186,14 +232,17 @@ def run_hydra_main(
     argv = list(sys.argv[1:] if argv is None else argv)
     args = get_args_parser().parse_args(argv)  # Hydra's own: exits on --version, bad flags
     prints = args.help or args.hydra_help or args.info or args.shell_completion
-    if not (prints or args.config_path or args.config_name or args.config_dir):
-        precompose(config_name, args.overrides, multirun=args.multirun)
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(
         guarded(task_fn)
     )
     saved = sys.argv
     sys.argv = [saved[0] if saved else config_name, *argv]
     try:
+        if not (prints or args.config_path or args.config_name or args.config_dir):
+            cfg = precompose(config_name, args.overrides, multirun=args.multirun)
+            run_dir = check_output_dir(cfg, args.multirun)
+            if precheck is not None and not args.multirun and run_dir is not None:
+                guarded(precheck)(job_config(cfg, run_dir))
         app()
     finally:
         sys.argv = saved

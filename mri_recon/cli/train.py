@@ -4,7 +4,7 @@
     mri-recon-train model.norm=batch optim=rmsprop mask=random_8x trainer.max_epochs=5 \\
         data.root=/data/knee
     mri-recon-train -m optim=adam,rmsprop,sgd            # one run directory per optimizer
-    mri-recon-train ckpt_path=RUN/checkpoints/last.ckpt   # resume
+    mri-recon-train ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN, in RUN
     mri-recon-train trainer=ddp trainer.devices=2 trainer.accelerator=cpu
 
 :func:`train` is a plain function of the composed config: it checks the config (a bad value
@@ -14,22 +14,34 @@ data module, network, ReconModule, loggers, callbacks and trainer from their gro
 ``metrics.json``, ``val_volumes.csv`` and ``provenance.json`` (code, data hashes, versions,
 hardware, resources; :mod:`mri_recon.cli.provenance`) into the run directory (``paths.output_dir``),
 next to ``checkpoints/``, ``csv/``, ``tensorboard/`` and Hydra's ``.hydra/``.
+
+A resume continues its run: ``mri-recon-train ckpt_path=<run>/checkpoints/last.ckpt`` runs
+with the run's own overrides (``<run>/.hydra/overrides.yaml``, then any given on the command
+line) in ``<run>`` itself, so the best checkpoint's tracking and the logs carry on and the
+result is the uninterrupted run's. A checkpoint the configured module cannot continue (not a
+checkpoint, another model or optimizer) is a one-line error before anything is written.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import register_resolvers
-from mri_recon.cli.errors import run_hydra_main
+from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
-from mri_recon.fileio import write_atomic, write_csv
+from mri_recon.fileio import output_dir_problem, write_atomic, write_csv
+from mri_recon.lit.checkpoint import check_resume
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
@@ -71,6 +83,80 @@ def build_module(cfg: DictConfig) -> Any:
     )  # net_spec has a _target_ of its own: keep it a spec
 
 
+def checkpoint_dir(cfg: DictConfig) -> str | None:
+    """The folder the run's checkpoints go to (the ``dirpath`` of a ``callbacks`` entry)."""
+    nodes = (cfg.get("callbacks") or {}).values()
+    return next(
+        (str(n.dirpath) for n in nodes if isinstance(n, DictConfig) and n.get("dirpath")), None
+    )
+
+
+def check_output_folders(cfg: DictConfig) -> None:
+    """The folders of the checkpoints and loggers are folders, or can be made.
+
+    Raises:
+        ConfigError: e.g. ``callbacks.model_checkpoint.dirpath: <run>/checkpoints is a file,
+            not a folder``.
+    """
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            if not isinstance(node, DictConfig):
+                continue
+            key, folder = "dirpath", node.get("dirpath")
+            if not folder and node.get("save_dir"):  # a logger: <save_dir>/<name>/version_<n>
+                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
+            problem = folder and output_dir_problem(folder)
+            if problem:
+                where = problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
+                raise ConfigError(f"{group}.{name}.{key}", where)
+
+
+def check_before_hydra(cfg: DictConfig) -> None:
+    """What ``mri-recon-train`` checks before Hydra writes into the run directory: the output
+    folders and, for a resume, the config and the checkpoint (a failed resume must leave the
+    run's ``.hydra/`` as it was: its overrides are the next resume's config)."""
+    check_output_folders(cfg)
+    if cfg.get("ckpt_path") is not None:
+        check_train_config(cfg)
+        check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """The command line of a resume: the run's own overrides, then ``argv``'s, in its directory.
+
+    ``ckpt_path=<run>/checkpoints/<name>.ckpt`` continues ``<run>``: the overrides saved in
+    ``<run>/.hydra/overrides.yaml`` come first (those whose key ``argv`` sets are dropped), and
+    ``hydra.run.dir=<run>`` last unless ``argv`` sets it. Other command lines are returned as
+    they are (a multirun, no or no such checkpoint: the config checks report those).
+    """
+    args = get_args_parser().parse_args(argv)
+    try:
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+    except HydraException:
+        return list(argv)  # composing reports it
+    keys = {o.key_or_group for o in parsed}
+    ckpt = next((o.value() for o in reversed(parsed) if o.key_or_group == "ckpt_path"), None)
+    if not isinstance(ckpt, str) or args.multirun or not os.path.isfile(ckpt):
+        return list(argv)
+    run_dir = Path(os.path.abspath(ckpt)).parent.parent
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        fail(
+            f"ckpt_path: {ckpt}: not in a run directory (no {saved}): a resume continues the "
+            "run that wrote the checkpoint, in its directory",
+            CONFIG_EXIT,
+        )
+    try:
+        previous = [str(o) for o in OmegaConf.load(saved)]
+        parsed_previous = OverridesParser.create().parse_overrides(previous)
+    except Exception as err:  # not YAML, not a list, or not overrides Hydra can parse
+        fail(f"{saved}: not a list of overrides ({type(err).__name__})", CONFIG_EXIT)
+    kept = [o.input_line for o in parsed_previous if o.key_or_group not in keys]
+    run = [] if "hydra.run.dir" in keys else [f'hydra.run.dir="{run_dir}"']
+    flags = [arg for arg in argv if arg not in args.overrides]  # with their values, in order
+    return [*flags, *kept, *args.overrides, *run]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and validate as the config says; see the module docstring.
 
@@ -87,6 +173,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         DataError: a bad data file (one line naming the file).
     """
     check_train_config(cfg)
+    check_output_folders(cfg)
     mask_func = build_group(cfg, "mask")
     # Lightning is imported only once the config checks passed: a bad command line fails
     # in about a second, not after Lightning's import
@@ -102,6 +189,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)
+    if cfg.ckpt_path is not None:
+        check_resume(cfg.ckpt_path, module, checkpoint_dir(cfg))
     datamodule.setup("fit")  # bad data files fail here, before anything is trained
     loggers = build_list(cfg, "logger")
     callbacks = callbacks_for_loggers(build_list(cfg, "callbacks"), loggers)
@@ -138,7 +227,8 @@ def write_run_outputs(run_dir: Path, result: RunResult) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-train [overrides]``; ``-m`` for multirun."""
-    run_hydra_main(train, "train", argv)
+    argv = resume_argv(list(sys.argv[1:] if argv is None else argv))
+    run_hydra_main(train, "train", argv, precheck=check_before_hydra)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,18 @@ from mri_recon.fileio.atomic import (
     OutputError,
     atomic_path,
     make_temp_dir,
+    output_dir_problem,
     umask_mode,
     write_atomic,
     write_csv,
 )
 
-__all__ = ["OutputError", "atomic_path", "make_temp_dir", "umask_mode", "write_atomic", "write_csv"]
+__all__ = [
+    "OutputError",
+    "atomic_path",
+    "make_temp_dir",
+    "output_dir_problem",
+    "umask_mode",
+    "write_atomic",
+    "write_csv",
+]

@@ -111,6 +111,30 @@ def write_csv(
     return write_atomic(path, buf.getvalue())
 
 
+def output_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why the folder ``path`` cannot be used for outputs, or None where it can.
+
+    An existing folder must be writable; a missing one must be creatable: its nearest
+    existing ancestor is a folder in which a folder can be made (tried, so that a read-only
+    filesystem or a pseudo-filesystem shows, even for root; nothing existing is touched).
+
+    Returns:
+        One line naming the offending path, e.g. ``/a/b is a file, not a folder``.
+    """
+    path = Path(os.path.abspath(path))
+    existing = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        kind = "a broken link" if not existing.exists() else "a file, not a folder"
+        return f"{existing} is {kind}"
+    if existing == path:
+        return None if os.access(path, os.W_OK | os.X_OK) else f"cannot write in {path}"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
+    except OSError as err:
+        return f"cannot create folders in {existing} ({err.strerror})"
+    return None
+
+
 def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
     """A new hidden-by-prefix folder in ``parent`` with the usual folder permissions (to be
     renamed into place when complete)."""

@@ -4,7 +4,9 @@
 checkpoint with the network's spec (``{"_target_": "pkg.module.Class", **kwargs}``, the
 resolved model config) and the prefix of its weights in the state dict.
 :func:`load_reconstructor` imports the ``_target_`` with ``importlib`` (no Hydra outside
-``mri_recon/cli/``), builds it with the kwargs and loads the weights.
+``mri_recon/cli/``), builds it with the kwargs and loads the weights. :func:`check_resume`
+says, before training resumes from a checkpoint, whether it is one the configured module can
+continue (one line naming the file and what does not match).
 """
 
 from __future__ import annotations
@@ -86,6 +88,129 @@ def build_from_spec(spec: Mapping[str, Any], where: str = "net_spec") -> nn.Modu
     return net
 
 
+def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The contents of a ReconModule checkpoint.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: one line naming the file if it is empty, not a torch checkpoint (random
+            bytes, truncated) or not a mri_recon one.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: not a torch checkpoint (empty file)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises many types for a non-checkpoint file
+        raise ValueError(f"{path}: not a torch checkpoint ({type(err).__name__})") from err
+    info = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(info, dict) or "net_spec" not in info or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a mri_recon checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    return ckpt
+
+
+def _first_difference(field: str, saved: Mapping, configured: Mapping) -> str | None:
+    """``<field>.<key> is A in the checkpoint, B in the config`` for the first key whose
+    values differ (keys present on one side only are compared with "absent")."""
+    for key in sorted(set(saved) | set(configured)):
+        a, b = (to_plain(m[key]) if key in m else "absent" for m in (saved, configured))
+        a, b = (v.tolist() if isinstance(v, torch.Tensor) else v for v in (a, b))
+        if a != b:
+            return f"{field}.{key} is {a!r} in the checkpoint, {b!r} in the config"
+    return None
+
+
+def _weights_difference(saved: Mapping[str, Any], model: Mapping[str, Any]) -> str | None:
+    for key, value in model.items():
+        if key not in saved:
+            return f"weights: the checkpoint lacks {key}"
+        if tuple(saved[key].shape) != tuple(value.shape):
+            return (
+                f"weights: {key} is {tuple(saved[key].shape)} in the checkpoint, "
+                f"{tuple(value.shape)} in the model"
+            )
+    extra = sorted(set(saved) - set(model))
+    return f"weights: the model has no {extra[0]}" if extra else None
+
+
+def _hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+    """An optimizer's param group without its parameters; ``lr`` is the configured one (a
+    scheduler keeps it as ``initial_lr`` and changes ``lr``)."""
+    out = {k: v for k, v in group.items() if k not in ("params", "initial_lr")}
+    out["lr"] = group.get("initial_lr", group["lr"])
+    return out
+
+
+def _optimizer_difference(ckpt: dict, configured: Any) -> str | None:
+    """What differs between the checkpoint's optimizer and scheduler states and those that
+    ``configure_optimizers()`` returned (an optimizer, or Lightning's dict with a scheduler)."""
+    optimizer, scheduler = configured, None
+    if isinstance(configured, dict):
+        optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    saved_groups = ckpt["optimizer_states"][0]["param_groups"]
+    if len(ckpt["optimizer_states"]) != 1 or len(saved_groups) != len(optimizer.param_groups):
+        return "optim: the checkpoint's optimizer state has other parameter groups"
+    saved, config = _hyperparameters(saved_groups[0]), _hyperparameters(optimizer.param_groups[0])
+    if set(saved) != set(config):
+        return (
+            f"optim: the checkpoint's optimizer has {', '.join(sorted(set(saved) - set(config)))}"
+            f" where the configured {type(optimizer).__name__} has "
+            f"{', '.join(sorted(set(config) - set(saved)))}"
+        )
+    saved_schedulers = ckpt.get("lr_schedulers") or []
+    name = type(scheduler).__name__ if scheduler is not None else "none"
+    if len(saved_schedulers) != (scheduler is not None) or (
+        scheduler is not None and set(saved_schedulers[0]) != set(scheduler.state_dict())
+    ):
+        has = f"{len(saved_schedulers)} other" if saved_schedulers else "none"
+        return f"scheduler: the checkpoint has {has}, the config builds {name}"
+    return _first_difference("optim", saved, config)
+
+
+def check_resume(ckpt_path: str | Path, module: Any, checkpoint_dir: str | None = None) -> None:
+    """Check that training ``module`` can resume from ``ckpt_path``, before anything is written.
+
+    Lightning would otherwise fail part-way (``size mismatch``, or ``KeyError: 'momentum'``
+    at the first step of SGD restored from Adam's state) or silently restore the
+    checkpoint's optimizer settings over the configured ones.
+
+    Args:
+        ckpt_path: the checkpoint to resume from.
+        module: the configured ReconModule (its ``hparams.net_spec``, ``state_dict()`` and
+            ``configure_optimizers()`` are compared with the checkpoint's).
+        checkpoint_dir: the run's checkpoint folder, where a resumed run's checkpoint must
+            lie (a resume continues its own run); None skips this check.
+
+    Raises:
+        FileNotFoundError, ValueError: one line naming the file and what does not match.
+    """
+    path = Path(ckpt_path)
+    if checkpoint_dir is not None and path.resolve().parent != Path(checkpoint_dir).resolve():
+        raise ValueError(
+            f"{path}: not in this run's checkpoint folder {checkpoint_dir}: a resume "
+            "continues the run that wrote the checkpoint, in its directory"
+        )
+    ckpt = read_checkpoint(path)
+    if "optimizer_states" not in ckpt or "loops" not in ckpt:
+        raise ValueError(f"{path}: weights only (no optimizer or loop state): it cannot resume")
+    saved_hparams = ckpt.get("hyper_parameters", {})
+    common = [k for k in module.hparams if k != "net_spec" and k in saved_hparams]
+    problem = (
+        _first_difference("model", ckpt[CHECKPOINT_KEY]["net_spec"], module.hparams.net_spec)
+        or _first_difference(
+            "module",
+            {k: saved_hparams[k] for k in common},
+            {k: module.hparams[k] for k in common},
+        )
+        or _weights_difference(ckpt["state_dict"], module.state_dict())
+        or _optimizer_difference(ckpt, module.configure_optimizers())
+    )
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+
+
 def load_reconstructor(
     ckpt_path: str | Path, map_location: str | torch.device = "cpu"
 ) -> ImageReconstructor:
@@ -104,15 +229,8 @@ def load_reconstructor(
             weights do not fit the network its spec builds.
     """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many types for a non-checkpoint file
-        raise ValueError(f"{path}: not a torch checkpoint ({type(err).__name__})") from err
-    info = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
-    if not isinstance(info, dict) or "net_spec" not in info or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a mri_recon checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    ckpt = read_checkpoint(path, map_location)
+    info = ckpt[CHECKPOINT_KEY]
     net = build_from_spec(info["net_spec"], where=str(path))
     prefix = info.get("net_prefix", NET_PREFIX)
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

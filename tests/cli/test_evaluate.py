@@ -385,3 +385,14 @@ def test_bad_checkpoints_config_is_one_line(
     assert len(err.strip().splitlines()) == 1, err
     assert re.match(message, err), err
     assert not (tmp_path / "run" / "per_volume.csv").exists()
+
+
+def test_output_directory_below_a_file_is_one_line(synth_root, tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("a regular file")
+    out = tmp_path / "file" / "out"
+    with pytest.raises(SystemExit) as exc:
+        main([f"data.root={synth_root}", "methods=[zero_filled]", f"hydra.run.dir={out}"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: hydra.run.dir: {out}: {tmp_path}/file is a file, not a folder"
+    ]

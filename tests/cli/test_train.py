@@ -1,19 +1,25 @@
 """``train(cfg)`` and ``mri-recon-train`` end to end on the tiny synthetic dataset (CPU).
 
 Runs are tiny (U-Net chans 4, 2 pooling levels, 3 training batches per epoch) so the whole
-file takes about a minute on 2 cores; the DDP test starts 2 gloo processes through the CLI.
+file takes about a minute and a half on 2 cores; the DDP test starts 2 gloo processes
+through the CLI, the resume test kills a training process and resumes it with the README's
+command.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,21 +140,22 @@ def test_resume_continues_the_step_count_and_matches(
     two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
 ) -> None:
     _, uninterrupted = two_epochs
-    first = run(tiny_root, tmp_path / "first", "trainer.max_epochs=1", "validate_ckpt=last")
+    first = run(tiny_root, tmp_path, "trainer.max_epochs=1", "validate_ckpt=last")
     assert first["global_step"] == 3
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    # train longer: the same run, resumed in its directory with a higher max_epochs
     resumed = run(
-        tiny_root,
-        tmp_path / "resumed",
-        "trainer.max_epochs=2",
-        "validate_ckpt=last",
-        f"ckpt_path={last}",
+        tiny_root, tmp_path, "trainer.max_epochs=2", "validate_ckpt=last", f"ckpt_path={last}"
     )
     assert resumed["global_step"] == uninterrupted["global_step"] == 6
-    steps = [int(r["step"]) for r in _csv_rows(tmp_path / "resumed") if r.get("train/loss")]
+    steps = [int(r["step"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
     assert min(steps) >= 3  # the resumed run logs from step 3 on, not from 0
     for key in VAL_KEYS:
         assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-5), key
+    # a resume continues the run that wrote the checkpoint, not another one
+    with pytest.raises(ValueError, match=r"last\.ckpt: not in this run's checkpoint folder"):
+        run(tiny_root, tmp_path / "other", "trainer.max_epochs=2", f"ckpt_path={last}")
+    assert not (tmp_path / "other").exists()
 
 
 def test_same_seed_same_metrics_other_seed_differs(
@@ -330,3 +337,220 @@ def test_nan_in_the_data_stops_the_run_naming_the_file(
     assert not made & (
         {"tensorboard", "csv", "checkpoints"} if prescan == "full" else {"checkpoints"}
     )
+
+
+# --- resume (issue 10) -------------------------------------------------------------------
+
+# 3 epochs of 3 steps; at this rate the validation SSIM is best after epoch 0 and lower after
+# epochs 1 and 2, so a resume that forgot the best score would pick a later checkpoint
+RESUME_CFG = [*TINY, "trainer.max_epochs=3", "optim.lr=0.03"]
+# run mri-recon-train, but wait to be killed at global step argv[2] (mid-epoch 2, after
+# last.ckpt of epoch 1 exists), touching the marker file argv[1] first
+STALLING_TRAIN = """
+import sys, time
+from pathlib import Path
+from mri_recon.lit.module import ReconModule
+marker, stall_step = Path(sys.argv.pop(1)), int(sys.argv.pop(1))
+training_step = ReconModule.training_step
+def stalling_step(self, batch, batch_idx):
+    if self.global_step == stall_step:
+        marker.touch()
+        time.sleep(600)
+    return training_step(self, batch, batch_idx)
+ReconModule.training_step = stalling_step
+from mri_recon.cli.train import main
+main()
+"""
+
+
+def _train_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def _epoch(ckpt: Path) -> int:
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+
+
+def test_resume_after_sigkill_matches_the_uninterrupted_run(
+    tiny_root: Path, tmp_path: Path, hydra_logging: None
+) -> None:
+    from mri_recon.viz.logs import load_run
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    overrides = [*RESUME_CFG, f"data.root={tiny_root}"]
+    marker = tmp_path / "stalled"
+    victim = subprocess.Popen(
+        [sys.executable, "-c", STALLING_TRAIN, str(marker), "7", *overrides,
+         f"hydra.run.dir={killed}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_train_env(),
+    )  # fmt: skip
+    try:
+        main([*overrides, f"hydra.run.dir={straight}"])  # the uninterrupted run, meanwhile
+        for _ in range(1200):
+            if marker.exists() or victim.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), f"the run never reached step 7: {victim.stderr.read()[-2000:]}"
+        assert _epoch(killed / "checkpoints" / "last.ckpt") == 1  # epochs 0 and 1 done
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        victim.kill()
+        victim.stderr.close()
+    assert not (killed / "metrics.json").exists()
+
+    # the README's command, nothing else: the run's own config, directory and best score
+    resumed = subprocess.run(
+        [str(BIN / "mri-recon-train"), f"ckpt_path={killed}/checkpoints/last.ckpt"],
+        capture_output=True, text=True, timeout=300, env=_train_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = json.loads((straight / "metrics.json").read_text())
+    got = json.loads((killed / "metrics.json").read_text())
+    assert got["metrics"] == expected["metrics"]  # bit for bit
+    assert got["validated_checkpoint"] == str(killed / "checkpoints" / "best.ckpt")
+    assert (killed / "val_volumes.csv").read_text() == (straight / "val_volumes.csv").read_text()
+    best_epoch = _epoch(straight / "checkpoints" / "best.ckpt")
+    assert _epoch(killed / "checkpoints" / "best.ckpt") == best_epoch
+    # the test's premise: the best epoch came before the kill, and later epochs are worse
+    curves = load_run(straight).curves["val/ssim"]
+    assert best_epoch == 0 and curves.value[0] > max(curves.value[1:]), curves.value
+    # the logs continue: the killed run's CSV and the resumed run's, merged, are the whole run
+    assert load_run(killed).curves["val/ssim"].value.tolist() == curves.value.tolist()
+    assert sorted(p.name for p in (killed / "tensorboard").iterdir()) == ["version_0", "version_1"]
+
+
+def _tree(path: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder below ``path``: (size, mtime in ns), to see that nothing changed."""
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real one-epoch run directory (Adam, U-Net chans 4), made by the CLI."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        main([*TINY, f"data.root={tiny_root}", "trainer.max_epochs=1",
+              "trainer.limit_train_batches=1", f"hydra.run.dir={run_dir}"])  # fmt: skip
+    finally:
+        root.handlers[:], root.level = saved
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    return run_dir
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _weights_only(data: bytes) -> bytes:
+    ckpt = torch.load(io.BytesIO(data), weights_only=False)
+    del ckpt["optimizer_states"], ckpt["loops"]
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "overrides", "message"),
+    [
+        (lambda data: os.urandom(4096), [], r"last\.ckpt: not a torch checkpoint"),
+        (_truncated, [], r"last\.ckpt: not a torch checkpoint"),
+        (lambda data: b"", [], r"last\.ckpt: not a torch checkpoint \(empty file\)"),
+        (_weights_only, [], r"last\.ckpt: weights only"),
+        (None, ["model.chans=8"], r"last\.ckpt: model\.chans is 4 in the checkpoint, 8 in the"),
+        (None, ["optim=sgd"], r"last\.ckpt: optim: the checkpoint's optimizer .*SGD"),
+        (None, ["optim.lr=0.5"], r"last\.ckpt: optim\.lr is 0\.001 in the checkpoint, 0\.5 in"),
+        (None, ["scheduler=step"], r"last\.ckpt: scheduler: the checkpoint has none, .*StepLR"),
+    ],
+    ids=["random", "truncated", "empty", "weights-only", "chans", "sgd", "lr", "scheduler"],
+)
+def test_bad_checkpoint_to_resume_is_one_line_before_anything_is_written(
+    finished_run: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture,
+    hydra_logging: None,
+    corrupt: Any,
+    overrides: list[str],
+    message: str,
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if corrupt is not None:
+        last.write_bytes(corrupt(last.read_bytes()))
+    before = _tree(run_dir)
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt_path={last}", *overrides])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 1
+    assert len(lines) == 1 and re.match(
+        f"error: {re.escape(str(run_dir))}/.*{message}", lines[0]
+    ), lines
+    assert _tree(run_dir) == before  # no new log version, .hydra/ untouched
+
+
+def test_checkpoint_outside_a_run_directory_is_one_line(
+    finished_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture, hydra_logging: None
+) -> None:
+    loose = tmp_path / "loose.ckpt"
+    shutil.copy(finished_run / "checkpoints" / "last.ckpt", loose)
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt_path={loose}", f"paths.log_dir={tmp_path / 'logs'}"])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2
+    assert lines == [f"error: ckpt_path: {loose}: not in a run directory (no "
+                     f"{tmp_path.parent}/.hydra/overrides.yaml): a resume continues the run "
+                     "that wrote the checkpoint, in its directory"], lines  # fmt: skip
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("where", ["below-a-file", "checkpoints-file", "unwritable"])
+def test_unusable_run_directory_is_one_line(
+    where: str,
+    tiny_root: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture,
+    hydra_logging: None,
+) -> None:
+    (tmp_path / "file").write_text("a regular file")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("a file where the folder goes")
+    run_dir, message = {
+        "below-a-file": (
+            tmp_path / "file" / "run",
+            f"hydra.run.dir: {tmp_path}/file/run: {tmp_path}/file is a file, not a folder",
+        ),
+        "checkpoints-file": (
+            tmp_path / "run",
+            f"callbacks.model_checkpoint.dirpath: {tmp_path}/run/checkpoints is a file, not a "
+            "folder",
+        ),
+        "unwritable": (  # root may write anywhere, but not make folders in /proc
+            Path("/proc/mri_recon_run"),
+            "hydra.run.dir: /proc/mri_recon_run: cannot create folders in /proc (",
+        ),
+    }[where]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, f"data.root={tiny_root}", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "run"]
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["checkpoints"]  # nothing written
+
+
+def test_multirun_directory_below_a_file_is_one_line(
+    tiny_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture, hydra_logging: None
+) -> None:
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", *TINY, f"data.root={tiny_root}", "optim=adam,sgd",
+              f"hydra.sweep.dir={tmp_path / 'file' / 'sweep'}"])  # fmt: skip
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2
+    assert lines == [f"error: hydra.sweep.dir: {tmp_path}/file/sweep: {tmp_path}/file is a "
+                     "file, not a folder"], lines  # fmt: skip
