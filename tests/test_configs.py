@@ -187,6 +187,12 @@ def test_unknown_key_fails_composition(tmp_path: Path) -> None:
         (["mask.accelerations=[0.5]"], "mask.accelerations"),
         (["mask.center_fractions=[0.0]"], "mask.center_fractions"),
         (["mask.center_fractions=[1.0]"], "mask.center_fractions"),
+        (["mask.center_fractions=[0.3]"], "mask.center_fractions"),  # 0.3 * 4 >= 1
+        (["mask=variable_density_4x", "mask.p=0"], "mask.p"),
+        (["mask=poisson_4x", "mask.accelerations=[1]"], "mask.accelerations"),
+        (["mask=poisson_4x", "mask.min_gap=6"], "mask.min_gap"),
+        (["mask=magic_4x", "mask.accelerations=[4.5]"], "mask.accelerations"),
+        (["+mask.p=2"], "mask.p"),
         (["model.norm=foo"], "model.norm"),
         (["model.chans=0"], "model.chans"),
         (["optim._target_=torch.nn.Linear"], "optim._target_"),
