@@ -1,5 +1,6 @@
 """The layers point one way (docs/DESIGN.md draws them; ALLOWED is the rule); fileio (atomic
-writes) serves every layer that writes; runinfo (framework-free run records) serves cli. Lightning is imported only in mri_recon/lit/, Hydra
+writes) serves every layer that writes; runinfo (framework-free run records) serves cli, and its
+mask_hash evaluation and lit. Lightning is imported only in mri_recon/lit/, Hydra
 and its OmegaConf only in mri_recon/cli/. No two modules of the package import each other,
 directly or round a longer loop, at any level of a file."""
 
@@ -22,8 +23,8 @@ ALLOWED = {
     "baselines": {"physics"},
     "metrics": set(),
     "viz": {"fileio"},
-    "evaluation": {"fileio", "physics", "data", "baselines", "metrics", "viz"},
-    "lit": {"fileio", "physics", "data", "models", "baselines", "metrics", "viz"},
+    "evaluation": {"fileio", "runinfo", "physics", "data", "baselines", "metrics", "viz"},
+    "lit": {"fileio", "runinfo", "physics", "data", "models", "baselines", "metrics", "viz"},
     "cli": {
         "fileio",
         "physics",

@@ -27,14 +27,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info, split_dir
 from mri_recon.evaluation.volumes import volume_mask
-from mri_recon.physics.masks import ColumnMaskFunc, center_band
+from mri_recon.physics.masks import ColumnMaskFunc
 from mri_recon.runinfo import (
     ResourceMeter,
     append_segment,
     git_state,
     hardware,
     manifest,
-    mask_hash,
     package_versions,
     replace_last_segment,
 )
@@ -86,7 +85,7 @@ def describe_mask_func(mask_func: ColumnMaskFunc | None) -> dict[str, Any] | Non
     """The public settings of a mask function (type, centre fractions, accelerations)."""
     if mask_func is None:
         return None
-    return {k: v for k, v in vars(mask_func).items() if not k.startswith("_")}
+    return {k: v for k, v in vars(mask_func).items() if not k.startswith("_") and v is not None}
 
 
 def volume_masks(
@@ -102,17 +101,13 @@ def volume_masks(
         except DataError as err:  # a skipped file
             rows.append({"fname": Path(path).name, "error": str(err)})
             continue
-        start, stop = center_band(vm.mask)
         rows.append(
             {
                 "fname": Path(path).name,
                 "source": vm.source,
-                "mask_type": mask_func.mask_type if vm.source == "drawn" else "stored",
                 "acceleration": vm.acceleration,
                 "center_fraction": vm.center_fraction,
-                "mask_num_sampled": int(vm.mask.sum()),
-                "num_low_frequencies": stop - start,
-                "mask_hash": mask_hash(vm.mask),
+                **vm.columns(),
             }
         )
     return rows

@@ -2,9 +2,11 @@
 
 ``per_volume.csv`` has one row per (volume, method); its leading columns are an interface
 other tools read: ``fname,acquisition,method,mask,acceleration,center_fraction,nmse,psnr,
-ssim,seconds_per_slice``, followed by ``num_slices,challenge,split``. Metric cells are empty
-for volumes without a target (test split); ``mask`` is the mask config name, or "stored"
-for files evaluated with their own stored mask.
+ssim,seconds_per_slice``, followed by ``num_slices,challenge,split`` and the mask's provenance
+``mask_type,mask_seed,mask_num_sampled,num_low_frequencies,mask_hash`` (see
+:class:`~mri_recon.evaluation.volumes.VolumeMask`). Metric cells are empty for volumes
+without a target (test split); ``mask`` is the mask config name, or "stored" for files
+evaluated with their own stored mask (then ``mask_type`` is "stored" and ``mask_seed`` empty).
 
 The summary gives, per method and acceleration and split by acquisition (plus "all"), the
 mean, std and 95% bootstrap interval over volumes of each metric and of the seconds per
@@ -19,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mri_recon.evaluation.outputs import Staging, write_json
-from mri_recon.evaluation.volumes import SkippedFile
+from mri_recon.evaluation.volumes import MASK_COLUMNS, SkippedFile
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
@@ -36,7 +38,7 @@ CSV_COLUMNS = (
     "ssim",
     "seconds_per_slice",
 )
-EXTRA_COLUMNS = ("num_slices", "challenge", "split")
+EXTRA_COLUMNS = ("num_slices", "challenge", "split", *MASK_COLUMNS)
 REFERENCE = "zero_filled"
 TIMING = "seconds_per_slice"
 

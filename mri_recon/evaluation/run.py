@@ -236,6 +236,7 @@ def _rows(
     results: Mapping[str, MethodOutput],
 ) -> list[dict[str, Any]]:
     rows = []
+    mask_columns = vmask.columns()
     for name, res in results.items():
         metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim"))
         rows.append(
@@ -251,6 +252,7 @@ def _rows(
                 "num_slices": info.num_slices,
                 "challenge": info.challenge,
                 "split": split,
+                **mask_columns,
             }
         )
     assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)

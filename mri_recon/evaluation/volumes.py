@@ -22,7 +22,10 @@ import torch
 
 from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes
 from mri_recon.data.prescan import scan_volume
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed, seed_label
+from mri_recon.runinfo import mask_hash
+
+MASK_COLUMNS = ("mask_type", "mask_seed", "mask_num_sampled", "num_low_frequencies", "mask_hash")
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,30 @@ class VolumeMask:
         center_fraction: fraction of fully sampled center columns (stored masks:
             ``num_low_frequencies / W``).
         source: "drawn" (per-file seed) or "stored" (the file's ``mask`` dataset).
+        num_low_frequencies: fully sampled centre columns (stored masks: attr
+            ``num_low_frequency``, else the centre band).
+        mask_type: the mask function's type, or "stored".
+        seed: the seed as :func:`~mri_recon.physics.masks.seed_label` writes it (the file
+            name for a per-file seed), "" for a stored mask.
     """
 
     mask: torch.Tensor
     acceleration: float
     center_fraction: float
     source: str
+    num_low_frequencies: int = 0
+    mask_type: str = "stored"
+    seed: str = ""
+
+    def columns(self) -> dict[str, str | int]:
+        """The :data:`MASK_COLUMNS` of ``per_volume.csv`` (and of training's ``masks.csv``)."""
+        return {
+            "mask_type": self.mask_type,
+            "mask_seed": self.seed,
+            "mask_num_sampled": int(self.mask.sum()),
+            "num_low_frequencies": self.num_low_frequencies,
+            "mask_hash": mask_hash(self.mask),
+        }
 
 
 def select_volumes(
@@ -110,8 +131,17 @@ def volume_mask(info: VolumeInfo, mask_func: ColumnMaskFunc | None) -> VolumeMas
         mask = torch.from_numpy(info.mask.copy())
         acceleration = info.acceleration or width / int(mask.sum())
         num_low = info.num_low_frequencies or 0
-        return VolumeMask(mask, float(acceleration), num_low / width, "stored")
+        return VolumeMask(mask, float(acceleration), num_low / width, "stored", num_low)
     if mask_func is None:
         raise DataError(info.path, "has no stored 'mask' and no mask function was given")
-    sample = mask_func(width, seed=file_seed(info.fname))
-    return VolumeMask(sample.mask, sample.acceleration, sample.center_fraction, "drawn")
+    seed = file_seed(info.fname)
+    s = mask_func(width, seed=seed)
+    return VolumeMask(
+        s.mask,
+        s.acceleration,
+        s.center_fraction,
+        "drawn",
+        s.num_low_frequencies,
+        mask_func.mask_type,
+        seed_label(seed),
+    )

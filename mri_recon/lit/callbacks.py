@@ -2,16 +2,23 @@
 
 ``ReconModule`` collects a few fixed validation slices and calls :func:`log_image_rows`;
 :class:`ValidationTable` prints the per-volume table after ``trainer.validate`` and at the
-end of ``trainer.fit``.
+end of ``trainer.fit``. :class:`MaskLog` records every training epoch's masks.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+
+from mri_recon.fileio import write_atomic
+from mri_recon.lit.datamodule import MASK_LOG_COLUMNS
 
 
 def comparison_row(
@@ -147,3 +154,49 @@ class SliceCounter(pl.Callback):
     ) -> None:
         if not trainer.sanity_checking:
             self.slices += int(batch["kspace"].shape[0])
+
+
+class MaskLog(pl.Callback):
+    """Append each training epoch's masks to a CSV (``masks.csv`` of the run directory), one
+    row per training sample (:data:`~mri_recon.lit.datamodule.MASK_LOG_COLUMNS`, from
+    ``FastMRIDataModule.train_masks``), so two runs can be checked to have drawn the same.
+
+    Only global rank 0 writes. An epoch's rows are written in one append when the epoch
+    starts; when training starts (also on a resume) the file keeps only the whole rows of
+    the epochs before the first one this run trains, so a killed run's partial epoch is
+    dropped and the file ends up as an uninterrupted run's.
+
+    Args:
+        path: the CSV file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Drop the rows of the epochs from ``trainer.current_epoch`` on."""
+        if not trainer.is_global_zero or not self.path.exists() or not self.path.stat().st_size:
+            return
+        header, *lines = self.path.read_text().splitlines(keepends=True)
+        kept = [
+            line
+            for line in lines
+            if line.endswith("\n") and int(line.split(",", 1)[0]) < trainer.current_epoch
+        ]
+        write_atomic(self.path, "".join([header, *kept]))
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Append this epoch's rows."""
+        if not trainer.is_global_zero:
+            return
+        rows = trainer.datamodule.train_masks(trainer.current_epoch)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=MASK_LOG_COLUMNS, lineterminator="\n")
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            writer.writeheader()
+        writer.writerows(rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from mri_recon.data.fastmri import CHALLENGES
 from mri_recon.data.prescan import check_prescan
 from mri_recon.data.slice_dataset import SliceDataset
-from mri_recon.lit.samplers import BucketBatchSampler
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed, seed_label
+from mri_recon.runinfo import mask_hash
 
 BATCH_KEYS = (
     "kspace",
@@ -41,6 +42,18 @@ BATCH_KEYS = (
     "slice_num",
     "num_slices",
     "acquisition",
+)
+MASK_LOG_COLUMNS = (
+    "epoch",
+    "index",
+    "fname",
+    "slice_num",
+    "acceleration",
+    "mask_type",
+    "mask_seed",
+    "mask_num_sampled",
+    "num_low_frequencies",
+    "mask_hash",
 )
 _FLOAT_KEYS = ("max_value",)
 _INT_KEYS = ("slice_num", "num_slices")
@@ -240,6 +253,36 @@ class FastMRIDataModule(pl.LightningDataModule):
                 seed=self.seed,
                 prescan=self.prescan,
             )
+
+    def train_masks(self, epoch: int) -> list[dict[str, Any]]:
+        """The column mask every training sample gets in ``epoch``, one row per dataset
+        index (:data:`MASK_LOG_COLUMNS`): the mask :class:`MaskedSlices` draws from the
+        sampler's seed, ``mask_func(W, seed=mask_seeds(N, seed, epoch)[index])``, redrawn
+        here (a pure function of W and the seed) so that every rank's samples are listed.
+        """
+        self.setup("fit")
+        dataset = self.train_dataset
+        assert dataset is not None
+        seeds = mask_seeds(len(dataset), self.seed, epoch).tolist()
+        rows = []
+        for index, (seed, (vol, slice_num)) in enumerate(zip(seeds, dataset.samples, strict=True)):
+            info = dataset.volumes[vol]
+            s = self.mask_func(info.image_shape[1], seed=seed)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "index": index,
+                    "fname": info.fname,
+                    "slice_num": slice_num,
+                    "acceleration": s.acceleration,
+                    "mask_type": self.mask_func.mask_type,
+                    "mask_seed": seed_label(seed),
+                    "mask_num_sampled": s.num_sampled,
+                    "num_low_frequencies": s.num_low_frequencies,
+                    "mask_hash": mask_hash(s.mask),
+                }
+            )
+        return rows
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches of (k-space, fresh mask) pairs; call ``set_epoch`` per epoch."""

@@ -158,6 +158,29 @@ def test_resume_continues_the_step_count_and_matches(
     assert not (tmp_path / "other").exists()
 
 
+def test_masks_csv_lists_every_epoch_and_a_resume_rewrites_none(
+    two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
+) -> None:
+    """``masks.csv``: one row per training slice and epoch; a run killed after epoch 1 and
+    resumed in its directory ends with the uninterrupted run's file, byte for byte."""
+    out, _ = two_epochs
+    with open(out / "masks.csv") as f:
+        rows = list(csv.DictReader(f))
+    num_train = sum(1 for r in rows if r["epoch"] == "0")
+    assert num_train == 6 and len(rows) == 2 * num_train  # 2 volumes x 3 slices, 2 epochs
+    assert all(r["mask_type"] == "random" and len(r["mask_hash"]) == 12 for r in rows)
+    first = {r["index"]: r["mask_hash"] for r in rows if r["epoch"] == "0"}
+    second = {r["index"]: r["mask_hash"] for r in rows if r["epoch"] == "1"}
+    assert all(first[i] != second[i] for i in first)  # fresh masks each epoch
+    run_dir = tmp_path / "run"
+    run(tiny_root, run_dir, "trainer.max_epochs=1", "validate_ckpt=last")
+    with open(run_dir / "masks.csv", "a") as f:
+        f.write("1,3,file_torn")  # as if killed while appending the next epoch
+    last = run_dir / "checkpoints" / "last.ckpt"
+    run(tiny_root, run_dir, "trainer.max_epochs=2", "validate_ckpt=last", f"ckpt_path={last}")
+    assert (run_dir / "masks.csv").read_text() == (out / "masks.csv").read_text()
+
+
 def test_same_seed_same_metrics_other_seed_differs(
     two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
 ) -> None:

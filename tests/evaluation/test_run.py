@@ -17,6 +17,7 @@ from mri_recon.baselines import TVReconstructor, ZeroFilled
 from mri_recon.data.fastmri import DataError
 from mri_recon.evaluation import (
     CSV_COLUMNS,
+    EXTRA_COLUMNS,
     EvalSettings,
     Staging,
     run_evaluation,
@@ -27,6 +28,7 @@ from mri_recon.evaluation import run as run_module
 from mri_recon.fileio import OutputError
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.runinfo import mask_hash
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 OUTPUTS = ("per_volume.csv", "summary.md", "summary.json", "figures", "reconstructions")
@@ -145,6 +147,36 @@ def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatc
         assert unsampled.abs().max() == 0
 
 
+def test_csv_records_each_volume_mask(tmp_path, fastmri_split) -> None:
+    """The appended mask columns describe the mask each volume was reconstructed with."""
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
+    fn = ColumnMaskFunc("variable_density", [0.08], [4], density="gaussian", sigma=0.3)
+    spy, run_dir = Spy(), tmp_path / "run"
+    run_evaluation(_settings(tmp_path / "data", run_dir, mask_func=fn), {"spy": spy})
+    with open(run_dir / "per_volume.csv") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == (*CSV_COLUMNS, *EXTRA_COLUMNS)
+    assert reader.fieldnames[-5:] == [
+        "mask_type",
+        "mask_seed",
+        "mask_num_sampled",
+        "num_low_frequencies",
+        "mask_hash",
+    ]
+    hashes = set()
+    for path, call, row in zip(paths, spy.calls, rows, strict=True):
+        used, width = call["mask"][0], call["mask"].shape[-1]
+        assert row["fname"] == path.name and row["mask_seed"] == path.name  # file_seed(fname)
+        assert row["mask_type"] == "variable_density"
+        assert int(row["mask_num_sampled"]) == int(used.sum()) == round(width / 4)
+        assert int(row["num_low_frequencies"]) == round(width * 0.08)
+        assert row["mask_hash"] == mask_hash(used)
+        assert row["mask_hash"] == mask_hash(fn(width, seed=file_seed(path.name)).mask)
+        hashes.add(row["mask_hash"])
+    assert len(hashes) == 3
+
+
 def test_multicoil_tv_with_estimated_maps(tmp_path, fastmri_split) -> None:
     fastmri_split(
         tmp_path / "data",
@@ -247,11 +279,16 @@ def test_test_split_uses_the_stored_mask(tmp_path, fastmri_split) -> None:
         with h5py.File(path) as hf:
             stored = torch.from_numpy(hf["mask"][()].astype(bool))
             acceleration = hf.attrs["acceleration"]
+            num_low = hf.attrs["num_low_frequency"]
         assert torch.equal(call["mask"][0], stored)  # never a new mask
         with h5py.File(run_dir / "reconstructions/spy" / path.name) as hf:
             assert hf["reconstruction"].shape == (3, 32, 32)
         row = next(r for r in report.rows if r["fname"] == path.name)
         assert row["mask"] == "stored" and row["acceleration"] == acceleration
+        assert (row["mask_type"], row["mask_seed"]) == ("stored", "")
+        assert row["mask_hash"] == mask_hash(stored)
+        assert row["mask_num_sampled"] == int(stored.sum())
+        assert row["num_low_frequencies"] == num_low > 0
     assert all(r["ssim"] is None for r in report.rows)
     assert not (run_dir / "figures").exists()
     with open(run_dir / "per_volume.csv") as f:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import h5py
@@ -13,9 +15,11 @@ import pytest
 import torch
 
 from mri_recon.data.fastmri import DataError
-from mri_recon.lit.datamodule import FastMRIDataModule, collate_slices
+from mri_recon.lit.callbacks import MaskLog
+from mri_recon.lit.datamodule import MASK_LOG_COLUMNS, FastMRIDataModule, collate_slices
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.runinfo import mask_hash
 
 # 7 indices in three shape groups of sizes 3, 2, 2 (interleaved, as volumes of a split are)
 KEYS = ["a", "b", "a", "c", "b", "a", "c"]
@@ -259,9 +263,10 @@ def test_refuses_lightning_distributed_sampler_injection(mixed_root: Path) -> No
         dm.train_dataloader()
 
 
-def test_lightning_sets_the_training_epoch(mixed_root: Path) -> None:
+def test_lightning_sets_the_training_epoch(mixed_root: Path, tmp_path: Path) -> None:
     """Through a real Trainer: epoch e draws exactly the order and masks of ``set_epoch(e)``
-    (Lightning reaches the batch sampler through ``batch_sampler.sampler``)."""
+    (Lightning reaches the batch sampler through ``batch_sampler.sampler``), and ``MaskLog``
+    records, per epoch, the masks the training steps received."""
     import pytorch_lightning as pl
 
     class Recorder(pl.LightningModule):
@@ -291,7 +296,24 @@ def test_lightning_sets_the_training_epoch(mixed_root: Path) -> None:
         enable_model_summary=False,
         limit_val_batches=0,
         use_distributed_sampler=False,
+        callbacks=[MaskLog(tmp_path / "run" / "masks.csv")],
     ).fit(model, datamodule=dm)
+    with open(tmp_path / "run" / "masks.csv") as f:
+        reader = csv.DictReader(f)
+        logged = list(reader)
+    assert tuple(reader.fieldnames) == MASK_LOG_COLUMNS
+    assert [int(r["epoch"]) for r in logged] == [0] * 9 + [1] * 9
+    for epoch in (0, 1):
+        rows = {(r["fname"], int(r["slice_num"])): r for r in logged if r["epoch"] == str(epoch)}
+        seeds = mask_seeds(9, 5, epoch).tolist()
+        assert sorted(int(r["index"]) for r in rows.values()) == list(range(9))
+        for f, s, m in model.seen[epoch]:
+            row, mask = rows[(f, s)], torch.tensor(m)
+            assert row["mask_hash"] == mask_hash(mask), (epoch, f, s)
+            assert row["mask_seed"] == str(seeds[int(row["index"])])
+            assert int(row["mask_num_sampled"]) == int(mask.sum())
+            assert int(row["num_low_frequencies"]) == round(len(m) * 0.08)
+            assert row["mask_type"] == "random" and float(row["acceleration"]) == 4.0
     for epoch in (0, 1):
         expected = [
             (f, int(s), tuple(m.tolist()))
@@ -312,3 +334,27 @@ def test_setup_prescans_both_splits(mixed_root: Path) -> None:
     assert dm.val_dataset.check_finite and len(dm.val_dataset) == 9
     with pytest.raises(ValueError, match=r"data.prescan: 'all' is not one of \('full', 'header'\)"):
         FastMRIDataModule("unused", "singlecoil", ColumnMaskFunc(), prescan="all")
+
+
+def test_mask_log_keeps_whole_earlier_epochs_on_resume(mixed_root: Path, tmp_path: Path) -> None:
+    """A resumed run (starting at epoch 2) drops the rows of epochs >= 2 and a torn last
+    line, then appends; the file equals an uninterrupted run's."""
+    dm = _datamodule(mixed_root)
+    path = tmp_path / "masks.csv"
+    log = MaskLog(path)
+
+    def trainer(epoch: int) -> Any:
+        return SimpleNamespace(is_global_zero=True, current_epoch=epoch, datamodule=dm)
+
+    for epoch in range(3):
+        log.on_train_epoch_start(trainer(epoch), None)
+    uninterrupted = path.read_text()
+    assert len(uninterrupted.splitlines()) == 1 + 3 * 9
+    with open(path, "a") as f:
+        f.write("3,0,file1000001.h5,0,4.0\n1")  # killed appending; "1" of e.g. epoch 12
+    log.on_train_start(trainer(2), None)  # resumed from the checkpoint of epoch 2
+    assert len(path.read_text().splitlines()) == 1 + 2 * 9
+    log.on_train_epoch_start(trainer(2), None)
+    assert path.read_text() == uninterrupted
+    log.on_train_epoch_start(SimpleNamespace(is_global_zero=False, current_epoch=3), None)
+    assert path.read_text() == uninterrupted  # other ranks never write
