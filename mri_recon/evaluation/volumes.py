@@ -68,7 +68,7 @@ class VolumeMask:
     seed: str = ""
 
     def columns(self) -> dict[str, str | int]:
-        """The :data:`MASK_COLUMNS` of ``per_volume.csv`` (and of training's ``masks.csv``)."""
+        """The :data:`MASK_COLUMNS` of ``per_volume.csv`` (training's ``masks.csv`` has them too)."""
         return {
             "mask_type": self.mask_type,
             "mask_seed": self.seed,
