@@ -277,6 +277,9 @@ def test_ddp_two_cpu_processes_match_one_process_per_volume(
     for fname, row in single.items():
         for key in ("ssim", "psnr", "nmse"):
             assert ddp_volumes[fname][key] == pytest.approx(row[key], rel=1e-5), (fname, key)
+    with open(out / "masks.csv") as f:  # rank 0 lists every rank's samples, each once
+        logged = list(csv.DictReader(f))
+    assert logged == [{k: str(v) for k, v in r.items()} for r in datamodule.train_masks(0)]
 
 
 def test_multirun_writes_one_run_directory_per_optimizer(
