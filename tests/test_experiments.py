@@ -286,3 +286,134 @@ def test_tv_reconstructor_follows_configs_tv():
     tv = tv_reconstructor()
     assert (tv.lam, tv.max_iters, tv.tol) == (configured.lam, configured.max_iters, configured.tol)
     assert tv_reconstructor(["tv.lam=0.003", "tv.max_iters=7"]).lam == 0.003
+
+
+# ------------------------------------------------------------------------ GPU recipes
+
+
+@pytest.mark.parametrize("experiment", ["fastmri_unet_gpu", "fastmri_unet_gpu_fast"])
+def test_gpu_recipe_runs_on_cpu_with_debug_fast(experiment, tiny_root, tmp_path):
+    """The GPU recipes as they are (model, optimizer, batch, precision, channels_last) run a
+    debug=fast training on CPU; compile is switched off (minutes of compiling on CPU; the
+    compiled network is tested in tests/lit/test_module.py)."""
+    from mri_recon.cli.train import train
+
+    cfg = compose_hydra(
+        [
+            f"experiment={experiment}",
+            f"data.root={tiny_root}",
+            f"paths.output_dir={tmp_path}",
+            "debug=fast",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar",
+            "validate_ckpt=last",
+            "trainer.accelerator=cpu",
+            "data.pin_memory=false",
+            "module.compile=null",
+        ]
+    )
+    HydraConfig.instance().set_config(cfg)
+    fast = experiment.endswith("_fast")
+    assert cfg.trainer.precision == ("bf16-mixed" if fast else "32-true")
+    assert cfg.module.channels_last is fast and cfg.model.chans == 32
+    metrics = train(cfg)
+    assert metrics["global_step"] >= 2
+    assert all(math.isfinite(metrics[k]) for k in ("train/loss", "val/loss", "val/ssim"))
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_fast_gpu_recipe_states_its_settings(tmp_path):
+    cfg = compose_hydra(["experiment=fastmri_unet_gpu_fast", f"paths.output_dir={tmp_path}"])
+    base = compose_hydra(["experiment=fastmri_unet_gpu", f"paths.output_dir={tmp_path}"])
+    assert cfg.hydra.runtime.choices.optim == "adam" and cfg.model.norm == "group"
+    assert cfg.module.compile == "default" and cfg.module.channels_last is True
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
+    # sqrt scaling of the batch-1 recipe's learning rate
+    assert base.data.batch_size == 1 and cfg.data.batch_size == 64
+    assert cfg.optim.lr == pytest.approx(base.optim.lr * math.sqrt(cfg.data.batch_size))
+
+
+# ------------------------------------------------------------------- SLURM (multi-node)
+
+SLURM = [
+    "experiment=ddp_slurm",
+    "hydra.launcher.nodes=2",
+    "hydra.launcher.gpus_per_node=4",
+    "hydra.launcher.partition=gpu",
+    "hydra.launcher.timeout_min=120",
+]
+
+
+def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypatch):
+    """experiment=ddp_slurm selects Hydra's submitit SLURM launcher; the trainer follows its
+    nodes and GPUs per node, and the launcher turns them into the sbatch script (captured
+    before submission: a fake ``srun`` on PATH stands in for the cluster)."""
+    import submitit
+
+    cfg = compose_hydra([*SLURM, f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.job.name=t"])
+    HydraConfig.instance().set_config(cfg)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)
+    assert (launcher.partition, launcher.timeout_min) == ("gpu", 120)
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 4)
+    assert cfg.trainer.strategy._target_.endswith("DDPStrategy")
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    captured = {}
+
+    class Submitted(Exception):
+        pass
+
+    class Recorder(submitit.AutoExecutor):
+        def map_array(self, fn, *args):
+            captured["executor"] = self
+            raise Submitted
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Recorder)
+    plugin = instantiate(launcher)
+    plugin.setup(hydra_context=None, task_function=print, config=cfg)
+    with pytest.raises(Submitted):
+        plugin.launch([["seed=1"]], initial_job_idx=0)
+    script = captured["executor"]._executor._make_submission_file_text("train", "0")
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu"):
+        assert f"#SBATCH {line}\n" in script
+    assert "#SBATCH --time=120\n" in script
+
+
+@pytest.mark.parametrize(("procid", "node", "local"), [(0, 0, 0), (6, 1, 2)])
+def test_lightning_reads_ranks_from_slurm(procid, node, local, tmp_path, monkeypatch):
+    """Under srun (SLURM's variables set) the trainer built from the ddp_slurm config takes
+    its global rank, world size and node from SLURM; nothing is fitted."""
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+    from mri_recon.cli.train import build_group
+    from mri_recon.lit.training import torch_flags_restored
+
+    slurm = {
+        "SLURM_NTASKS": "8",
+        "SLURM_NTASKS_PER_NODE": "4",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_PROCID": str(procid),
+        "SLURM_LOCALID": str(local),
+        "SLURM_NODEID": str(node),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NODELIST": "gpu[01-02]",
+    }
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_hydra([*SLURM, f"paths.output_dir={tmp_path}", "trainer.accelerator=cpu"])
+    HydraConfig.instance().set_config(cfg)
+    with torch_flags_restored():
+        trainer = build_group(cfg, "trainer", logger=False, callbacks=[])
+    assert isinstance(trainer.strategy.cluster_environment, SLURMEnvironment)
+    assert (trainer.num_nodes, trainer.num_devices, trainer.world_size) == (2, 4, 8)
+    assert (trainer.global_rank, trainer.node_rank, trainer.local_rank) == (procid, node, local)
+    assert trainer.strategy.cluster_environment.main_address == "gpu01"

@@ -24,6 +24,9 @@ from omegaconf.errors import OmegaConfBaseException
 from mri_recon.cli.errors import ConfigError, one_line
 
 VALIDATE_CKPTS = ("best", "last")
+# Lightning accepts more (16-true, bf16-true, 64-true): those cast the batch, so the targets
+# and metrics would leave float32; ReconModule keeps the physics in float32 under these only
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 _MISSING = object()
 # "<field>: reason", "<field>=value reason" or "<field> reason" at the start of a message
 _LEADING_FIELD = re.compile(r"([A-Za-z_][\w.]*)(:\s*|=|\s+)(.*)")
@@ -139,6 +142,11 @@ def check_train_config(cfg: DictConfig) -> None:
         require_number(cfg, "scheduler.gamma", 0, strict=True)
     if _value(cfg, "trainer.max_epochs") != -1:  # -1: no limit
         require_number(cfg, "trainer.max_epochs", 1, integer=True)
+    if _value(cfg, "trainer.precision") not in (_MISSING, *PRECISIONS):
+        raise ConfigError(
+            "trainer.precision",
+            f"must be one of {', '.join(PRECISIONS)}, got {cfg.trainer.precision!r}",
+        )
     if _value(cfg, "trainer.use_distributed_sampler") not in (False, _MISSING):
         raise ConfigError(
             "trainer.use_distributed_sampler",

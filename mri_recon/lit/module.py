@@ -11,11 +11,17 @@ target normalised with the input's mean/std and clamped), optionally on random c
 Validation reconstructs full slices exactly as :class:`ImageReconstructor` does for the
 evaluation CLI and logs per-volume ``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on
 every rank, see :mod:`mri_recon.metrics.accumulate`).
+
+Precision: under a mixed-precision trainer (``trainer.precision=bf16-mixed`` or ``16-mixed``)
+only the network runs in reduced precision. The physics (complex k-space, masking, FFTs,
+crop), the normalisation statistics, losses and metrics run with autocast disabled, on
+float32, and the network output is cast back to float32 before them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -47,6 +53,7 @@ from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.physics.masks import apply_mask
 
 BATCH_KEYS = ("kspace", "mask", "target", "max_value", "fname", "slice_num")
+COMPILE_MODES = (None, "default", "max-autotune")
 
 
 class ReconModule(pl.LightningModule):
@@ -63,6 +70,11 @@ class ReconModule(pl.LightningModule):
         net_spec: the resolved model config ``{"_target_": ..., **kwargs}`` stored in the
             checkpoint; None infers it from ``net``'s attributes (works for ``Unet``).
         seed: seed of the crop locations (with the global step and the rank).
+        channels_last: store the network's weights (hence its activations) in channels-last
+            memory format (faster convolutions on tensor cores).
+        compile: ``torch.compile`` mode of the network (``"default"``, ``"max-autotune"``) or
+            None (eager). Compiled in place (``nn.Module.compile``, static shapes), so the
+            state-dict keys and checkpoints are those of the eager network.
     """
 
     def __init__(
@@ -75,9 +87,11 @@ class ReconModule(pl.LightningModule):
         num_log_images: int = 4,
         net_spec: dict | None = None,
         seed: int = 0,
+        channels_last: bool = False,
+        compile: str | None = None,
     ) -> None:
         super().__init__()
-        _check_arguments(train_crop_size, num_log_images)
+        _check_arguments(train_crop_size, num_log_images, channels_last, compile)
         net_spec = to_plain(net_spec) if net_spec is not None else net_spec_of(net)
         if not isinstance(net_spec, dict) or not isinstance(net_spec.get("_target_"), str):
             raise TypeError(f"net_spec must be a mapping with a '_target_', got {net_spec!r}")
@@ -87,7 +101,17 @@ class ReconModule(pl.LightningModule):
             raise ValueError(f"optim.lr must be > 0, got {trial.param_groups[0]['lr']!r}")
         if scheduler is not None:
             _build_once(scheduler, trial, "scheduler", LRScheduler)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "loss"])
+        # channels_last and compile change how the network runs, not what it computes: a run
+        # may resume or be evaluated with other values
+        self.save_hyperparameters(
+            ignore=["net", "optimizer", "scheduler", "loss", "channels_last", "compile"]
+        )
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if compile is not None:
+            # in place (no _orig_mod. prefix); dynamic=False: one graph per input shape, see
+            # docs/PERFORMANCE.md for how many shapes a run has
+            net.compile(mode=compile, dynamic=False)
         self.reconstructor = ImageReconstructor(net)
         self.loss = loss if loss is not None else L1Loss()
         self.optimizer_factory = optimizer
@@ -108,8 +132,16 @@ class ReconModule(pl.LightningModule):
         """The reconstructor contract: complex64 (B, C, H, W), bool (B, W) -> float32 (B, h, w)."""
         return self.reconstructor(masked_kspace, mask, sens_maps, crop_size)
 
+    def _float32(self) -> AbstractContextManager:
+        """Autocast off: the physics, statistics, losses and metrics run in float32."""
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The network under the trainer's autocast (if any): float32 (B, h, w) -> float32."""
+        return self.reconstructor.predict_normalized(x).float()
+
     def _prepare(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-        """Mask, zero-fill and normalise a batch.
+        """Mask, zero-fill and normalise a batch (float32, autocast off).
 
         Returns:
             zf (B, h, w) zero-filled magnitude, x (B, h, w) normalised input, target_n
@@ -120,11 +152,12 @@ class ReconModule(pl.LightningModule):
         if missing:
             raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
         target = batch["target"]
-        masked_kspace = apply_mask(batch["kspace"], batch["mask"])
-        zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
-        x, mean, std = self.reconstructor.normalize(zf)
-        target_n = self.reconstructor.normalize_like(target, mean, std)
-        data_range = batch["max_value"].to(std.dtype) / std
+        with self._float32():
+            masked_kspace = apply_mask(batch["kspace"], batch["mask"])
+            zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
+            x, mean, std = self.reconstructor.normalize(zf)
+            target_n = self.reconstructor.normalize_like(target, mean, std)
+            data_range = batch["max_value"].to(std.dtype) / std
         return zf, x, target_n, mean, std, data_range
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -134,7 +167,9 @@ class ReconModule(pl.LightningModule):
             x, target_n = random_crop(
                 x, target_n, self.hparams.train_crop_size, self._crop_generator(batch_idx)
             )
-        loss = self.loss(self.reconstructor.predict_normalized(x), target_n, data_range)
+        pred = self._predict(x)
+        with self._float32():
+            loss = self.loss(pred, target_n, data_range)
         # The per-step curve keeps the plain key `train/loss` (the interface the loggers and
         # scripts/compare_runs.py read); the epoch mean is logged under its own name.
         n = x.shape[0]
@@ -157,16 +192,16 @@ class ReconModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Full-slice reconstruction; per-slice statistics for the per-volume metrics."""
         zf, x, target_n, mean, std, data_range = self._prepare(batch)
-        pred = self.reconstructor.predict_normalized(x)
-        recon = self.reconstructor.unnormalize(pred, mean, std).to(torch.float32)
-        self.log(
-            "val/loss", self.loss(pred, target_n, data_range), sync_dist=True, batch_size=x.shape[0]
-        )
-        self._val_records.extend(
-            slice_stats(
-                batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
+        pred = self._predict(x)
+        with self._float32():
+            recon = self.reconstructor.unnormalize(pred, mean, std)
+            loss = self.loss(pred, target_n, data_range)
+            self._val_records.extend(
+                slice_stats(
+                    batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
+                )
             )
-        )
+        self.log("val/loss", loss, sync_dist=True, batch_size=x.shape[0])
         self._keep_images(batch, zf, recon)
 
     def _keep_images(self, batch: dict[str, Any], zf: torch.Tensor, recon: torch.Tensor) -> None:
@@ -225,7 +260,9 @@ class ReconModule(pl.LightningModule):
         }
 
 
-def _check_arguments(train_crop_size: Any, num_log_images: Any) -> None:
+def _check_arguments(
+    train_crop_size: Any, num_log_images: Any, channels_last: Any, compile: Any
+) -> None:
     """Raise ValueError naming the ``module.*`` field that is out of range."""
     if train_crop_size is not None and (
         isinstance(train_crop_size, bool)
@@ -241,6 +278,10 @@ def _check_arguments(train_crop_size: Any, num_log_images: Any) -> None:
         or num_log_images < 0
     ):
         raise ValueError(f"module.num_log_images must be an int >= 0, got {num_log_images!r}")
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"module.channels_last must be true or false, got {channels_last!r}")
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"module.compile must be null, default or max-autotune, got {compile!r}")
 
 
 def _build_once(factory: Any, arg: Any, group: str, base: type) -> Any:
