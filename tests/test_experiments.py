@@ -337,7 +337,8 @@ def test_fast_gpu_recipe_states_its_settings(tmp_path):
 # ------------------------------------------------------------------- SLURM (multi-node)
 
 SLURM = [
-    "experiment=ddp_slurm",
+    "experiment=fastmri_unet_gpu_fast",  # a recipe, moved onto SLURM by trainer=slurm
+    "trainer=slurm",
     "hydra.launcher.nodes=2",
     "hydra.launcher.gpus_per_node=4",
     "hydra.launcher.partition=gpu",
@@ -346,19 +347,21 @@ SLURM = [
 
 
 def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypatch):
-    """experiment=ddp_slurm selects Hydra's submitit SLURM launcher; the trainer follows its
-    nodes and GPUs per node, and the launcher turns them into the sbatch script (captured
+    """trainer=slurm selects Hydra's submitit SLURM launcher (hydra/launcher=slurm); the
+    trainer follows its nodes and GPUs per node, and the launcher turns them into the sbatch script (captured
     before submission: a fake ``srun`` on PATH stands in for the cluster)."""
     import submitit
 
     cfg = compose_hydra([*SLURM, f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.job.name=t"])
     HydraConfig.instance().set_config(cfg)
     launcher = cfg.hydra.launcher
+    assert cfg.hydra.runtime.choices["hydra/launcher"] == "slurm"
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)
     assert (launcher.partition, launcher.timeout_min) == ("gpu", 120)
     assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 4)
     assert cfg.trainer.strategy._target_.endswith("DDPStrategy")
+    assert cfg.trainer.precision == "bf16-mixed"  # the recipe's own settings stay
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -388,7 +391,7 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
 
 @pytest.mark.parametrize(("procid", "node", "local"), [(0, 0, 0), (6, 1, 2)])
 def test_lightning_reads_ranks_from_slurm(procid, node, local, tmp_path, monkeypatch):
-    """Under srun (SLURM's variables set) the trainer built from the ddp_slurm config takes
+    """Under srun (SLURM's variables set) the trainer built from trainer=slurm takes
     its global rank, world size and node from SLURM; nothing is fitted."""
     from pytorch_lightning.plugins.environments import SLURMEnvironment
 

@@ -136,6 +136,39 @@ def test_checkpoint_is_self_contained(two_epochs: tuple[Path, dict]) -> None:
     assert recon(masked_kspace, mask, None, (16, 16)).shape == (2, 16, 16)
 
 
+def test_bf16_run_is_close_to_fp32(
+    two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
+) -> None:
+    _, fp32 = two_epochs
+    bf16 = run(
+        tiny_root,
+        tmp_path,
+        "trainer.max_epochs=2",
+        "validate_ckpt=last",
+        "trainer.precision=bf16-mixed",
+    )
+    assert all(math.isfinite(v) for v in bf16.values())
+    assert bf16["val/ssim"] == pytest.approx(fp32["val/ssim"], abs=0.02)
+    assert bf16["val/psnr"] == pytest.approx(fp32["val/psnr"], abs=0.3)
+    assert bf16["train/loss"] == pytest.approx(fp32["train/loss"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_compiled_run_matches_eager_and_best_ckpt_loads_eagerly(
+    two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
+) -> None:
+    """module.compile=default (about 2 minutes of compiling on 2 cores with a cold cache)."""
+    _, eager = two_epochs
+    compiled = run(
+        tiny_root, tmp_path, "trainer.max_epochs=2", "validate_ckpt=last", "module.compile=default"
+    )
+    assert compiled["val/ssim"] == pytest.approx(eager["val/ssim"], abs=1e-4)
+    state = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    assert not any("_orig_mod" in key for key in state)
+    recon = load_reconstructor(tmp_path / "checkpoints" / "best.ckpt")
+    assert recon.net.chans == 4 and not hasattr(recon.net, "_orig_mod")
+
+
 def test_resume_continues_the_step_count_and_matches(
     two_epochs: tuple[Path, dict], tiny_root: Path, tmp_path: Path
 ) -> None:
