@@ -129,3 +129,39 @@ def run_bart_pics(
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
         image = read_cfl(tmp / "out").reshape(kspace.shape[1:])
     return BartRun(image=image, wall_s=wall, cpu_s=cpu)
+
+
+def run_bart_ecalib(
+    kspace: np.ndarray,
+    kernel_size: int = 6,
+    threshold: float = 0.02,
+    crop: float = 0.95,
+    calib_size: int = 24,
+    bart: str = "bart",
+) -> BartRun:
+    """ESPIRiT maps with ``bart ecalib -m1 -k kernel_size -t threshold -c crop -r calib_size``
+    (one set of maps; the calibration region is BART's fully sampled centre, up to
+    ``calib_size`` per axis).
+
+    Args:
+        kspace: complex (C, H, W) centered masked k-space.
+
+    Returns:
+        BartRun whose ``image`` is the complex64 (C, H, W) maps.
+    """
+    if kspace.ndim != 3:
+        raise ValueError(f"kspace must be (C, H, W), got shape {kspace.shape}")
+    with tempfile.TemporaryDirectory(prefix="bart_") as tmp:
+        tmp = Path(tmp)
+        write_cfl(tmp / "kspace", np.transpose(kspace, (1, 2, 0))[None])  # (1, H, W, C)
+        cmd = [bart, "ecalib", "-m1", "-k", str(kernel_size), "-t", str(threshold)]
+        cmd += ["-c", str(crop), "-r", str(calib_size), str(tmp / "kspace"), str(tmp / "maps")]
+        cpu0, t0 = _children_cpu(), time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        maps = read_cfl(tmp / "maps").reshape(kspace.shape[1:] + kspace.shape[:1])
+    return BartRun(
+        image=np.ascontiguousarray(np.transpose(maps, (2, 0, 1))), wall_s=wall, cpu_s=cpu
+    )

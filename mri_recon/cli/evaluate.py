@@ -215,6 +215,7 @@ def settings_from_config(
             device=device,
             reference=reference,
             provenance=True,
+            coil_maps=build_group(cfg, "coils") if cfg.get("coils") else None,
         )
     except (ValueError, TypeError) as err:
         field, _, reason = one_line(err).partition(" ")

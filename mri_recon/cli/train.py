@@ -175,6 +175,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     check_output_folders(cfg)
     mask_func = build_group(cfg, "mask")
+    if cfg.get("coils"):  # checked with the rest of the config; no network here takes maps
+        build_group(cfg, "coils")
     # Lightning is imported only once the config checks passed: a bad command line fails
     # in about a second, not after Lightning's import
     from mri_recon.lit.callbacks import SliceCounter

@@ -14,7 +14,7 @@ the maps (it is part of what that method costs per slice).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ class EvalSettings:
             points at it.
         prescan: "full": every slice of every selected file is checked for NaN/Inf before
             anything is reconstructed (cached); "header": header checks only.
+        coil_maps: ``(masked_kspace (B, C, H, W), mask (B, W)) -> sens_maps (B, C, H, W)``
+            for methods that need maps (e.g. ``physics.coils.CoilMaps``); None: the ACS
+            estimate :func:`~mri_recon.physics.coils.estimate_sens_maps`.
     """
 
     root: Path
@@ -80,6 +83,7 @@ class EvalSettings:
     export: str | None = None
     provenance: bool = False
     prescan: str = "full"
+    coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         """Raise ValueError ``<field> <reason>`` for a value out of range."""
@@ -154,6 +158,7 @@ def reconstruct_volume(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
+    coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, tuple[torch.Tensor, float]]:
     """Run every method on a volume in slice batches, timing each.
 
@@ -164,6 +169,7 @@ def reconstruct_volume(
         crop_size: (h, w) of the output.
         device: where the batches are reconstructed.
         batch_size: slices per call.
+        coil_maps: the coil-map estimator (see :class:`EvalSettings`); None: ACS.
 
     Returns:
         name -> (float32 (S, h, w) CPU reconstruction, seconds per slice).
@@ -173,6 +179,7 @@ def reconstruct_volume(
     outs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
     any_maps = any(m.needs_sens_maps for m in methods.values())
+    estimate = coil_maps or estimate_sens_maps
     for start in range(0, num_slices, batch_size):
         kspace = masked_kspace[start : start + batch_size].to(device)  # (B, C, H, W)
         batch_mask = mask.to(device)[None].expand(kspace.shape[0], -1)  # (B, W)
@@ -180,7 +187,7 @@ def reconstruct_volume(
         if any_maps:
             _sync(device)
             t0 = time.perf_counter()
-            sens_maps = estimate_sens_maps(kspace, batch_mask)
+            sens_maps = estimate(kspace, batch_mask)
             _sync(device)
             map_seconds = time.perf_counter() - t0
         for name, method in methods.items():
@@ -201,6 +208,7 @@ def evaluate_volume(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
+    coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, MethodOutput]:
     """Mask, reconstruct and (when there is a target) score one volume with every method.
 
@@ -208,7 +216,7 @@ def evaluate_volume(
         volume: the loaded volume (k-space complex64 (S, C, H, W), target (S, h, w) or None).
         vmask: its mask; a stored mask is applied again (a no-op on undersampled data).
         methods: name -> reconstructor.
-        device, batch_size: see :func:`reconstruct_volume`.
+        device, batch_size, coil_maps: see :func:`reconstruct_volume`.
 
     Returns:
         name -> :class:`MethodOutput`.
@@ -217,7 +225,13 @@ def evaluate_volume(
     masked_kspace = apply_mask(volume.kspace, vmask.mask)  # (S, C, H, W)
     crop = tuple(volume.target.shape[-2:]) if volume.target is not None else info.crop_size
     recons = reconstruct_volume(
-        methods, masked_kspace, vmask.mask, crop, device=device, batch_size=batch_size
+        methods,
+        masked_kspace,
+        vmask.mask,
+        crop,
+        device=device,
+        batch_size=batch_size,
+        coil_maps=coil_maps,
     )
     results = {}
     for name, (recon, sec) in recons.items():
@@ -317,7 +331,12 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                 continue
             vmask = volume_mask(info, s.mask_func)
             results = evaluate_volume(
-                volume, vmask, methods, device=s.device, batch_size=s.batch_size
+                volume,
+                vmask,
+                methods,
+                device=s.device,
+                batch_size=s.batch_size,
+                coil_maps=s.coil_maps,
             )
             for name, res in results.items():
                 recon = res.reconstruction.numpy()
@@ -339,6 +358,7 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
             "mask": s.mask_name,
             "mask_func": repr(s.mask_func),
             "methods": list(methods),
+            "coil_maps": repr(s.coil_maps) if s.coil_maps else "acs",
             "device": str(s.device),
         }
         if s.provenance:

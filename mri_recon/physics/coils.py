@@ -19,10 +19,21 @@ its noise floor: on the synthetic knee data (8 coils, 4x) TV's SSIM was 0.80 wit
 ``threshold=0`` against 0.69 with 0.05. Use ``threshold=0.05`` for maps that vanish
 outside the object (as ESPIRiT's masked maps do).
 
-The window is the smoothing: maps are band-limited to the ACS region. ESPIRiT
-(Uecker et al., MRM 2014; ``bart ecalib``) is the better alternative where the object
-does not fill the field of view or coils are strongly non-smooth; this simple method is
+The window is the smoothing: maps are band-limited to the ACS region. This simple method is
 exact for maps that are smooth on the ACS scale and has no eigen-decomposition cost.
+
+ESPIRiT (Uecker et al., MRM 2014; BART's ``ecalib``, SigPy's ``EspiritCalib``):
+:func:`espirit_maps`. Calibration region: the centre band's columns (``calib_size`` of them
+if given) x ``max(CALIB_ROWS, columns)`` rows about the DC row (every row of a sampled
+column is sampled). Its ``kernel_size``^2 x C patches form the calibration matrix A; the
+right singular vectors with singular value > ``threshold`` x the largest span the signal
+subspace. In the image domain each pixel's C x C matrix ``W(r) = sum_n g_n(r) g_n(r)^H``
+(g_n: the n-th kernel, zero-padded to H x W and inverse-transformed) has the coil maps as
+its eigenvector of eigenvalue ~1; it is built without one FFT per kernel from the kernels'
+(2k-1)^2 auto-correlations (W is a trigonometric polynomial of that degree), and
+decomposed by ``torch.linalg.eigh`` per pixel. The top eigenvector is phase-aligned to coil
+0 (as BART and SigPy do) and zeroed where its eigenvalue is <= ``crop``: unit norm over
+coils inside, 0 outside.
 """
 
 from __future__ import annotations
@@ -34,6 +45,9 @@ from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.masks import center_band
 
 MIN_ACS_COLUMNS = 2
+COIL_METHODS = ("acs", "espirit")
+CALIB_ROWS = 24  # BART ecalib's default calibration size
+DEFAULT_KERNEL = 6  # BART ecalib's default kernel size
 
 
 def _hann(start: int, n: int, size: int, real_dtype: torch.dtype, device) -> torch.Tensor:
@@ -94,16 +108,8 @@ def estimate_sens_maps(
         complex (B, C, H, W) maps, same dtype and device as ``masked_kspace``, with
         ``sum_c |S_c|^2`` equal to 1 inside the support and 0 outside.
     """
-    if not isinstance(masked_kspace, torch.Tensor) or not masked_kspace.is_complex():
-        raise TypeError(f"masked_kspace must be a complex torch.Tensor, got {masked_kspace!r:.80}")
-    if masked_kspace.ndim != 4:
-        raise ValueError(f"masked_kspace must be (B, C, H, W), got {tuple(masked_kspace.shape)}")
-    b, c, h, w = masked_kspace.shape
-    if tuple(mask.shape) != (b, w):
-        raise ValueError(
-            f"mask must be (B, W) = {(b, w)} for masked_kspace {tuple(masked_kspace.shape)}, "
-            f"got {tuple(mask.shape)}"
-        )
+    _check_kspace(masked_kspace, mask)
+    _, c, h, _ = masked_kspace.shape
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
     if c == 1:
@@ -115,3 +121,151 @@ def estimate_sens_maps(
     inside = (norm > threshold * peak) & (norm > 0)
     scale = torch.where(inside, 1.0 / norm.clamp_min(torch.finfo(norm.dtype).tiny), 0.0)
     return low * scale[:, None].to(low.dtype)
+
+
+def _check_kspace(masked_kspace: torch.Tensor, mask: torch.Tensor) -> None:
+    """Raise TypeError/ValueError naming the tensor for a bad (B, C, H, W) / (B, W) pair."""
+    if not isinstance(masked_kspace, torch.Tensor) or not masked_kspace.is_complex():
+        raise TypeError(f"masked_kspace must be a complex torch.Tensor, got {masked_kspace!r:.80}")
+    if masked_kspace.ndim != 4:
+        raise ValueError(f"masked_kspace must be (B, C, H, W), got {tuple(masked_kspace.shape)}")
+    b, _, _, w = masked_kspace.shape
+    if tuple(mask.shape) != (b, w):
+        raise ValueError(
+            f"mask must be (B, W) = {(b, w)} for masked_kspace {tuple(masked_kspace.shape)}, "
+            f"got {tuple(mask.shape)}"
+        )
+
+
+def espirit_maps(
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_size: int | None = None,
+    threshold: float = 0.02,
+    crop: float = 0.95,
+    calib_size: int | None = None,
+) -> torch.Tensor:
+    """ESPIRiT coil maps (one set of maps): see the module docstring for the method.
+
+    Args:
+        masked_kspace: complex (B, C, H, W) undersampled k-space (any device).
+        mask: bool (B, W) sampled columns; each row's centre band is the calibration data.
+        kernel_size: k, the side of the k-space kernels (>= 1, <= the calibration columns);
+            None: ``min(6, columns // 2)`` (BART's 6, smaller for a narrow centre: a kernel
+            as wide as the calibration region has one position per row, too few for the
+            signal subspace, and the maps are cropped away).
+        threshold: singular values > ``threshold * max`` span the signal subspace; [0, 1).
+        crop: maps are zero where their eigenvalue is <= ``crop``; [0, 1).
+        calib_size: calibration columns (<= the centre band); None: the whole band.
+
+    Returns:
+        complex (B, C, H, W), same dtype and device, ``sum_c |S_c|^2`` = 1 where the
+        eigenvalue > crop and 0 elsewhere; single-coil data (C = 1) gives ones.
+
+    Raises:
+        ValueError: ``coils.<field>: ...`` when the calibration region (``calib_size``
+            columns, or a ``kernel_size`` kernel) does not fit in a slice's sampled centre.
+    """
+    _check_kspace(masked_kspace, mask)
+    if kernel_size is not None and (
+        isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1
+    ):
+        raise ValueError(f"coils.kernel_size: must be an integer >= 1, got {kernel_size!r}")
+    for name, value in (("threshold", threshold), ("crop", crop)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"coils.{name}: must be in [0, 1), got {value}")
+    if calib_size is not None and (isinstance(calib_size, bool) or not isinstance(calib_size, int)):
+        raise ValueError(f"coils.calib_size: must be an integer or null, got {calib_size!r}")
+    if masked_kspace.shape[1] == 1:
+        return torch.ones_like(masked_kspace)
+    maps = []
+    for i in range(masked_kspace.shape[0]):
+        start, stop = center_band(mask[i].bool())
+        kernels = _signal_kernels(
+            masked_kspace[i], i, start, stop, kernel_size, threshold, calib_size
+        )
+        maps.append(_eigen_maps(kernels, masked_kspace.shape[-2:], crop))
+    return torch.stack(maps)
+
+
+def _signal_kernels(
+    y: torch.Tensor,
+    index: int,
+    start: int,
+    stop: int,
+    k: int | None,
+    threshold: float,
+    calib_size: int | None,
+) -> torch.Tensor:
+    """The calibration matrix of slice ``y`` (C, H, W) and its signal-space kernels: complex
+    (N, C, k, k), the conjugated right singular vectors above the threshold (SigPy's)."""
+    c, h, _ = y.shape
+    band = stop - start
+    cols = band if calib_size is None else calib_size
+    where = f"the {band} fully sampled centre columns of mask[{index}]"
+    if cols > band or cols < 1:
+        raise ValueError(f"coils.calib_size: {cols} calibration columns do not fit in {where}")
+    k = max(1, min(DEFAULT_KERNEL, cols // 2)) if k is None else k
+    if k > cols:
+        raise ValueError(f"coils.kernel_size: a {k}x{k} kernel does not fit in {where}")
+    rows = min(h, max(CALIB_ROWS, cols))
+    c0, r0 = start + (band - cols) // 2, h // 2 - rows // 2
+    calib = y[:, r0 : r0 + rows, c0 : c0 + cols]  # (C, rows, cols)
+    patches = calib.unfold(1, k, 1).unfold(2, k, 1)  # (C, P1, P2, k, k)
+    a = patches.permute(1, 2, 0, 3, 4).reshape(-1, c * k * k)  # (P, C k k)
+    _, s, vh = torch.linalg.svd(a, full_matrices=False)
+    return vh[s > threshold * s[0]].reshape(-1, c, k, k)  # (N, C, k, k)
+
+
+def _eigen_maps(kernels: torch.Tensor, shape: tuple[int, int], crop: float) -> torch.Tensor:
+    """Top eigenvectors of ``W(r) = sum_n g_n g_n^H``, ``g_n = ifft2c(kernel n zero-padded to
+    shape)`` scaled by ``sqrt(H W) / k``: complex (C, H, W), cropped and phase-aligned."""
+    _, c, k, _ = kernels.shape
+    h, w = shape
+    size = 2 * k - 1  # the lags of the kernels' correlations, -(k-1)..k-1
+    spec = torch.fft.fft2(kernels, s=(size, size))  # (N, C, L, L)
+    corr = torch.einsum("nclm,ndlm->cdlm", spec, spec.conj())  # (C, C, L, L)
+    corr = torch.fft.fftshift(torch.fft.ifft2(corr), dim=(-2, -1))  # lag 0 at (k-1, k-1)
+    grid = corr.new_zeros((c, c, h, w))
+    grid[..., h // 2 - k + 1 : h // 2 + k, w // 2 - k + 1 : w // 2 + k] = corr
+    gram = ifft2c(grid) * (h * w) ** 0.5 / k**2  # (C, C, H, W)
+    values, vectors = torch.linalg.eigh(gram.permute(2, 3, 0, 1))  # (H, W, C), (H, W, C, C)
+    maps = vectors[..., -1].permute(2, 0, 1)  # (C, H, W), unit norm over coils
+    phase = maps[:1].conj() / maps[:1].abs().clamp_min(torch.finfo(values.dtype).tiny)
+    return maps * phase * (values[..., -1] > crop)
+
+
+class CoilMaps:
+    """The coil-map estimator the ``coils:`` config node builds: ``(masked_kspace (B, C, H, W),
+    mask (B, W)) -> sens_maps (B, C, H, W)``.
+
+    Args:
+        method: "acs" (:func:`estimate_sens_maps`, threshold 0) or "espirit"
+            (:func:`espirit_maps`).
+        kernel_size, threshold, crop, calib_size: ESPIRiT's settings (ignored by "acs").
+    """
+
+    def __init__(
+        self,
+        method: str = "acs",
+        kernel_size: int | None = None,
+        threshold: float = 0.02,
+        crop: float = 0.95,
+        calib_size: int | None = None,
+    ) -> None:
+        if method not in COIL_METHODS:
+            raise ValueError(f"coils.method: {method!r} is not one of {COIL_METHODS}")
+        self.method = method
+        self.settings = dict(
+            kernel_size=kernel_size, threshold=threshold, crop=crop, calib_size=calib_size
+        )
+
+    def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.method == "acs":
+            return estimate_sens_maps(masked_kspace, mask)
+        return espirit_maps(masked_kspace, mask, **self.settings)
+
+    def __repr__(self) -> str:
+        if self.method == "acs":
+            return "CoilMaps('acs')"
+        return f"CoilMaps('espirit', {', '.join(f'{k}={v}' for k, v in self.settings.items())})"

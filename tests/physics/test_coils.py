@@ -1,14 +1,26 @@
-"""Coil maps from the ACS: normalisation, agreement with the true maps, ACS-only, errors."""
+"""Coil maps from the ACS and ESPIRiT: normalisation, agreement with the true maps (and with
+BART's ecalib where it is installed), ACS-only, errors."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from mri_recon.physics.coils import acs_window, estimate_sens_maps
-from mri_recon.physics.fft import fft2c
+from mri_recon.baselines.bart import bart_available, run_bart_ecalib
+from mri_recon.data.synthetic.fields import Canvas
+from mri_recon.data.synthetic.phantoms import draw_knee
+from mri_recon.data.synthetic.volume import coil_maps, image_phase
+from mri_recon.physics.coils import (
+    CoilMaps,
+    _eigen_maps,
+    acs_window,
+    espirit_maps,
+    estimate_sens_maps,
+)
+from mri_recon.physics.fft import fft2c, ifft2c
 from mri_recon.physics.masks import ColumnMaskFunc, center_band
 from mri_recon.physics.operators import SenseOperator
 
@@ -141,3 +153,146 @@ def test_errors_name_the_input() -> None:
         estimate_sens_maps(kspace.abs(), mask)
     with pytest.raises(ValueError, match="threshold"):
         estimate_sens_maps(kspace, mask, threshold=1.0)
+
+
+def _knee(seed: int = 1, num_coils: int = 8, noise: float = 0.01):
+    """The synthetic generator's knee (one slice, 128 x 76): its true maps complex (C, h, w)
+    normalised over coils, object mask bool (h, w) and noisy k-space complex (1, C, h, w)."""
+    rng = np.random.default_rng(seed)
+    canvas = Canvas(128, 76, 32, np.array([0.1], dtype=np.float32))
+    magnitude, support = draw_knee(rng, canvas, "SYNTH_PD")
+    image = magnitude * np.exp(1j * image_phase(rng, canvas))
+    sens = torch.from_numpy(coil_maps(rng, canvas, num_coils, support)[0])
+    kspace = fft2c(torch.from_numpy((image[:, None] * sens.numpy()).astype(np.complex64)))
+    g = torch.Generator().manual_seed(seed)
+    kspace = kspace + noise * kspace.abs().max() * torch.randn(kspace.shape, generator=g)
+    sens = sens / (sens.abs() ** 2).sum(dim=0).sqrt()
+    return sens, torch.from_numpy(support[0] > 0.5), kspace
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|<a, b>| over coils per pixel, (C, h, w) x2 -> (h, w): 1 where they are equal up to a
+    per-pixel phase (both of unit norm)."""
+    return (a.conj() * b).sum(dim=0).abs()
+
+
+@pytest.mark.parametrize("cf", [0.08, 0.16])
+def test_espirit_matches_the_true_coil_maps_inside_the_object(cf) -> None:
+    sens, inside, kspace = _knee()
+    mask = ColumnMaskFunc("random", [cf], [4])(76, seed=0).mask[None]
+    maps = espirit_maps(kspace * mask[:, None, None, :], mask)  # kernel 3 and 6
+    assert maps.shape == kspace.shape and maps.dtype == torch.complex64
+    energy = (maps[0].abs() ** 2).sum(dim=0)
+    assert bool(((energy - 1).abs() < 1e-4)[inside].all())  # unit norm, not cropped inside
+    assert energy[~inside].lt(0.5).float().mean() > 0.5  # cropped in most of the background
+    # after removing the common phase: |<s_hat, s>| >= 0.95 at every pixel of the object
+    assert _agreement(maps[0], sens)[inside].min() >= 0.95
+    assert torch.allclose(maps[0, 0][inside].angle(), torch.zeros(()), atol=1e-5)  # coil 0 real
+
+
+def test_espirit_beats_acs_where_the_acs_is_narrow() -> None:
+    sens, inside, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.08], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    espirit = _agreement(espirit_maps(y, mask)[0], sens)[inside]
+    acs = _agreement(estimate_sens_maps(y, mask)[0], sens)[inside]
+    assert espirit.min() > acs.min() and espirit.mean() > acs.mean()
+
+
+def test_espirit_gram_equals_the_sum_over_kernel_images() -> None:
+    """The per-pixel C x C matrices built from the kernels' correlations equal the direct
+    sum over every zero-padded, inverse-transformed kernel g_n of g_n g_n^H."""
+    g = torch.Generator().manual_seed(0)
+    k, c, h, w = 3, 4, 12, 10
+    kernels = torch.randn((5, c, k, k), dtype=torch.complex128, generator=g)
+    padded = torch.zeros((5, c, h, w), dtype=torch.complex128)
+    padded[..., h // 2 - k // 2 : h // 2 - k // 2 + k, w // 2 - k // 2 : w // 2 - k // 2 + k] = (
+        kernels
+    )
+    images = ifft2c(padded) * (h * w) ** 0.5 / k  # (N, C, H, W)
+    gram = torch.einsum("nchw,ndhw->hwcd", images, images.conj())
+    values, vectors = torch.linalg.eigh(gram)
+    top = vectors[..., -1].permute(2, 0, 1)  # (C, H, W)
+    maps = _eigen_maps(kernels, (h, w), crop=0.0)
+    torch.testing.assert_close(_agreement(maps, top), torch.ones(h, w, dtype=torch.float64))
+    cropped = _eigen_maps(kernels, (h, w), crop=float(values[..., -1].median()) / 1e3)
+    assert bool(
+        (cropped == 0).all(dim=0).eq(values[..., -1] <= values[..., -1].median() / 1e3).all()
+    )
+
+
+def test_espirit_batch_uses_each_slice_mask_and_single_coil_is_ones() -> None:
+    _, _, kspace = _knee()
+    masks = torch.cat(
+        [
+            ColumnMaskFunc("random", [cf], [4])(76, seed=s).mask[None]
+            for s, cf in ((0, 0.16), (1, 0.2))
+        ]
+    )
+    y = kspace.expand(2, -1, -1, -1) * masks[:, None, None, :]
+    both = espirit_maps(y, masks)
+    for b in range(2):
+        torch.testing.assert_close(both[b : b + 1], espirit_maps(y[b : b + 1], masks[b : b + 1]))
+    assert not torch.allclose(both[0], both[1])
+    ones = espirit_maps(y[:, :1], masks)
+    assert bool((ones == 1).all())
+
+
+def test_coil_maps_dispatches_on_the_method() -> None:
+    _, _, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.16], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    torch.testing.assert_close(CoilMaps("acs")(y, mask), estimate_sens_maps(y, mask))
+    torch.testing.assert_close(
+        CoilMaps("espirit", kernel_size=5, crop=0.5)(y, mask),
+        espirit_maps(y, mask, kernel_size=5, crop=0.5),
+    )
+    with pytest.raises(ValueError, match=r"^coils.method: 'sense' is not one of"):
+        CoilMaps("sense")
+
+
+def test_espirit_calibration_larger_than_the_sampled_centre_names_the_field() -> None:
+    _, _, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.08], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    start, stop = center_band(mask[0])
+    n = stop - start
+    with pytest.raises(
+        ValueError, match=rf"^coils.calib_size: {n + 1} calibration columns do not fit in the {n} "
+    ):
+        espirit_maps(y, mask, calib_size=n + 1)
+    with pytest.raises(
+        ValueError, match=rf"^coils.kernel_size: a 5x5 kernel does not fit in the {n}"
+    ):
+        espirit_maps(y, mask, kernel_size=5, calib_size=4)
+    espirit_maps(y, mask, kernel_size=n, calib_size=n)  # fits exactly
+    # a kernel as wide as the band has one position per row: every map is cropped away
+    # (hence the default kernel of min(6, columns // 2))
+    cropped = espirit_maps(y, mask, kernel_size=n)
+    assert (cropped.abs() ** 2).sum(dim=1).gt(0.5).float().mean() < 0.05
+    for field, kwargs in (("threshold", {"threshold": 1.0}), ("crop", {"crop": -0.1})):
+        with pytest.raises(ValueError, match=rf"^coils.{field}: must be in \[0, 1\)"):
+            espirit_maps(y, mask, **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_espirit_on_gpu_equals_cpu() -> None:
+    _, _, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.16], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    cpu = espirit_maps(y, mask, crop=0.0)
+    gpu = espirit_maps(y.cuda(), mask.cuda(), crop=0.0)
+    assert gpu.device.type == "cuda"
+    assert _agreement(gpu[0].cpu(), cpu[0]).min() > 0.999
+
+
+@pytest.mark.skipif(not bart_available(), reason="bart is not installed")
+def test_espirit_equals_bart_ecalib_up_to_a_per_pixel_phase() -> None:
+    """Uncropped (BART scales its eigenvalues differently, so crops differ near edges)."""
+    _, inside, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.16], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    ours = espirit_maps(y, mask, kernel_size=6, crop=0.0)[0]
+    bart = torch.from_numpy(run_bart_ecalib(y[0].numpy(), kernel_size=6, crop=0.0).image)
+    agreement = _agreement(ours, bart)[inside]
+    assert agreement.min() > 0.97 and agreement.mean() > 0.995
