@@ -201,6 +201,7 @@ def settings_from_config(
         ConfigError: a value that EvalSettings or the mask function rejects, naming its key.
     """
     mask_func = build_group(cfg, "mask")
+    coil_maps = build_group(cfg, "coils") if cfg.get("coils") else None
     values = {
         name: OmegaConf.select(cfg, key)
         for name, key in _SETTINGS_KEYS.items()
@@ -215,7 +216,7 @@ def settings_from_config(
             device=device,
             reference=reference,
             provenance=True,
-            coil_maps=build_group(cfg, "coils") if cfg.get("coils") else None,
+            coil_maps=coil_maps,
         )
     except (ValueError, TypeError) as err:
         field, _, reason = one_line(err).partition(" ")

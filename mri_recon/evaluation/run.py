@@ -59,6 +59,7 @@ class EvalSettings:
             points at it.
         prescan: "full": every slice of every selected file is checked for NaN/Inf before
             anything is reconstructed (cached); "header": header checks only.
+        save_reconstructions: write ``reconstructions/`` (the robustness grid does not).
         coil_maps: ``(masked_kspace (B, C, H, W), mask (B, W)) -> sens_maps (B, C, H, W)``
             for methods that need maps (e.g. ``physics.coils.CoilMaps``); None: the ACS
             estimate :func:`~mri_recon.physics.coils.estimate_sens_maps`.
@@ -83,6 +84,7 @@ class EvalSettings:
     export: str | None = None
     provenance: bool = False
     prescan: str = "full"
+    save_reconstructions: bool = True
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
@@ -338,7 +340,7 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                 batch_size=s.batch_size,
                 coil_maps=s.coil_maps,
             )
-            for name, res in results.items():
+            for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
                 write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"), recon)
                 if s.export == "nifti":

@@ -88,6 +88,52 @@ def comparison_figure(
     return fig
 
 
+def grid_heatmap(
+    table: np.ndarray, row_labels: list[str], col_labels: list[str], title: str = ""
+) -> Figure:
+    """A (rows, cols) table of values (e.g. SSIM per mask type x acceleration) as an annotated
+    heatmap; NaN cells are blank."""
+    rows, cols = table.shape
+    fig = Figure(figsize=(1.0 + 0.9 * cols, 0.8 + 0.45 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(table, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(cols), col_labels)
+    ax.set_yticks(range(rows), row_labels)
+    for i in range(rows):
+        for j in range(cols):
+            if np.isfinite(table[i, j]):
+                ax.text(j, i, f"{table[i, j]:.3f}", ha="center", va="center", fontsize=8, color="w")
+    ax.set_xlabel("acceleration")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def grid_lines(
+    curves: Mapping[str, tuple[list[str], list[float], np.ndarray]], ylabel: str = "SSIM"
+) -> Figure:
+    """One panel per method: a metric vs acceleration, one line per mask type.
+
+    Args:
+        curves: method -> (mask types, accelerations, (types, accelerations) values).
+        ylabel: the metric's name.
+    """
+    fig = Figure(figsize=(3.2 * len(curves), 2.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    for ax, (method, (types, accels, table)) in zip(axes, curves.items(), strict=True):
+        for i, t in enumerate(types):
+            ax.plot(accels, table[i], marker="o", label=t)
+        ax.set_title(method, fontsize=10)
+        ax.set_xlabel("acceleration")
+        ax.set_xticks(accels)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save ``fig`` as PNG atomically (temporary file, then rename) and release it."""
     try:

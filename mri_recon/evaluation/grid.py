@@ -1,0 +1,299 @@
+"""The robustness grid: every method on every (mask type, acceleration) cell, same volumes.
+
+A cell is one :class:`~mri_recon.physics.masks.ColumnMaskFunc` (one mask type, one
+acceleration R, centre fraction ``0.32 / R`` unless given); each cell is one run of the
+evaluation loop (:func:`~mri_recon.evaluation.run.run_evaluation`, per-file masks, the same
+volumes), its outputs in ``cells/<cell>/`` (no reconstructions). A finished cell writes
+``cells/<cell>.csv`` atomically, last; a rerun skips the cells that have one, so a run that
+was killed loses at most the cell in progress, and ``grid.csv`` is always assembled from the
+cell files, so a resumed grid equals an uninterrupted one. ``cells/settings.json`` holds
+what the cells depend on besides the cell itself (methods, data, coil maps); a rerun with
+other settings in the same directory is an error, not a mix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mri_recon.baselines.base import Reconstructor
+from mri_recon.evaluation.run import EvalSettings, run_evaluation
+from mri_recon.evaluation.volumes import select_volumes
+from mri_recon.fileio import write_atomic, write_csv
+from mri_recon.metrics.stats import describe
+from mri_recon.physics.masks import MASK_TYPES, ColumnMaskFunc
+from mri_recon.viz.figures import grid_heatmap, grid_lines, save_figure
+
+CENTER_BAND = 0.32  # a cell's centre fraction is CENTER_BAND / R (fastMRI: 0.08 at 4x)
+GRID_COLUMNS = (
+    "mask_type",
+    "acceleration",
+    "center_fraction",
+    "method",
+    "fname",
+    "nmse",
+    "psnr",
+    "ssim",
+    "seconds_per_slice",
+    "mask_acceleration",
+    "mask_num_sampled",
+    "num_low_frequencies",
+    "mask_hash",
+)
+_FLOATS = {"acceleration", "center_fraction", "nmse", "psnr", "ssim", "seconds_per_slice"}
+_FLOATS |= {"mask_acceleration"}
+_INTS = {"mask_num_sampled", "num_low_frequencies"}
+# ColumnMaskFunc's field names -> the grid's
+_FIELDS = {
+    "mask.accelerations": "grid.accelerations",
+    "mask.center_fractions": "grid.center_fractions",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (mask type, acceleration, centre fraction) of the grid."""
+
+    mask_type: str
+    acceleration: float
+    center_fraction: float
+
+    @property
+    def name(self) -> str:
+        """``<mask_type>_<R>x_cf<center_fraction>``, e.g. ``poisson_8x_cf0.04``."""
+        return f"{self.mask_type}_{self.acceleration:g}x_cf{self.center_fraction:g}"
+
+    def mask_func(self) -> ColumnMaskFunc:
+        """The cell's mask function (the type's default density settings)."""
+        return ColumnMaskFunc(self.mask_type, [self.center_fraction], [self.acceleration])
+
+
+def grid_cells(
+    masks: Sequence[str],
+    accelerations: Sequence[float],
+    center_fractions: Sequence[float] | None = None,
+) -> list[Cell]:
+    """The cells, mask type major, checked: every mask function is built once here.
+
+    Args:
+        masks: mask types (non-empty, distinct).
+        accelerations: R values (non-empty, distinct, each > 1).
+        center_fractions: one per acceleration, each in (0, 1) and < 1/R; None: 0.32 / R.
+
+    Raises:
+        ValueError: ``grid.<field>: <reason>`` for an empty grid, R <= 1, a centre fraction
+            outside (0, 1) or asking for more columns than W/R, a list of the wrong length.
+    """
+    for field, values in (("masks", masks), ("accelerations", accelerations)):
+        if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+            raise ValueError(f"grid.{field}: the grid is empty; give a non-empty list")
+        if len(set(values)) != len(values):
+            raise ValueError(f"grid.{field}: a value is listed twice: {list(values)}")
+    for m in masks:
+        if m not in MASK_TYPES:
+            raise ValueError(f"grid.masks: {m!r} is not one of {MASK_TYPES}")
+    accels = []
+    for r in accelerations:
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 1:
+            raise ValueError(f"grid.accelerations: acceleration {r!r} must be a number > 1")
+        accels.append(float(r))
+    if center_fractions is None:
+        fractions = [CENTER_BAND / r for r in accels]
+    elif isinstance(center_fractions, str) or len(center_fractions) != len(accels):
+        raise ValueError(
+            f"grid.center_fractions: needs one per acceleration ({len(accels)}), "
+            f"got {center_fractions!r}"
+        )
+    else:
+        fractions = []
+        for c in center_fractions:
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
+                raise ValueError(f"grid.center_fractions: {c!r} must be in (0, 1)")
+            fractions.append(float(c))
+    cells = [Cell(str(m), r, c) for m in masks for r, c in zip(accels, fractions, strict=True)]
+    for cell in cells:
+        try:
+            cell.mask_func()
+        except ValueError as err:
+            field, _, reason = str(err).partition(": ")
+            raise ValueError(f"{_FIELDS.get(field, field)}: {reason}") from None
+    return cells
+
+
+def _read_cell(path: Path) -> list[dict[str, Any]]:
+    """A finished cell's rows, typed as when they were written (floats round-trip exactly)."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in _FLOATS | _INTS:
+            value = row[key]
+            row[key] = None if value == "" else (int if key in _INTS else float)(value)
+    return rows
+
+
+def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
+    """Write ``cells/settings.json`` on the first run; on a rerun, it must equal."""
+    path = cells_dir / "settings.json"
+    text = json.dumps(fingerprint, indent=2, sort_keys=True, default=str) + "\n"
+    if path.is_file():
+        if path.read_text() != text:
+            raise ValueError(
+                f"{path}: this directory holds grid cells of other settings (methods, data or "
+                "coil maps differ); use another hydra.run.dir, or delete cells/ to start over"
+            )
+        return
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
+
+
+def run_grid(
+    settings: EvalSettings,
+    methods: Mapping[str, Reconstructor],
+    cells: Sequence[Cell],
+    fingerprint: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Evaluate ``methods`` on every cell (skipping finished ones) and write the grid outputs
+    into ``settings.run_dir``: ``grid.csv``, ``grid.md``, ``figures/grid_ssim_<method>.png``,
+    ``figures/grid_ssim_vs_acceleration.png``, and ``cells/``.
+
+    Args:
+        settings: the evaluation settings of every cell (its mask and run dir are replaced).
+        methods: name -> reconstructor.
+        cells: from :func:`grid_cells`.
+        fingerprint: JSON-ready description of what the cells depend on besides the cell.
+
+    Returns:
+        The ``grid.csv`` rows: one per cell x method x volume.
+    """
+    out = settings.run_dir
+    # the volumes (checked before anything is written) and their widths, for the true R
+    infos, _ = select_volumes(
+        settings.root,
+        settings.challenge,
+        settings.split,
+        max_volumes=settings.max_volumes,
+        skip_bad_files=settings.skip_bad_files,
+        prescan=settings.prescan,
+    )
+    widths = {info.fname: info.image_shape[1] for info in infos}
+    _check_settings(out / "cells", {**fingerprint, "methods": list(methods)})
+    rows: list[dict[str, Any]] = []
+    for cell in cells:
+        done = out / "cells" / f"{cell.name}.csv"
+        if not done.is_file():
+            cell_settings = replace(
+                settings,
+                mask_name=cell.name,
+                mask_func=cell.mask_func(),
+                run_dir=out / "cells" / cell.name,
+                save_reconstructions=False,
+                provenance=False,
+            )
+            report = run_evaluation(cell_settings, methods)
+            cell_rows = [
+                {
+                    **row,
+                    "mask_type": cell.mask_type,
+                    "acceleration": cell.acceleration,
+                    "center_fraction": cell.center_fraction,
+                    "mask_acceleration": widths[row["fname"]] / row["mask_num_sampled"],
+                }
+                for row in report.rows
+            ]
+            write_csv(done, cell_rows, GRID_COLUMNS)  # last: the cell is finished
+        rows.extend(_read_cell(done))
+    write_csv(out / "grid.csv", rows, GRID_COLUMNS)
+    boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}
+    write_atomic(out / "grid.md", grid_markdown(rows, cells, list(methods), **boot))
+    _figures(out / "figures", rows, cells, list(methods))
+    return rows
+
+
+def _means(
+    rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], method: str, metric: str
+) -> tuple[list[str], list[float], np.ndarray]:
+    """Mask types, accelerations and the (types, accelerations) array of per-cell means."""
+    types = list(dict.fromkeys(c.mask_type for c in cells))
+    accels = list(dict.fromkeys(c.acceleration for c in cells))
+    table = np.full((len(types), len(accels)), np.nan)
+    for i, t in enumerate(types):
+        for j, r in enumerate(accels):
+            values = [
+                row[metric]
+                for row in rows
+                if row["method"] == method and row["mask_type"] == t and row["acceleration"] == r
+            ]
+            if values and None not in values:
+                table[i, j] = float(np.mean(values))
+    return types, accels, table
+
+
+def grid_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    cells: Sequence[Cell],
+    methods: Sequence[str],
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+) -> str:
+    """``grid.md``: per method and metric (SSIM, PSNR), mask type x acceleration, each cell
+    ``mean [low, high]`` (bootstrap interval of the mean over volumes, seed 0)."""
+    level = round(100 * confidence)
+    n = len({row["fname"] for row in rows})
+    out = [
+        "# Robustness grid",
+        "",
+        f"{n} volumes per cell; each cell is the mean [{level}% bootstrap interval of the mean]"
+        " over volumes. Centre fraction per acceleration: "
+        + ", ".join(
+            f"{c.acceleration:g}x: {c.center_fraction:.4g}"
+            for c in cells[: len({c.acceleration for c in cells})]
+        )
+        + ".",
+    ]
+    accels = list(dict.fromkeys(c.acceleration for c in cells))
+    types = list(dict.fromkeys(c.mask_type for c in cells))
+    for metric, label in (("ssim", "SSIM"), ("psnr", "PSNR (dB)")):
+        for method in methods:
+            out += ["", f"## {label}: {method}", ""]
+            out.append("| mask | " + " | ".join(f"{r:g}x" for r in accels) + " |")
+            out.append("|---" * (len(accels) + 1) + "|")
+            for t in types:
+                cells_text = []
+                for r in accels:
+                    values = [
+                        row[metric]
+                        for row in rows
+                        if row["method"] == method
+                        and row["mask_type"] == t
+                        and row["acceleration"] == r
+                        and row[metric] is not None
+                    ]
+                    if not values:
+                        cells_text.append("")
+                        continue
+                    d = describe(values, confidence=confidence, num_resamples=num_resamples)
+                    digits = 4 if metric == "ssim" else 2
+                    cells_text.append(
+                        f"{d.mean:.{digits}f} [{d.ci_low:.{digits}f}, {d.ci_high:.{digits}f}]"
+                    )
+                out.append(f"| {t} | " + " | ".join(cells_text) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _figures(
+    folder: Path, rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], methods: Sequence[str]
+) -> None:
+    """One SSIM heatmap per method and one line plot of SSIM vs acceleration."""
+    curves = {}
+    for method in methods:
+        types, accels, table = _means(rows, cells, method, "ssim")
+        fig = grid_heatmap(table, types, [f"{r:g}x" for r in accels], title=f"SSIM: {method}")
+        save_figure(fig, folder / f"grid_ssim_{method}.png")
+        curves[method] = (types, accels, table)
+    save_figure(grid_lines(curves, ylabel="SSIM"), folder / "grid_ssim_vs_acceleration.png")
