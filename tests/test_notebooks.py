@@ -19,6 +19,7 @@ NOTEBOOKS = (
     "02_baselines.ipynb",
     "03_train_and_compare.ipynb",
     "04_optimizers_and_norms.ipynb",
+    "05_sampling.ipynb",
 )
 ALLOWED_IMPORTS = {"mri_recon", "numpy", "matplotlib", "torch"}
 TIMEOUT_S = 600
@@ -122,6 +123,7 @@ EXPECTED = {
     "02_baselines.ipynb": (["best lam by SSIM", "zero_filled", "s/slice"], 3),
     "03_train_and_compare.ipynb": (["Paired differences", "unet", "trained in"], 2),
     "04_optimizers_and_norms.ipynb": (["ranking at each optimizer", "bs=1"], 2),
+    "05_sampling.ipynb": (["true acceleration", "largest sidelobe", "zero-filled SSIM"], 4),
 }
 
 
