@@ -210,7 +210,8 @@ def run_grid(
         rows.extend(_read_cell(done))
     write_csv(out / "grid.csv", rows, GRID_COLUMNS)
     boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}
-    write_atomic(out / "grid.md", grid_markdown(rows, cells, list(methods), **boot))
+    md = grid_markdown(rows, cells, list(methods), **boot, reference=settings.reference)
+    write_atomic(out / "grid.md", md)
     _figures(out / "figures", rows, cells, list(methods))
     return rows
 
@@ -234,55 +235,74 @@ def _means(
     return types, accels, table
 
 
+def _values(
+    rows: Sequence[Mapping[str, Any]], method: str, mask_type: str, r: float, metric: str
+) -> dict[str, float]:
+    """fname -> ``metric`` of one method in one cell (volumes with a target)."""
+    return {
+        row["fname"]: row[metric]
+        for row in rows
+        if row["method"] == method
+        and row["mask_type"] == mask_type
+        and row["acceleration"] == r
+        and row[metric] is not None
+    }
+
+
 def grid_markdown(
     rows: Sequence[Mapping[str, Any]],
     cells: Sequence[Cell],
     methods: Sequence[str],
     confidence: float = 0.95,
     num_resamples: int = 2000,
+    reference: str | None = None,
 ) -> str:
-    """``grid.md``: per method and metric (SSIM, PSNR), mask type x acceleration, each cell
-    ``mean [low, high]`` (bootstrap interval of the mean over volumes, seed 0)."""
+    """``grid.md``: per metric (SSIM, PSNR) and method, mask type x acceleration, each cell
+    ``mean [low, high]`` (bootstrap interval of the mean over volumes, seed 0); with a
+    ``reference`` among the methods, also each other method's paired per-volume difference
+    (method - reference) per cell."""
     level = round(100 * confidence)
     n = len({row["fname"] for row in rows})
+    accels = list(dict.fromkeys(c.acceleration for c in cells))
+    types = list(dict.fromkeys(c.mask_type for c in cells))
+    fractions = ", ".join(
+        f"{c.acceleration:g}x: {c.center_fraction:.4g}" for c in cells[: len(accels)]
+    )
     out = [
         "# Robustness grid",
         "",
         f"{n} volumes per cell; each cell is the mean [{level}% bootstrap interval of the mean]"
-        " over volumes. Centre fraction per acceleration: "
-        + ", ".join(
-            f"{c.acceleration:g}x: {c.center_fraction:.4g}"
-            for c in cells[: len({c.acceleration for c in cells})]
-        )
-        + ".",
+        f" over volumes. Centre fraction per acceleration: {fractions}.",
     ]
-    accels = list(dict.fromkeys(c.acceleration for c in cells))
-    types = list(dict.fromkeys(c.mask_type for c in cells))
+    tables = [(method, None) for method in methods]
+    if reference in methods:
+        tables += [(method, reference) for method in methods if method != reference]
     for metric, label in (("ssim", "SSIM"), ("psnr", "PSNR (dB)")):
-        for method in methods:
-            out += ["", f"## {label}: {method}", ""]
+        digits = 4 if metric == "ssim" else 2
+        for method, ref in tables:
+            title = f"{label}: {method}" + (f" - {ref} (paired per volume)" if ref else "")
+            out += ["", f"## {title}", ""]
             out.append("| mask | " + " | ".join(f"{r:g}x" for r in accels) + " |")
             out.append("|---" * (len(accels) + 1) + "|")
             for t in types:
-                cells_text = []
+                texts = []
                 for r in accels:
-                    values = [
-                        row[metric]
-                        for row in rows
-                        if row["method"] == method
-                        and row["mask_type"] == t
-                        and row["acceleration"] == r
-                        and row[metric] is not None
-                    ]
+                    values = _values(rows, method, t, r, metric)
+                    if ref:
+                        base = _values(rows, ref, t, r, metric)
+                        values = {f: v - base[f] for f, v in values.items() if f in base}
                     if not values:
-                        cells_text.append("")
+                        texts.append("")
                         continue
-                    d = describe(values, confidence=confidence, num_resamples=num_resamples)
-                    digits = 4 if metric == "ssim" else 2
-                    cells_text.append(
-                        f"{d.mean:.{digits}f} [{d.ci_low:.{digits}f}, {d.ci_high:.{digits}f}]"
+                    d = describe(
+                        list(values.values()), confidence=confidence, num_resamples=num_resamples
                     )
-                out.append(f"| {t} | " + " | ".join(cells_text) + " |")
+                    sign = "+" if ref else ""
+                    texts.append(
+                        f"{d.mean:{sign}.{digits}f} [{d.ci_low:{sign}.{digits}f}, "
+                        f"{d.ci_high:{sign}.{digits}f}]"
+                    )
+                out.append(f"| {t} | " + " | ".join(texts) + " |")
     return "\n".join(out) + "\n"
 
 

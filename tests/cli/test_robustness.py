@@ -20,7 +20,7 @@ from mri_recon.cli.config import config_dir
 from mri_recon.cli.evaluate import main as eval_main
 from mri_recon.cli.evaluate import settings_from_config
 from mri_recon.cli.robustness import main
-from mri_recon.evaluation.grid import GRID_COLUMNS
+from mri_recon.evaluation.grid import GRID_COLUMNS, grid_cells, grid_markdown
 from mri_recon.physics.coils import CoilMaps
 
 
@@ -179,3 +179,18 @@ def test_coils_node_selects_the_estimator(tiny_data, tmp_path) -> None:
         coil_maps = settings_from_config(cfg, torch.device("cpu")).coil_maps
         assert isinstance(coil_maps, CoilMaps) and coil_maps.method == "espirit"
         assert coil_maps.settings["crop"] == 0.8 and coil_maps.settings["kernel_size"] is None
+
+
+def test_grid_markdown_pairs_each_method_with_the_reference() -> None:
+    cells = grid_cells(["random"], [4])
+    rows = [
+        {"method": m, "mask_type": "random", "acceleration": 4.0, "fname": f, "ssim": v, "psnr": 10 * v}
+        for m, values in (("a", (0.5, 0.6, 0.7)), ("b", (0.6, 0.8, 0.7)))
+        for f, v in zip(("f1", "f2", "f3"), values, strict=True)
+    ]  # fmt: skip
+    md = grid_markdown(rows, cells, ["a", "b"], num_resamples=200, reference="a")
+    assert "| random | 0.6000 [" in md and "| random | 0.7000 [" in md
+    assert "## SSIM: b - a (paired per volume)" in md
+    assert "| random | +0.1000 [+0.0000, +0.2000] |" in md  # differences 0.1, 0.2, 0.0
+    assert "## SSIM: a - b" not in md
+    assert "paired" not in grid_markdown(rows, cells, ["a", "b"], num_resamples=200)
