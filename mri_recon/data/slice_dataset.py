@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
-from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
+from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.prescan import check_prescan, scan_values
 from mri_recon.physics.crop import center_crop
 
@@ -43,6 +43,19 @@ def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Pat
         if not p.is_file():
             raise DataError(p, "no such file (listed in files=)")
     return paths
+
+
+def _read_slice(ds: h5py.Dataset, path: Path, s: int, dtype: type) -> np.ndarray:
+    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array (HDF5 converts
+    complex128/float64 on the fly): one copy, no selection parsing; DataError naming it."""
+    out = np.empty(ds.shape[1:], dtype)
+    try:
+        ds.read_direct(out, np.s_[s])
+    except (OSError, ValueError, RuntimeError, TypeError) as err:
+        raise DataError(
+            path, f"cannot read {ds.name.lstrip('/')} slice {s} ({h5_reason(err)})"
+        ) from None
+    return out
 
 
 class SliceDataset(torch.utils.data.Dataset):
@@ -117,8 +130,8 @@ class SliceDataset(torch.utils.data.Dataset):
             samples[i] for i in _subsample(len(samples), sample_rate, rng)
         ]
         self.max_open_files, self.check_finite = int(max_open_files), prescan == "header"
-        self._handles: OrderedDict[int, h5py.File] = OrderedDict()
-        self._inherited: list[OrderedDict[int, h5py.File]] = []
+        self._handles: OrderedDict[int, tuple] = OrderedDict()  # vol -> _file's tuple
+        self._inherited: list[OrderedDict[int, tuple]] = []
         self._pid: int | None = None
         self._max_values: dict[int, float] = {}
 
@@ -147,11 +160,9 @@ class SliceDataset(torch.utils.data.Dataset):
         """
         vol, s = self.samples[range(len(self.samples))[index]]
         info = self.volumes[vol]
-        hf = self._file(vol)
-        kspace = read_dataset(hf["kspace"], info.path, s).astype(np.complex64, copy=False)
-        target = None
-        if info.target_key is not None:
-            target = read_dataset(hf[info.target_key], info.path, s).astype(np.float32, copy=False)
+        _, kspace_ds, target_ds = self._file(vol)
+        kspace = _read_slice(kspace_ds, info.path, s, np.complex64)
+        target = None if target_ds is None else _read_slice(target_ds, info.path, s, np.float32)
         if self.check_finite:
             check_finite(info.path, "kspace", kspace[None], s)
             if target is not None:
@@ -167,7 +178,7 @@ class SliceDataset(torch.utils.data.Dataset):
             "mask": torch.zeros(0, dtype=torch.bool) if mask is None else torch.from_numpy(mask),
             "fname": info.fname,
             "slice_num": s,
-            "max_value": self._max_value(vol, hf),
+            "max_value": self._max_value(vol, target_ds),
             "acquisition": info.acquisition,
             "crop_size": info.crop_size,
             "padding_left": info.padding_left,
@@ -175,37 +186,39 @@ class SliceDataset(torch.utils.data.Dataset):
             "num_slices": info.num_slices,
         }
 
-    def _max_value(self, vol: int, hf: h5py.File) -> float:
+    def _max_value(self, vol: int, target_ds: h5py.Dataset | None) -> float:
         info = self.volumes[vol]
         if info.max_value is not None:
             return info.max_value
         if info.target_key is None:
             return float("nan")
         if vol not in self._max_values:
-            self._max_values[vol] = float(np.max(read_dataset(hf[info.target_key], info.path)))
+            self._max_values[vol] = float(np.max(read_dataset(target_ds, info.path)))
         return self._max_values[vol]
 
-    def _file(self, vol: int) -> h5py.File:
-        """The open read-only handle of volume ``vol`` in this process."""
+    def _file(self, vol: int) -> tuple[h5py.File, h5py.Dataset, h5py.Dataset | None]:
+        """The open read-only handle of volume ``vol`` in this process, with its k-space and
+        target datasets (looked up once per handle, not per read)."""
         if self._pid != os.getpid():
             # Handles opened before a fork belong to the parent: keep them alive but unused,
             # as closing them here could release the parent's HDF5 file locks.
             if self._handles:
                 self._inherited.append(self._handles)
             self._handles, self._pid = OrderedDict(), os.getpid()
-        hf = self._handles.get(vol)
-        if hf is not None:
+        entry = self._handles.get(vol)
+        if entry is not None:
             self._handles.move_to_end(vol)
-            return hf
-        hf = self._handles[vol] = open_h5(self.volumes[vol].path)
+            return entry
+        hf, key = open_h5(self.volumes[vol].path), self.volumes[vol].target_key
+        entry = self._handles[vol] = (hf, hf["kspace"], None if key is None else hf[key])
         if len(self._handles) > self.max_open_files:
-            self._handles.popitem(last=False)[1].close()
-        return hf
+            self._handles.popitem(last=False)[1][0].close()
+        return entry
 
     def close(self) -> None:
         """Close the handles this process opened."""
         if self._pid == os.getpid():
-            for hf in self._handles.values():
+            for hf, _, _ in self._handles.values():
                 hf.close()
         self._handles = OrderedDict()
 

@@ -33,3 +33,30 @@ def ifftc(k: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
     """Centered orthonormal inverse FFT along ``dim``; ``k`` complex, any shape."""
     k = torch.fft.ifftshift(k, dim=dim)
     return torch.fft.fftshift(torch.fft.ifftn(k, dim=dim, norm="ortho"), dim=dim)
+
+
+def ifft2c_sampled_crop(
+    kspace: torch.Tensor, mask: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """``center_crop(ifft2c(kspace * mask), shape)``, computed the cheap way.
+
+    The inverse FFT along H runs on the sampled columns only, the rows are cropped to h,
+    and the inverse FFT along W runs on the (h, W) result with the unsampled columns zero:
+    exact (up to float rounding), since the transform is separable and unsampled columns
+    contribute nothing. For 4x on 640 x 368 k-space this is ~1/3 of the full ``ifft2c``.
+
+    Args:
+        kspace: complex (..., H, W).
+        mask: bool (W,) sampled columns (the same for every leading index).
+        shape: (h, w) output crop, 0 < h <= H, 0 < w <= W (fastMRI's center offsets).
+
+    Returns:
+        complex (..., h, w), the dtype of ``kspace``.
+    """
+    (h, w), (height, width) = shape, kspace.shape[-2:]
+    cols = mask.nonzero().squeeze(-1)  # (n,)
+    top, left = (height - h) // 2, (width - w) // 2
+    rows = ifftc(kspace[..., cols], -2)[..., top : top + h, :]  # (..., h, n)
+    full = kspace.new_zeros((*kspace.shape[:-2], h, width))  # (..., h, W)
+    full[..., cols] = rows
+    return ifftc(full, -1)[..., left : left + w]  # (..., h, w)

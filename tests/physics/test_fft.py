@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
+from mri_recon.physics.crop import center_crop
+from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifft2c_sampled_crop, ifftc
 
 SHAPES = [(2, 3, 10, 7), (1, 1, 9, 12)]  # non-square, even and odd sizes
 
@@ -67,3 +68,16 @@ def test_keeps_complex128() -> None:
     x = _randc((4, 6)).to(torch.complex128)
     assert fft2c(x).dtype == torch.complex128
     torch.testing.assert_close(ifft2c(fft2c(x)), x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "crop"), [((2, 3, 11, 9), (6, 4)), ((1, 1, 12, 16), (7, 11)), ((5, 6), (5, 6))]
+)
+def test_ifft2c_sampled_crop_equals_full_ifft2c_then_crop(shape, crop) -> None:
+    kspace = _randc(shape, seed=3)
+    mask = torch.rand(shape[-1], generator=torch.Generator().manual_seed(1)) < 0.4
+    mask[shape[-1] // 2] = True
+    expected = center_crop(ifft2c(kspace * mask), crop)
+    got = ifft2c_sampled_crop(kspace, mask, crop)
+    assert got.shape == expected.shape and got.dtype == kspace.dtype
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
