@@ -141,7 +141,7 @@ class SliceCounter(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self.slices += int(batch["kspace"].shape[0])
+        self.slices += int(batch["target"].shape[0])
 
     def on_validation_batch_end(
         self,
@@ -153,7 +153,7 @@ class SliceCounter(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if not trainer.sanity_checking:
-            self.slices += int(batch["kspace"].shape[0])
+            self.slices += int(batch["target"].shape[0])
 
 
 class MaskLog(pl.Callback):

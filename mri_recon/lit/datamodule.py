@@ -1,7 +1,10 @@
 """The LightningDataModule over the fastMRI data layer: fully sampled k-space plus column masks.
 
 Data workers only read k-space and draw the (tiny) column mask; masking, the IFFT and the
-crop run in :class:`mri_recon.lit.module.ReconModule` on the device over the whole batch.
+crop run in :class:`mri_recon.lit.module.ReconModule` on the device over the whole batch
+(``transform="device"``, the default). With ``transform="worker"`` the workers form the
+zero-filled (h, w) image themselves (:func:`mri_recon.physics.fft.ifft2c_sampled_crop`, RSS
+over coils) and only it crosses to the device: multi-coil k-space is C times larger.
 
 Masks:
 - training: a fresh mask per sample, seeded by ``(seed, epoch, sample index)`` through
@@ -30,6 +33,8 @@ from mri_recon.data.fastmri import CHALLENGES
 from mri_recon.data.prescan import check_prescan
 from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
+from mri_recon.physics.crop import rss
+from mri_recon.physics.fft import ifft2c_sampled_crop
 from mri_recon.physics.masks import ColumnMaskFunc, file_seed, seed_label
 from mri_recon.runinfo import mask_hash
 
@@ -55,6 +60,7 @@ MASK_LOG_COLUMNS = (
     "num_low_frequencies",
     "mask_hash",
 )
+TRANSFORMS = ("device", "worker")
 _FLOAT_KEYS = ("max_value",)
 _INT_KEYS = ("slice_num", "num_slices")
 
@@ -68,12 +74,19 @@ class MaskedSlices(Dataset):
         per_file_masks: True (validation): the file's stored mask, else
             ``mask_func(W, seed=file_seed(fname))``; False (training): items are
             ``(index, mask_seed)`` pairs and the mask is ``mask_func(W, seed=mask_seed)``.
+        transform: "device": items carry the k-space; "worker": items carry the zero-filled
+            image instead (``image``, float32 (h, w)), formed here.
     """
 
     def __init__(
-        self, dataset: SliceDataset, mask_func: ColumnMaskFunc, per_file_masks: bool
+        self,
+        dataset: SliceDataset,
+        mask_func: ColumnMaskFunc,
+        per_file_masks: bool,
+        transform: str = "device",
     ) -> None:
         self.dataset, self.mask_func, self.per_file_masks = dataset, mask_func, per_file_masks
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -85,7 +98,9 @@ class MaskedSlices(Dataset):
             item: an index (validation), or ``(index, mask_seed)`` (training).
 
         Returns:
-            dict with ``kspace`` complex64 (C, H, W) fully sampled, ``mask`` bool (W,),
+            dict with ``kspace`` complex64 (C, H, W) fully sampled (transform "device") or
+            ``image`` float32 (h, w) the zero-filled RSS image (transform "worker"),
+            ``mask`` bool (W,),
             ``target`` float32 (h, w), ``max_value`` float, ``fname`` str, ``slice_num`` int,
             ``num_slices`` int, ``acquisition`` str.
         """
@@ -108,6 +123,9 @@ class MaskedSlices(Dataset):
             mask = self.mask_func(width, seed=int(mask_seed)).mask
         out = {key: sample[key] for key in BATCH_KEYS if key != "mask"}
         out["mask"] = mask
+        if self.transform == "worker":
+            image = ifft2c_sampled_crop(out.pop("kspace"), mask, sample["crop_size"])
+            out["image"] = rss(image, dim=0)  # (h, w)
         return out
 
 
@@ -179,6 +197,11 @@ class FastMRIDataModule(pl.LightningDataModule):
         train_split: split folder to train on.
         val_split: split folder to validate on.
         pin_memory: pin batches in page-locked memory (GPU training).
+        persistent_workers: keep worker processes (and their open files) across epochs.
+        prefetch_factor: batches each worker loads ahead; None: PyTorch's default (2).
+            Both only apply with ``num_workers`` > 0.
+        transform: "device" (default): workers read k-space, the module masks, IFFTs and
+            crops the batch on its device; "worker": workers form the zero-filled image.
         prescan: "full": :meth:`setup` checks every slice of every kept volume for NaN/Inf
             (cached per file outside the data folders) before anything is trained or
             logged; "header": header checks only, and a bad slice read in training stops
@@ -202,6 +225,9 @@ class FastMRIDataModule(pl.LightningDataModule):
         val_split: str = "val",
         pin_memory: bool = False,
         prescan: str = "full",
+        persistent_workers: bool = True,
+        prefetch_factor: int | None = None,
+        transform: str = "device",
     ) -> None:
         super().__init__()
         if challenge not in CHALLENGES:
@@ -213,6 +239,12 @@ class FastMRIDataModule(pl.LightningDataModule):
         _check_positive_int("seed", seed, 0)
         if val_batch_size is not None:
             _check_positive_int("val_batch_size", val_batch_size, 1)
+        if prefetch_factor is not None:
+            _check_positive_int("prefetch_factor", prefetch_factor, 1)
+        if transform not in TRANSFORMS:
+            raise ValueError(f"data.transform must be one of {TRANSFORMS}, got {transform!r}")
+        if not isinstance(persistent_workers, bool):
+            raise ValueError(f"data.persistent_workers must be a bool, got {persistent_workers!r}")
         for name, rate in (
             ("sample_rate", sample_rate),
             ("val_sample_rate", val_sample_rate),
@@ -227,6 +259,8 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.volume_sample_rate, self.seed = volume_sample_rate, seed
         self.train_split, self.val_split, self.pin_memory = train_split, val_split, pin_memory
         self.prescan = check_prescan(prescan)
+        self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
+        self.transform = transform
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
@@ -311,13 +345,15 @@ class FastMRIDataModule(pl.LightningDataModule):
             seed=self.seed,
             with_mask_seeds=train,
         )
+        workers = self.num_workers > 0
         return DataLoader(
-            MaskedSlices(dataset, self.mask_func, per_file_masks=not train),
+            MaskedSlices(dataset, self.mask_func, not train, self.transform),
             batch_sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_slices,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=workers and self.persistent_workers,
+            prefetch_factor=self.prefetch_factor if workers else None,
         )
 
     def _check_trainer_sampling(self) -> None:

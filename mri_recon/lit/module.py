@@ -1,7 +1,8 @@
 """One LightningModule for every image-domain network: the network arrives already built.
 
 Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
-``kspace`` complex64 (B, C, H, W) fully sampled; ``mask`` bool (B, W); ``target`` float32
+``kspace`` complex64 (B, C, H, W) fully sampled (or, with ``data.transform=worker``,
+``image`` float32 (B, h, w) the zero-filled image formed by the workers); ``mask`` bool (B, W); ``target`` float32
 (B, h, w); ``max_value`` float32 (B,) target volume max; ``fname`` list[str];
 ``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. Masking,
 IFFT and crop run here, on the module's device, over the whole batch.
@@ -52,7 +53,7 @@ from mri_recon.models.losses import L1Loss
 from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.physics.masks import apply_mask
 
-BATCH_KEYS = ("kspace", "mask", "target", "max_value", "fname", "slice_num")
+BATCH_KEYS = ("mask", "target", "max_value", "fname", "slice_num")
 COMPILE_MODES = (None, "default", "max-autotune")
 
 
@@ -149,12 +150,17 @@ class ReconModule(pl.LightningModule):
             max_value / std (the target range in normalised units).
         """
         missing = [k for k in BATCH_KEYS if k not in batch]
+        if "kspace" not in batch and "image" not in batch:
+            missing.append("kspace")
         if missing:
             raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
         target = batch["target"]
         with self._float32():
-            masked_kspace = apply_mask(batch["kspace"], batch["mask"])
-            zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
+            if "image" in batch:  # data.transform=worker: zero-filled by the data workers
+                zf = batch["image"]  # (B, h, w)
+            else:
+                masked_kspace = apply_mask(batch["kspace"], batch["mask"])
+                zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
             x, mean, std = self.reconstructor.normalize(zf)
             target_n = self.reconstructor.normalize_like(target, mean, std)
             data_range = batch["max_value"].to(std.dtype) / std

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from mri_recon.baselines.zero_filled import zero_filled
 from mri_recon.data.fastmri import DataError
 from mri_recon.lit.callbacks import MaskLog
 from mri_recon.lit.datamodule import MASK_LOG_COLUMNS, FastMRIDataModule, collate_slices
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
+from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
 from mri_recon.runinfo import mask_hash
 
 # 7 indices in three shape groups of sizes 3, 2, 2 (interleaved, as volumes of a split are)
@@ -167,6 +168,28 @@ def test_batches_follow_the_batch_format_on_mixed_widths(mixed_root: Path) -> No
             assert len(set(b["fname"])) <= 2  # widths 36 (two volumes) or 40 (one)
 
 
+def test_worker_transform_ships_the_zero_filled_image_of_the_device_path(
+    mixed_root: Path,
+) -> None:
+    """transform=worker: the same batches, with the module's zero-filled image in place of
+    the k-space (one worker process, so the image is formed there)."""
+    device = _datamodule(mixed_root, batch_size=2, val_batch_size=3)
+    worker = _datamodule(
+        mixed_root, batch_size=2, val_batch_size=3, transform="worker", num_workers=1
+    )
+    for train in (True, False):
+        loaders = [
+            dm.train_dataloader() if train else dm.val_dataloader() for dm in (device, worker)
+        ]
+        batches = [_epoch(loader, 1) for loader in loaders]
+        assert len(batches[0]) == len(batches[1]) > 1
+        for d, w in zip(*batches, strict=True):
+            assert "kspace" not in w and w["image"].dtype == torch.float32
+            assert d["fname"] == w["fname"] and torch.equal(d["mask"], w["mask"])
+            expected = zero_filled(apply_mask(d["kspace"], d["mask"]), (32, 32))  # (B, h, w)
+            torch.testing.assert_close(w["image"], expected, rtol=1e-4, atol=1e-6)
+
+
 def test_validation_uses_per_file_masks_in_a_fixed_order(mixed_root: Path) -> None:
     mask_func = ColumnMaskFunc("random", [0.08], [4])
     dm = _datamodule(mixed_root, batch_size=2, mask_func=mask_func)
@@ -234,6 +257,9 @@ def test_sample_rate_and_acquisition_filter_reach_the_datasets(mixed_root: Path)
         ("volume_sample_rate", 0.0),
         ("seed", -2),
         ("batch_size", 1.5),
+        ("prefetch_factor", 0),
+        ("transform", "gpu"),
+        ("persistent_workers", "yes"),
     ],
 )
 def test_bad_arguments_name_the_config_field(field: str, value: Any) -> None:
