@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from mri_recon.baselines.base import check_inputs
 from mri_recon.physics.crop import center_crop, rss
-from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
+from mri_recon.physics.fft import fft2c, ifft2c, ifftc
 from mri_recon.physics.operators import GRAD_NORM_SQ, SenseOperator, div2d, grad2d
 
 CHECK_EVERY = 5
@@ -101,6 +101,23 @@ def _norms(z: torch.Tensor) -> torch.Tensor:
 # Why the hybrid (x-space along H, k-space along W) domain: M acts on columns only and the
 # readout is fully sampled, so with y~ = F_H^H y, ||M F S x - y|| = ||M F_W S x - y~||
 # (F_H is unitary and commutes with M). Each iteration then needs 1-D FFTs along W only.
+# The FFT shifts are applied once, outside the iterations: the k-space side (y, M, the dual
+# q) is kept as the plain DFT along W of the hybrid image, fft(ifftc(y~, W)). With P the
+# phase ramp of the shift, fftc(a) = P * fft(a) and ifftc(u) = ifft(u / P) along W, so
+# elementwise k-space steps see the same values, and each step needs bare FFTs only.
+
+
+def _plain(y: torch.Tensor) -> torch.Tensor:
+    """Centered k-space along W -> the plain DFT of its image: fft(ifftc(y, -1)), (..., W)."""
+    return torch.fft.fft(ifftc(y, -1), dim=-1, norm="ortho")
+
+
+def _fft_w(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.fft(x, dim=-1, norm="ortho")
+
+
+def _ifft_w(k: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifft(k, dim=-1, norm="ortho")
 
 
 class _SingleCoilStep:
@@ -108,7 +125,8 @@ class _SingleCoilStep:
 
     def __init__(self, y: torch.Tensor, mask: torch.Tensor, lam_eff: torch.Tensor, tau: float):
         m = mask.to(y.real.dtype)[:, None, :]  # (B, 1, W)
-        self.y = ifftc(y[:, 0], -2) * m  # (B, H, W) hybrid domain
+        self.y = _plain(ifftc(y[:, 0], -2) * m)  # (B, H, W) hybrid domain, plain along W
+        m = torch.fft.ifftshift(m, dim=-1)  # the mask in plain order
         self.tau = tau
         self.sigma = 1.0 / (tau * GRAD_NORM_SQ)
         self.tau_my = tau * self.y
@@ -117,12 +135,12 @@ class _SingleCoilStep:
         self.p = torch.zeros((y.shape[0], 2, *y.shape[-2:]), dtype=y.dtype, device=y.device)
 
     def x0(self) -> torch.Tensor:
-        return ifftc(self.y, -1)
+        return _ifft_w(self.y)
 
     def __call__(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma), self.radius)
-        v = fftc(x + self.tau * div2d(self.p), -1)
-        return ifftc((v + self.tau_my) * self.inv, -1)
+        v = _fft_w(x + self.tau * div2d(self.p))
+        return _ifft_w((v + self.tau_my) * self.inv)
 
 
 class _SenseStep:
@@ -132,9 +150,10 @@ class _SenseStep:
     (iterations, convergence) call :func:`solve_tv`."""
 
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
-        self.m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
+        m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
         self.s = op.sens_maps  # (B, C, H, W)
-        self.y = ifftc(y, -2) * self.m  # (B, C, H, W) hybrid domain
+        self.y = _plain(ifftc(y, -2) * m)  # (B, C, H, W) hybrid domain, plain along W
+        self.m = torch.fft.ifftshift(m, dim=-1)  # the mask in plain order
         a_norm_sq = (self.s.abs() ** 2).sum(dim=1).amax(dim=(-2, -1)).clamp_min(1e-12)  # (B,)
         self.tau = tau
         # Split the step budget 1/tau evenly between the two dual blocks.
@@ -145,13 +164,13 @@ class _SenseStep:
         self.q = torch.zeros_like(y)
 
     def x0(self) -> torch.Tensor:
-        return (self.s.conj() * ifftc(self.y, -1)).sum(dim=1)
+        return (self.s.conj() * _ifft_w(self.y)).sum(dim=1)
 
     def __call__(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma_p), self.radius)
-        ax = fftc(self.s * x_bar[:, None], -1) * self.m
+        ax = _fft_w(self.s * x_bar[:, None]) * self.m
         self.q = (self.q + self.sigma_q * (ax - self.y)) / (1.0 + self.sigma_q)
-        ahq = (self.s.conj() * ifftc(self.q, -1)).sum(dim=1)  # q is zero off the mask
+        ahq = (self.s.conj() * _ifft_w(self.q)).sum(dim=1)  # q is zero off the mask
         return x - self.tau * (ahq - div2d(self.p))
 
 

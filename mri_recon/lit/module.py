@@ -212,8 +212,8 @@ class ReconModule(pl.LightningModule):
 
     def _keep_images(self, batch: dict[str, Any], zf: torch.Tensor, recon: torch.Tensor) -> None:
         """Keep the first slice seen of each of the first ``num_log_images`` volumes."""
-        for i, fname in enumerate(batch["fname"]):
-            slice_num = int(batch["slice_num"][i])
+        slice_nums = batch["slice_num"].tolist()  # one host sync per batch, not per slice
+        for i, (fname, slice_num) in enumerate(zip(batch["fname"], slice_nums, strict=True)):
             if fname not in self._log_keys and len(self._log_keys) < self.hparams.num_log_images:
                 self._log_keys[fname] = slice_num
             if self._log_keys.get(fname) == slice_num:

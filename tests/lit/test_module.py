@@ -365,3 +365,16 @@ def test_max_autotune_compile_matches_eager() -> None:
 def test_bad_precision_settings_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{field} must be"):
         make_module(**kwargs)
+
+
+def test_a_worker_formed_image_replaces_the_kspace() -> None:
+    """data.transform=worker batches carry ``image`` (the zero-filled input) for ``kspace``:
+    the same loss; a batch with neither is refused naming ``kspace``."""
+    module = make_module()
+    batch = DataLoader(make_samples(num_volumes=1), batch_size=2).__iter__().__next__()
+    image = rss(center_crop(ifft2c(apply_mask(batch["kspace"], batch["mask"])), CROP))
+    worker = {k: v for k, v in batch.items() if k != "kspace"} | {"image": image}
+    torch.testing.assert_close(module.training_step(worker, 0), module.training_step(batch, 0))
+    del worker["image"]
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['kspace'\]"):
+        module.training_step(worker, 0)
