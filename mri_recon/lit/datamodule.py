@@ -87,6 +87,7 @@ class MaskedSlices(Dataset):
     ) -> None:
         self.dataset, self.mask_func, self.per_file_masks = dataset, mask_func, per_file_masks
         self.transform = transform
+        self._file_masks: dict[tuple[str, int], torch.Tensor] = {}  # (fname, W) -> mask
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -109,11 +110,7 @@ class MaskedSlices(Dataset):
         width = sample["kspace"].shape[-1]
         if self.per_file_masks:
             stored = sample["mask"]
-            mask = (
-                stored
-                if stored.numel()
-                else self.mask_func(width, seed=file_seed(sample["fname"])).mask
-            )
+            mask = stored if stored.numel() else self._file_mask(sample["fname"], width)
         elif mask_seed is None:
             raise ValueError(
                 f"training item {index} has no mask seed: index this dataset "
@@ -125,8 +122,15 @@ class MaskedSlices(Dataset):
         out["mask"] = mask
         if self.transform == "worker":
             image = ifft2c_sampled_crop(out.pop("kspace"), mask, sample["crop_size"])
-            out["image"] = rss(image, dim=0)  # (h, w)
+            out["image"] = image[0].abs() if image.shape[0] == 1 else rss(image, dim=0)  # (h, w)
         return out
+
+    def _file_mask(self, fname: str, width: int) -> torch.Tensor:
+        """``mask_func(W, seed=file_seed(fname)).mask``, drawn once per file and process."""
+        key = (fname, width)
+        if key not in self._file_masks:
+            self._file_masks[key] = self.mask_func(width, seed=file_seed(fname)).mask
+        return self._file_masks[key]
 
 
 def collate_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -261,6 +265,7 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.prescan = check_prescan(prescan)
         self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
         self.transform = transform
+        self._file_masks: dict[tuple[str, int], torch.Tensor] = {}  # (fname, W) -> mask
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
