@@ -14,13 +14,20 @@ the FFTs and the crop:
   (time does not depend on the weights; the checkpoint's network replaces ``unet_small``).
 
 Slices are the centre slices of the files in ``--data`` (full k-space width, e.g. 640 x 368,
-not a crop), masked with fastMRI's per-file 4x validation masks. Each (method, device, batch)
-is warmed up, then timed ``--repeats`` times; the table gives the median wall milliseconds per
-slice and CPU seconds per slice (``time.process_time``, all threads of this process). On CUDA
-the device is synchronised before reading the clock.
+not a crop), masked with fastMRI's per-file 4x validation masks (cycled when a batch needs
+more slices of one shape than the folder has: time does not depend on the content). Each
+(method, device, precision, batch) is warmed up once, then timed ``--repeats`` times; the
+table gives the median wall milliseconds per slice, slices per second, and CPU seconds per
+slice (``time.process_time``, all threads of this process). On CUDA the device is
+synchronised before reading the clock. ``--precisions bf16`` runs the U-Nets under
+``torch.autocast(bfloat16)`` (FFTs, normalisation and the classical methods stay float32).
 
-    python scripts/bench_recon.py [--data DIR] [--batch-sizes 1 8] [--repeats 5]
-        [--threads N] [--devices cpu cuda] [--methods ...] [--checkpoint CKPT]
+Defaults keep a CPU run to a minute or two (batches 1 and 4); the GPU figures use
+``--devices cuda --batch-sizes 1 16 64`` (the default batches when CUDA is present).
+
+    python scripts/bench_recon.py [--data DIR] [--batch-sizes 1 4] [--repeats 3]
+        [--precisions fp32 bf16] [--threads N] [--devices cpu cuda] [--methods ...]
+        [--checkpoint CKPT]
 """
 
 from __future__ import annotations
@@ -62,10 +69,7 @@ def load_slices(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor, t
     picked = [(path, index) for path, index, s in candidates if s == shape][:count]
     if len(shape) != 3:
         raise ValueError(f"{candidates[0][0]}: not a single-coil file (expected kspace (S, H, W))")
-    if len(picked) < count:
-        raise ValueError(
-            f"{folder}: only {len(picked)} slices of k-space shape {shape}, need {count}"
-        )
+    picked = [picked[i % len(picked)] for i in range(count)]
     mask_func = ColumnMaskFunc("random", [0.08], [4])
     kspaces, masks, target_shape = [], [], (320, 320)
     for path, index in picked:
@@ -102,19 +106,22 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def time_method(
-    recon, kspace, mask, crop, batch: int, repeats: int, device: torch.device
+    recon, kspace, mask, crop, batch: int, repeats: int, device: torch.device, bf16: bool = False
 ) -> tuple[float, float]:
-    """Median wall ms/slice and mean CPU s/slice of ``repeats`` timed calls on ``batch`` slices."""
+    """Median wall ms/slice and mean CPU s/slice of ``repeats`` timed calls on ``batch`` slices
+    (``bf16``: under ``torch.autocast(bfloat16)``)."""
     if hasattr(recon, "to"):
         recon = recon.to(device)
     y, m = kspace[:batch].to(device), mask[:batch].to(device)
-    for _ in range(2):  # warm-up: allocator, cuDNN autotuning, first-call overheads
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    with amp:  # warm-up: allocator, cuDNN autotuning, first-call overheads
         recon(y, m, None, crop)
     _sync(device)
     walls, cpus = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        recon(y, m, None, crop)
+        with amp:
+            recon(y, m, None, crop)
         _sync(device)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
@@ -130,8 +137,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="folder of single-coil .h5 files (default: singlecoil_val/ under "
         "$MRI_RECON_DATA or data/synthetic)",
     )
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=None, help="default: 1 4; 1 16 64 on CUDA"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"]
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
@@ -143,6 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--checkpoint", type=Path, default=None, help="trained model for unet_small"
     )
     args = parser.parse_args(argv)
+    if args.batch_sizes is None:
+        args.batch_sizes = [1, 16, 64] if torch.cuda.is_available() else [1, 4]
     if min(args.batch_sizes) < 1 or args.repeats < 1:
         parser.error("--batch-sizes and --repeats must be positive")
     if args.threads is not None and args.threads < 1:
@@ -172,18 +186,26 @@ def main(argv: list[str] | None = None) -> int:
     for name in devices:
         if name.startswith("cuda"):
             print(f"# {name}: {torch.cuda.get_device_name(torch.device(name))}")
-    print("| method | parameters | device | batch | ms/slice (median) | CPU s/slice |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| method | parameters | device | precision | batch | ms/slice (median) | slices/s "
+        "| CPU s/slice |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for method in args.methods:
         recon, params = build(method, args.checkpoint)
+        precisions = args.precisions if method.startswith("unet") else ["fp32"]
         for name in devices:
             device = torch.device(name)
-            for batch in args.batch_sizes:
-                ms, cpu = time_method(recon, kspace, mask, crop, batch, args.repeats, device)
-                print(
-                    f"| {method} | {params:,} | {name} | {batch} | {ms:.4g} | {cpu:.4g} |",
-                    flush=True,
-                )
+            for precision in precisions:
+                for batch in args.batch_sizes:
+                    ms, cpu = time_method(
+                        recon, kspace, mask, crop, batch, args.repeats, device, precision == "bf16"
+                    )
+                    print(
+                        f"| {method} | {params:,} | {name} | {precision} | {batch} | {ms:.4g} "
+                        f"| {1e3 / ms:.4g} | {cpu:.4g} |",
+                        flush=True,
+                    )
     return 0
 
 

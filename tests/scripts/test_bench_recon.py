@@ -36,15 +36,20 @@ def test_table_has_a_row_per_method_and_batch(tmp_path, fastmri_split, capsys, s
         if line.startswith("| ") and not line.startswith("| method")
     ]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
-    assert [(c[0], c[2], c[3]) for c in cells] == [
-        (m, "cpu", b) for m in bench.METHODS for b in ("1", "2")
+    assert [(c[0], c[2], c[3], c[4]) for c in cells] == [
+        (m, "cpu", p, b)
+        for m in bench.METHODS
+        for p in (("fp32", "bf16") if m.startswith("unet") else ("fp32",))
+        for b in ("1", "2")
     ]
     params = {c[0]: int(c[1].replace(",", "")) for c in cells}
     assert params["zero_filled"] == params["tv"] == 0
     assert params["unet_fastmri"] == 7_762_945  # fastMRI's size with GroupNorm affine weights
-    assert all(float(c[4]) > 0 and float(c[5]) >= 0 for c in cells)
+    assert all(float(c[5]) > 0 and float(c[7]) >= 0 for c in cells)
+    for c in cells:  # slices/s is 1000 / (ms per slice), to the 4 digits printed
+        assert float(c[6]) == pytest.approx(1e3 / float(c[5]), rel=2e-3)
     # the U-Nets are one pass; TV iterates: more time per slice than zero-filled
-    ms = {(c[0], c[3]): float(c[4]) for c in cells}
+    ms = {(c[0], c[4]): float(c[5]) for c in cells}
     assert ms[("tv", "1")] > ms[("zero_filled", "1")]
 
 
