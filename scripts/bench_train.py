@@ -20,13 +20,16 @@ disk to the optimizer step (CUDA is synchronised at both ends). Model-only feeds
 images already on the device; loader-only iterates the loader alone. Memory: host RSS (the
 process plus its loader workers) at the end of each end-to-end window, and the CUDA peak
 (``torch.cuda.max_memory_allocated``) over it. ``--epochs N`` then trains ours for N epochs
-of ``--steps`` batches each and prints the host RSS (and CUDA memory) after every epoch.
+of ``--steps`` batches each and prints the host RSS (after ``gc`` and ``malloc_trim``, so
+allocator retention is not counted) and the CUDA peak after every epoch.
 The last line is ``end-to-end ratio (ours/fastMRI): N.NN``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import inspect
 import logging
 import os
@@ -102,8 +105,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def host_rss_mib() -> float:
-    """Resident memory of this process and its children (loader workers), MiB."""
+def host_rss_mib(trim: bool = False) -> float:
+    """Resident memory of this process and its children (loader workers), MiB; ``trim``:
+    after ``gc.collect()`` and glibc's ``malloc_trim(0)`` in this process, so that freed heap
+    pages the allocator keeps do not count as growth (live memory, a leak included, does)."""
+    if trim:
+        gc.collect()
+        if sys.platform == "linux":
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
     proc = psutil.Process(os.getpid())
     procs = [proc, *proc.children(recursive=True)]
     total = 0
@@ -144,7 +153,7 @@ class StepTimer(pl.Callback):
             self.end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.epoch_memory.append((host_rss_mib(), gpu_mib(self.device)))
+        self.epoch_memory.append((host_rss_mib(trim=True), gpu_mib(self.device)))
 
     def rate(self) -> float:
         return self.slices / max(self.end - (self.start or self.end), 1e-12)

@@ -182,9 +182,10 @@ def reconstruct_volume(
     seconds = dict.fromkeys(methods, 0.0)
     any_maps = any(m.needs_sens_maps for m in methods.values())
     estimate = coil_maps or estimate_sens_maps
+    mask = mask.to(device)  # once per volume
     for start in range(0, num_slices, batch_size):
         kspace = masked_kspace[start : start + batch_size].to(device)  # (B, C, H, W)
-        batch_mask = mask.to(device)[None].expand(kspace.shape[0], -1)  # (B, W)
+        batch_mask = mask[None].expand(kspace.shape[0], -1)  # (B, W)
         sens_maps, map_seconds = None, 0.0
         if any_maps:
             _sync(device)
