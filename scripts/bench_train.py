@@ -16,7 +16,9 @@ L1 loss on whole slices at the data's target size and a U-Net of the same size (
   (shuffled) + ``fastmri.models.Unet`` (InstanceNorm) + RMSprop in a plain loop.
 
 Each timed window is ``--steps`` optimizer steps after ``--warmup`` untimed ones, from h5 on
-disk to the optimizer step (CUDA is synchronised at both ends). Model-only feeds random
+disk to the optimizer step (CUDA is synchronised at both ends). With ``--compile`` (static
+shapes, both pipelines) a batch shape first met inside the window (a bucket's last, partial
+batch) is compiled inside it: give ``--warmup`` enough steps to meet every shape. Model-only feeds random
 images already on the device; loader-only iterates the loader alone. Memory: host RSS (the
 process plus its loader workers) at the end of each end-to-end window, and the CUDA peak
 (``torch.cuda.max_memory_allocated``) over it. ``--epochs N`` then trains ours for N epochs
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
-import inspect
 import logging
 import os
 import resource
@@ -172,13 +173,8 @@ def our_datamodule(args: argparse.Namespace) -> FastMRIDataModule:
 
 
 def our_module(args: argparse.Namespace, net: torch.nn.Module) -> ReconModule:
-    kwargs: dict[str, Any] = {}
-    if args.compile and "compile" in inspect.signature(ReconModule).parameters:
-        kwargs["compile"] = args.compile
-    elif args.compile:  # no module.compile key: compile the network here
-        spec = {"_target_": "mri_recon.models.unet.Unet", **model_kwargs(args.model)}
-        kwargs["net_spec"], net = spec, torch.compile(net, mode=args.compile)
-    return ReconModule(net, partial(torch.optim.RMSprop, lr=LR), **kwargs)
+    """``module.compile`` compiles the network in place (static shapes)."""
+    return ReconModule(net, partial(torch.optim.RMSprop, lr=LR), compile=args.compile)
 
 
 def run_ours(args: argparse.Namespace, max_steps: int, epochs: int = 0) -> StepTimer:
@@ -260,7 +256,7 @@ def train_step_fn(
     device = torch.device(args.device)
     net = net.to(device).train()
     if args.compile:
-        net = torch.compile(net, mode=args.compile)
+        net = torch.compile(net, mode=args.compile, dynamic=False)
     optimizer = torch.optim.RMSprop(net.parameters(), lr=LR)
     scaler = torch.amp.GradScaler(enabled=args.precision == "16-mixed" and device.type == "cuda")
 
