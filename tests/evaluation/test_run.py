@@ -147,6 +147,27 @@ def test_per_file_masks_and_shared_coil_maps(tmp_path, fastmri_split, monkeypatc
         assert unsampled.abs().max() == 0
 
 
+def test_the_settings_coil_map_estimator_is_the_one_used(tmp_path, fastmri_split) -> None:
+    fastmri_split(
+        tmp_path / "data", challenge="multicoil", split="val", widths=(36,), num_slices=3,
+        num_coils=3,
+    )  # fmt: skip
+    calls = []
+
+    def maps(kspace, mask):
+        calls.append(kspace.shape)
+        return torch.full_like(kspace, 0.5)
+
+    spy = Spy("with_maps", True)
+    settings = _settings(
+        tmp_path / "data", tmp_path / "run", challenge="multicoil", batch_size=2, coil_maps=maps
+    )
+    report = run_evaluation(settings, {"with_maps": spy})
+    assert calls == [(2, 3, 64, 36), (1, 3, 64, 36)]
+    assert all(bool((c["sens_maps"] == 0.5).all()) for c in spy.calls)
+    assert "maps" in report.summary["run"]["coil_maps"]
+
+
 def test_csv_records_each_volume_mask(tmp_path, fastmri_split) -> None:
     """The appended mask columns describe the mask each volume was reconstructed with."""
     paths = fastmri_split(tmp_path / "data", split="val", widths=(36, 40, 38))
