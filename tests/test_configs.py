@@ -92,8 +92,15 @@ def build_everything(cfg: DictConfig) -> None:
     assert datamodule.challenge == cfg.data.challenge
     module = build_module(cfg)
     image = torch.rand(1, 1, 16, 20)
-    # .forward: eager even where module.compile is set (compiling takes minutes on CPU)
-    assert module.reconstructor.net.forward(image).shape == image.shape
+    if hasattr(module.reconstructor, "net"):  # an image network
+        # .forward: eager even where module.compile is set (compiling takes minutes on CPU)
+        assert module.reconstructor.net.forward(image).shape == image.shape
+    else:  # a reconstructor of its own (VarNet): k-space of the data's coil count in
+        coils = 3 if cfg.data.challenge == "multicoil" else 1
+        masked_kspace = torch.randn(1, coils, 32, 36, dtype=torch.complex64)
+        mask = torch.zeros(1, 36, dtype=torch.bool)
+        mask[:, 15:21] = True
+        assert module(masked_kspace * mask, mask, None, (16, 20)).shape == (1, 16, 20)
     loss = module.loss(image[:, 0], torch.rand(1, 16, 20), torch.ones(1))
     assert loss.ndim == 0 and torch.isfinite(loss)
     optimizers = module.configure_optimizers()

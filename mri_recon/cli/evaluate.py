@@ -31,6 +31,7 @@ from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
+from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.physics.masks import ColumnMaskFunc
 
 LEARNED = ("unet",)
@@ -139,15 +140,32 @@ def check_reference(reference: Any, names: Sequence[str]) -> str:
     return reference
 
 
-def _load_checkpoint(field: str, path: str, device: torch.device) -> Reconstructor:
+def _load_checkpoint(
+    field: str, path: str, device: torch.device, challenge: str | None = None
+) -> Reconstructor:
+    """The reconstructor of checkpoint ``path``: a U-Net for ``ckpt_path`` (the ``unet``
+    method), any for a named checkpoint; one that takes only one challenge's k-space (a
+    VarNet's ``challenge``) must match ``challenge``, the data's."""
     try:  # lazily: the training package is needed only for learned methods
         from mri_recon.lit.checkpoint import load_reconstructor
     except ImportError as err:
         raise ConfigError("methods", f"learned methods need mri_recon.lit ({err})") from None
     try:
-        return load_reconstructor(path, map_location=device)
+        method = load_reconstructor(path, map_location=device)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(field, str(err)) from None
+    if field == "ckpt_path" and not isinstance(method, ImageReconstructor):
+        raise ConfigError(
+            field,
+            f"{path}: holds a {type(method).__name__}, not a U-Net (the unet method); name it "
+            f"instead: +checkpoints.NAME={path} 'methods=[...,NAME]'",
+        )
+    trained_on = getattr(method, "challenge", None)
+    if challenge is not None and trained_on not in (None, challenge):
+        raise ConfigError(
+            field, f"{path}: a {trained_on} model cannot reconstruct data.challenge={challenge}"
+        )
+    return method
 
 
 def build_methods(
@@ -160,14 +178,16 @@ def build_methods(
     ``unet`` from ``cfg.ckpt_path`` and the names of ``checkpoints`` from their paths, on
     ``device`` (in eval mode)."""
     checkpoints = checkpoints or {}
+    challenge = OmegaConf.select(cfg, "data.challenge")
     methods: dict[str, Reconstructor] = {}
     for name in names:
         if name == "tv":
             methods[name] = build_group(cfg, "tv")
         elif name == "unet":
-            methods[name] = _load_checkpoint("ckpt_path", str(cfg.ckpt_path), device)
+            methods[name] = _load_checkpoint("ckpt_path", str(cfg.ckpt_path), device, challenge)
         elif name in checkpoints:
-            methods[name] = _load_checkpoint(f"checkpoints.{name}", checkpoints[name], device)
+            field = f"checkpoints.{name}"
+            methods[name] = _load_checkpoint(field, checkpoints[name], device, challenge)
         else:
             methods[name] = BASELINES[name]()
     return methods

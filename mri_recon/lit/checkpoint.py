@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mri_recon.models.reconstructor import ImageReconstructor
+from mri_recon.models.reconstructor import as_reconstructor
 
 CHECKPOINT_KEY = "mri_recon"
 NET_PREFIX = "reconstructor.net."
@@ -213,7 +213,7 @@ def check_resume(ckpt_path: str | Path, module: Any, checkpoint_dir: str | None 
 
 def load_reconstructor(
     ckpt_path: str | Path, map_location: str | torch.device = "cpu"
-) -> ImageReconstructor:
+) -> nn.Module:
     """Rebuild the trained reconstructor from a ReconModule checkpoint, in eval mode.
 
     Args:
@@ -221,7 +221,9 @@ def load_reconstructor(
         map_location: device for the weights (``torch.load``'s ``map_location``).
 
     Returns:
-        :class:`ImageReconstructor` in eval mode on ``map_location``.
+        the reconstructor (:func:`as_reconstructor` of the network: an
+        :class:`ImageReconstructor`, or e.g. a ``VarNet`` itself) in eval mode on
+        ``map_location``; its ``name`` is the one the checkpoint was trained under.
 
     Raises:
         FileNotFoundError: no such file.
@@ -239,5 +241,6 @@ def load_reconstructor(
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: weights do not match net_spec ({first})") from err
-    recon = ImageReconstructor(net, name=info.get("name", "unet"))
+    recon = as_reconstructor(net)
+    recon.name = info.get("name", recon.name)
     return recon.to(map_location).eval()

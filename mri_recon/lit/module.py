@@ -1,4 +1,4 @@
-"""One LightningModule for every image-domain network: the network arrives already built.
+"""One LightningModule for every network: the network arrives already built.
 
 Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
 ``kspace`` complex64 (B, C, H, W) fully sampled (or, with ``data.transform=worker``,
@@ -7,11 +7,13 @@ Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
 ``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. Masking,
 IFFT and crop run here, on the module's device, over the whole batch.
 
-Training follows fastMRI's ``UnetModule``: the loss is computed in normalised units (the
-target normalised with the input's mean/std and clamped), optionally on random crops.
-Validation reconstructs full slices exactly as :class:`ImageReconstructor` does for the
-evaluation CLI and logs per-volume ``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on
-every rank, see :mod:`mri_recon.metrics.accumulate`).
+What the loss compares is the reconstructor's business (its ``loss_terms``): an image
+network is wrapped in :class:`ImageReconstructor` (fastMRI's ``UnetModule``: normalised
+units, optionally on random crops); a :class:`mri_recon.models.varnet.VarNet` compares its
+reconstruction with the target on the target's scale (fastMRI's ``VarNetModule``).
+Validation reconstructs full slices exactly as the evaluation CLI does and logs per-volume
+``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on every rank, see
+:mod:`mri_recon.metrics.accumulate`).
 
 Precision: under a mixed-precision trainer (``trainer.precision=bf16-mixed`` or ``16-mixed``)
 only the network runs in reduced precision. The physics (complex k-space, masking, FFTs,
@@ -50,7 +52,7 @@ from mri_recon.metrics.accumulate import (
     volume_table,
 )
 from mri_recon.models.losses import L1Loss
-from mri_recon.models.reconstructor import ImageReconstructor
+from mri_recon.models.reconstructor import as_reconstructor
 from mri_recon.physics.masks import apply_mask
 
 BATCH_KEYS = ("mask", "target", "max_value", "fname", "slice_num")
@@ -58,7 +60,7 @@ COMPILE_MODES = (None, "default", "max-autotune")
 
 
 class ReconModule(pl.LightningModule):
-    """Train and validate an image network as an :class:`ImageReconstructor`.
+    """Train and validate a network as a reconstructor (:func:`as_reconstructor`).
 
     Args:
         net: image network float (B, 1, h, w) -> (B, 1, h, w), e.g. ``Unet`` (built by Hydra).
@@ -113,7 +115,9 @@ class ReconModule(pl.LightningModule):
             # in place (no _orig_mod. prefix); dynamic=False: one graph per input shape, see
             # docs/PERFORMANCE.md for how many shapes a run has
             net.compile(mode=compile, dynamic=False)
-        self.reconstructor = ImageReconstructor(net)
+        self.reconstructor = as_reconstructor(net)
+        # where the network's weights live in the state dict (a VarNet is the reconstructor)
+        self._net_prefix = "reconstructor." if self.reconstructor is net else NET_PREFIX
         self.loss = loss if loss is not None else L1Loss()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -137,48 +141,43 @@ class ReconModule(pl.LightningModule):
         """Autocast off: the physics, statistics, losses and metrics run in float32."""
         return torch.autocast(self.device.type, enabled=False)
 
-    def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The network under the trainer's autocast (if any): float32 (B, h, w) -> float32."""
-        return self.reconstructor.predict_normalized(x).float()
-
-    def _prepare(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-        """Mask, zero-fill and normalise a batch (float32, autocast off).
+    def _prepare(self, batch: dict[str, Any], crop: Callable | None = None) -> tuple:
+        """Mask the batch and ask the reconstructor for the loss terms (the reconstructor runs
+        its physics in float32 and its network under the trainer's autocast, if any).
 
         Returns:
-            zf (B, h, w) zero-filled magnitude, x (B, h, w) normalised input, target_n
-            (B, h, w) normalised clamped target, mean (B,), std (B,), data_range (B,) =
-            max_value / std (the target range in normalised units).
+            ``(pred, ref, data_range, recon)`` from the reconstructor's ``loss_terms``, float32.
         """
         missing = [k for k in BATCH_KEYS if k not in batch]
         if "kspace" not in batch and "image" not in batch:
             missing.append("kspace")
         if missing:
             raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
-        target = batch["target"]
         with self._float32():
-            if "image" in batch:  # data.transform=worker: zero-filled by the data workers
-                zf = batch["image"]  # (B, h, w)
-            else:
+            masked_kspace = None
+            if "image" not in batch:  # data.transform=worker: zero-filled by the data workers
                 masked_kspace = apply_mask(batch["kspace"], batch["mask"])
-                zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
-            x, mean, std = self.reconstructor.normalize(zf)
-            target_n = self.reconstructor.normalize_like(target, mean, std)
-            data_range = batch["max_value"].to(std.dtype) / std
-        return zf, x, target_n, mean, std, data_range
+        return self.reconstructor.loss_terms(
+            masked_kspace,
+            batch["mask"],
+            batch["target"],
+            batch["max_value"],
+            crop,
+            zero_filled_image=batch.get("image"),
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        """L1 (or the configured loss) in normalised units, on random crops if configured."""
-        _, x, target_n, _, _, data_range = self._prepare(batch)
+        """The configured loss on the reconstructor's terms, on random crops if configured."""
+        crop = None
         if self.hparams.train_crop_size is not None:
-            x, target_n = random_crop(
-                x, target_n, self.hparams.train_crop_size, self._crop_generator(batch_idx)
-            )
-        pred = self._predict(x)
+            size, generator = self.hparams.train_crop_size, self._crop_generator(batch_idx)
+            crop = lambda x, ref: random_crop(x, ref, size, generator)  # noqa: E731
+        pred, ref, data_range, _ = self._prepare(batch, crop)
         with self._float32():
-            loss = self.loss(pred, target_n, data_range)
+            loss = self.loss(pred, ref, data_range)
         # The per-step curve keeps the plain key `train/loss` (the interface the loggers and
         # scripts/compare_runs.py read); the epoch mean is logged under its own name.
-        n = x.shape[0]
+        n = pred.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         self.log(
             "train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
@@ -197,20 +196,18 @@ class ReconModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Full-slice reconstruction; per-slice statistics for the per-volume metrics."""
-        zf, x, target_n, mean, std, data_range = self._prepare(batch)
-        pred = self._predict(x)
+        pred, ref, data_range, recon = self._prepare(batch)
         with self._float32():
-            recon = self.reconstructor.unnormalize(pred, mean, std)
-            loss = self.loss(pred, target_n, data_range)
+            loss = self.loss(pred, ref, data_range)
             self._val_records.extend(
                 slice_stats(
                     batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
                 )
             )
-        self.log("val/loss", loss, sync_dist=True, batch_size=x.shape[0])
-        self._keep_images(batch, zf, recon)
+        self.log("val/loss", loss, sync_dist=True, batch_size=pred.shape[0])
+        self._keep_images(batch, recon)
 
-    def _keep_images(self, batch: dict[str, Any], zf: torch.Tensor, recon: torch.Tensor) -> None:
+    def _keep_images(self, batch: dict[str, Any], recon: torch.Tensor) -> None:
         """Keep the first slice seen of each of the first ``num_log_images`` volumes."""
         slice_nums = batch["slice_num"].tolist()  # one host sync per batch, not per slice
         for i, (fname, slice_num) in enumerate(zip(batch["fname"], slice_nums, strict=True)):
@@ -218,7 +215,14 @@ class ReconModule(pl.LightningModule):
                 self._log_keys[fname] = slice_num
             if self._log_keys.get(fname) == slice_num:
                 tag = f"val_images/{fname}_slice{slice_num:03d}"
-                self._val_images[tag] = comparison_row(batch["target"][i], zf[i], recon[i])
+                target, one = batch["target"][i], slice(i, i + 1)
+                if "image" in batch:  # zero-filled by the data workers
+                    zf = batch["image"][i]
+                else:
+                    with self._float32():
+                        masked = apply_mask(batch["kspace"][one], batch["mask"][one])
+                        zf = zero_filled(masked, tuple(target.shape))[0]  # (h, w)
+                self._val_images[tag] = comparison_row(target, zf, recon[i])
 
     def on_validation_epoch_start(self) -> None:
         """Start a fresh set of slice records and images."""
@@ -261,7 +265,7 @@ class ReconModule(pl.LightningModule):
         checkpoint[CHECKPOINT_KEY] = {
             "format_version": FORMAT_VERSION,
             "net_spec": self.hparams.net_spec,
-            "net_prefix": NET_PREFIX,
+            "net_prefix": self._net_prefix,
             "name": self.reconstructor.name,
         }
 

@@ -10,6 +10,8 @@ classical method.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -93,3 +95,50 @@ class ImageReconstructor(nn.Module):
         x, mean, std = self.normalize(zero_filled(masked_kspace, crop_size))  # zeros in the data
         out = self.unnormalize(self.predict_normalized(x), mean, std)
         return out.to(torch.float32)
+
+    def loss_terms(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        target: torch.Tensor,
+        max_value: torch.Tensor,
+        crop: Callable | None = None,
+        zero_filled_image: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What the training loss compares (fastMRI's UnetModule): prediction and target in
+        normalised units (the target normalised with the input's mean and std, clamped),
+        ``data_range = max_value / std``.
+
+        Args:
+            masked_kspace: complex (B, C, H, W); mask: bool (B, W).
+            target: float (B, h, w); max_value: float (B,).
+            crop: ``(x, ref) -> (x, ref)`` the same random window of the normalised input
+                and target, or None (whole slices).
+            zero_filled_image: float (B, h, w) the zero-filled image if the data workers
+                formed it (``data.transform=worker``; ``masked_kspace`` is then None).
+
+        Returns:
+            ``(pred, ref, data_range, recon)``: pred and ref (B, h', w'), data_range (B,),
+            recon (B, h, w) on the target's scale (None when cropped).
+        """
+        float32 = torch.autocast(target.device.type, enabled=False)
+        with float32:  # the physics and the statistics in float32 under any autocast
+            zf = zero_filled_image
+            if zf is None:
+                check_inputs(masked_kspace, mask, None)
+                zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
+            x, mean, std = self.normalize(zf)
+            ref = self.normalize_like(target, mean, std)
+        if crop is not None:
+            x, ref = crop(x, ref)
+        pred = self.predict_normalized(x).float()  # the network under the caller's autocast
+        with float32:
+            recon = None if crop is not None else self.unnormalize(pred, mean, std)
+        return pred, ref, max_value.to(std.dtype) / std, recon
+
+
+def as_reconstructor(net: nn.Module) -> nn.Module:
+    """``net`` itself if it is a reconstructor with its own training terms (``loss_terms``,
+    e.g. :class:`mri_recon.models.varnet.VarNet`), else an image network wrapped in
+    :class:`ImageReconstructor`."""
+    return net if callable(getattr(net, "loss_terms", None)) else ImageReconstructor(net)

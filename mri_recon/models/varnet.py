@@ -1,0 +1,239 @@
+"""End-to-end variational network (E2E VarNet): unrolled data consistency + U-Net refinement.
+
+Each cascade updates the multi-coil k-space estimate ``k`` as (Sriram et al. 2020, eq. 4)
+
+    k <- k - eta * M (k - y) - F S R(S^H F^H k)
+
+with the measured ``y``, the column mask ``M``, a learned step ``eta`` (``dc_weight``) and a
+complex U-Net ``R`` acting on the coil-combined image. The coil maps ``S`` are estimated by
+another U-Net from the fully sampled centre of k-space, applied to each coil image and
+normalised by the root-sum-of-squares over coils, and learned end to end. The output is the
+RSS of the final coil images, cropped to the target. Single-coil data (C = 1): the maps are
+ones and the map network is absent (``challenge="singlecoil"``).
+
+Architecture = ``fastmri.models.VarNet`` (v0.3.0) with native complex tensors and
+``mri_recon.physics`` (centred FFTs, :class:`SenseOperator`, :func:`center_band`). Its weights
+load into ours with one renaming, ``sens_net.norm_unet.unet.`` -> ``sens_net.unet.`` (the
+cascades' keys ``cascades.<i>.model.unet.*`` and ``cascades.<i>.dc_weight`` are the same);
+with ``norm="instance"`` our InstanceNorm's affine (scale 1, shift 0 at initialisation) is
+fastMRI's affine-free InstanceNorm (tests/models/test_varnet.py checks the outputs agree).
+
+The centre band of the map network: by default each slice's :func:`center_band` (the run of
+sampled columns around ``W // 2``, the ACS the mask really has; the same band
+:func:`mri_recon.physics.coils.estimate_sens_maps` uses). fastMRI derives ``2 * min(left,
+right)`` instead, a symmetric band that drops a sampled column at odd widths (28 instead of
+29 at W = 367); ``num_low_frequencies`` selects fastMRI's ``[(W - n + 1) // 2, ... + n)``.
+
+Reference:
+    A. Sriram, J. Zbontar, T. Murrell, A. Defazio, C. L. Zitnick, N. Yakubova, F. Knoll,
+    P. Johnson. "End-to-end variational networks for accelerated MRI reconstruction."
+    MICCAI 2020, arXiv:2004.06688.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from mri_recon.baselines.base import check_inputs
+from mri_recon.models.unet import Unet
+from mri_recon.physics.crop import center_crop, rss
+from mri_recon.physics.fft import fftc, ifft2c, ifftc
+from mri_recon.physics.masks import center_band
+from mri_recon.physics.operators import SenseOperator
+
+CHALLENGES = ("singlecoil", "multicoil")
+
+
+class NormUnet(nn.Module):
+    """fastMRI's NormUnet on complex images: real/imaginary channels, each normalised by its
+    mean and (unbiased) std, zero-padded (centred) to a multiple of 16, a :class:`Unet` with
+    2 channels in and out, then the padding and normalisation undone."""
+
+    def __init__(self, chans: int, pools: int, norm: str, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.unet = Unet(2, 2, chans, pools, drop_prob, norm, residual=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """complex (N, H, W) -> complex (N, H, W)."""
+        n, h, w = x.shape
+        x = torch.view_as_real(x).permute(0, 3, 1, 2)  # (N, 2, H, W)
+        std, mean = torch.std_mean(x.reshape(n, 2, -1), dim=2)  # (N, 2) each
+        x = (x - mean[..., None, None]) / std[..., None, None]
+        ph, pw = -h % 16, -w % 16  # fastMRI: ((h - 1) | 15) + 1 - h
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        x = self.unet(x).float()[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]  # any autocast
+        x = x * std[..., None, None] + mean[..., None, None]
+        return torch.view_as_complex(x.permute(0, 2, 3, 1).contiguous())
+
+
+class VarNetBlock(nn.Module):
+    """One cascade: soft data consistency with a learned weight, and the refinement."""
+
+    def __init__(self, model: NormUnet) -> None:
+        super().__init__()
+        self.model = model
+        self.dc_weight = nn.Parameter(torch.ones(1))
+
+    def forward(
+        self,
+        kspace: torch.Tensor,
+        ref_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        sens_maps: torch.Tensor,
+    ) -> torch.Tensor:
+        """complex (B, C, H, W) estimate and measured k-space, bool (B, W), maps (B, C, H, W)
+        -> the new estimate (B, C, H, W)."""
+        soft_dc = torch.where(mask[:, None, None, :], kspace - ref_kspace, 0) * self.dc_weight
+        full = SenseOperator(sens_maps, torch.ones_like(mask))  # F S and S^H F^H, no mask
+        refined = full.A(self.model(full.A_adjoint(kspace)))  # (B, C, H, W)
+        return kspace - soft_dc - refined
+
+
+class VarNet(nn.Module):
+    """E2E VarNet in the reconstructor contract (see the module docstring).
+
+    Args:
+        num_cascades: unrolled iterations (fastMRI: 12).
+        chans: channels of the first layer of each cascade's U-Net (fastMRI: 18).
+        pools: pooling levels of the cascade U-Nets (fastMRI: 4).
+        sens_chans: channels of the coil-map U-Net (fastMRI: 8).
+        sens_pools: pooling levels of the coil-map U-Net (fastMRI: 4).
+        norm: normalisation of all U-Nets (:data:`mri_recon.models.norms.NORM_TYPES`);
+            ``instance`` is fastMRI's architecture.
+        challenge: ``multicoil`` (maps learned) or ``singlecoil`` (maps are ones, no map
+            network): the k-space the model takes, C > 1 or C = 1.
+        crop_readout: crop the image rows to the target height before the cascades (the
+            readout is fully sampled, so ``ifft`` along H, crop, ``fft`` back is exact data
+            consistency for the cropped field of view; 2x fewer pixels for fastMRI data).
+        checkpoint_cascades: recompute each cascade's activations in the backward pass
+            (``torch.utils.checkpoint``) instead of storing them, when training.
+        drop_prob: dropout of the U-Nets.
+
+    Attributes:
+        name: ``"varnet"``.
+        needs_sens_maps: False: the model estimates its own maps.
+    """
+
+    name = "varnet"
+    needs_sens_maps = False
+
+    def __init__(
+        self,
+        num_cascades: int = 12,
+        chans: int = 18,
+        pools: int = 4,
+        sens_chans: int = 8,
+        sens_pools: int = 4,
+        norm: str = "group",
+        challenge: str = "multicoil",
+        crop_readout: bool = False,
+        checkpoint_cascades: bool = False,
+        drop_prob: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_cascades, bool) or not isinstance(num_cascades, int) or num_cascades < 1:
+            raise ValueError(f"model.num_cascades must be an int >= 1, got {num_cascades!r}")
+        if challenge not in CHALLENGES:
+            raise ValueError(f"model.challenge must be one of {CHALLENGES}, got {challenge!r}")
+        self.num_cascades, self.chans, self.pools = num_cascades, chans, pools
+        self.sens_chans, self.sens_pools, self.norm = sens_chans, sens_pools, norm
+        self.challenge, self.crop_readout = challenge, bool(crop_readout)
+        self.checkpoint_cascades, self.drop_prob = bool(checkpoint_cascades), drop_prob
+        self.sens_net = (
+            NormUnet(sens_chans, sens_pools, norm, drop_prob) if challenge == "multicoil" else None
+        )
+        self.cascades = nn.ModuleList(
+            VarNetBlock(NormUnet(chans, pools, norm, drop_prob)) for _ in range(num_cascades)
+        )
+
+    def sens_maps(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
+    ) -> torch.Tensor:
+        """Coil maps complex (B, C, H, W), RSS 1 over coils, from the centre band of each
+        slice's k-space (all ones for single-coil)."""
+        if self.sens_net is None:
+            return torch.ones_like(masked_kspace)
+        b, c, h, w = masked_kspace.shape
+        band = torch.zeros((b, w), dtype=torch.bool, device=mask.device)
+        for i in range(b):
+            if num_low_frequencies is None:
+                start, stop = center_band(mask[i])
+            else:
+                start = (w - num_low_frequencies + 1) // 2
+                stop = start + num_low_frequencies
+            band[i, start:stop] = True
+        low = ifft2c(masked_kspace * band[:, None, None, :])  # (B, C, H, W)
+        maps = self.sens_net(low.reshape(b * c, h, w)).reshape(b, c, h, w)
+        return maps / rss(maps, dim=1)[:, None]
+
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        sens_maps: torch.Tensor | None,
+        crop_size: tuple[int, int],
+        num_low_frequencies: int | None = None,
+    ) -> torch.Tensor:
+        """The reconstructor contract: complex64 (B, C, H, W), bool (B, W) -> float32 (B, h, w),
+        the RSS of the final coil images. ``sens_maps`` is ignored (the model estimates its
+        own); ``num_low_frequencies`` (fastMRI's argument) fixes the map network's centre band
+        to ``[(W - n + 1) // 2, + n)``, None uses each slice's :func:`center_band`."""
+        check_inputs(masked_kspace, mask, None)
+        coils = masked_kspace.shape[1]
+        if (coils > 1) != (self.challenge == "multicoil"):
+            raise ValueError(
+                f"VarNet(challenge={self.challenge!r}) got k-space with {coils} coil(s) "
+                f"(masked_kspace {tuple(masked_kspace.shape)}): a {self.challenge} model"
+            )
+        mask = mask.to(device=masked_kspace.device, dtype=torch.bool)
+        if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
+            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], mask.shape[-1]))
+            masked_kspace = fftc(hybrid, -2)  # (B, C, h, W)
+        maps = self.sens_maps(masked_kspace, mask, num_low_frequencies)
+        kspace = masked_kspace.clone()
+        for cascade in self.cascades:
+            if self.checkpoint_cascades and self.training and torch.is_grad_enabled():
+                kspace = checkpoint(cascade, kspace, masked_kspace, mask, maps, use_reentrant=False)
+            else:
+                kspace = cascade(kspace, masked_kspace, mask, maps)
+        image = rss(ifft2c(kspace), dim=1)  # (B, H, W)
+        return center_crop(image, tuple(crop_size)).to(torch.float32)
+
+    def loss_terms(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        target: torch.Tensor,
+        max_value: torch.Tensor,
+        crop: Callable | None = None,
+        zero_filled_image: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What the training loss compares (fastMRI's VarNetModule): the reconstruction and
+        the target on the target's scale, ``data_range`` = the volume max.
+
+        Args:
+            masked_kspace: complex (B, C, H, W); mask: bool (B, W).
+            target: float (B, h, w); max_value: float (B,).
+            crop: ``(pred, ref) -> (pred, ref)`` the same random window of both, or None.
+            zero_filled_image: must be None: the VarNet needs the k-space, not the image the
+                data workers form under ``data.transform=worker``.
+
+        Returns:
+            ``(pred, ref, data_range, recon)``: pred and ref (B, h', w'), data_range (B,),
+            recon (B, h, w) the full reconstruction (None when cropped).
+        """
+        if masked_kspace is None or zero_filled_image is not None:
+            raise ValueError(
+                "data.transform=worker gives the VarNet zero-filled images; it needs the "
+                "k-space: use data.transform=device"
+            )
+        recon = self(masked_kspace, mask, None, tuple(target.shape[-2:]))
+        if crop is None:
+            return recon, target, max_value.to(recon.dtype), recon
+        pred, ref = crop(recon, target)
+        return pred, ref, max_value.to(recon.dtype), None

@@ -1,0 +1,115 @@
+"""E2E VarNet: fastMRI parity, the reconstructor contract, single-coil, checkpointing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fastmri.models import VarNet as FastMRIVarNet
+
+from mri_recon.models.varnet import VarNet
+from mri_recon.physics.fft import fft2c
+from mri_recon.physics.masks import center_band
+
+SIZES = {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 4, "sens_pools": 2}
+
+
+def from_fastmri(state: dict) -> dict:
+    """The documented key mapping: fastMRI's VarNet state dict -> ours."""
+    return {k.replace("sens_net.norm_unet.unet.", "sens_net.unet."): v for k, v in state.items()}
+
+
+def _batch(width: int = 367, coils: int = 3, height: int = 24, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    kspace = torch.randn((2, coils, height, width), dtype=torch.complex64, generator=g)
+    # fastMRI's layout: num_low = round(0.08 W) centre columns from (W - num_low + 1) // 2,
+    # every 4th column elsewhere (offset 1 keeps the band's neighbours unsampled)
+    num_low = round(0.08 * width)
+    mask = torch.zeros((2, width), dtype=torch.bool)
+    mask[:, 1::4] = True
+    start = (width - num_low + 1) // 2
+    mask[:, start : start + num_low] = True
+    return kspace * mask[:, None, None, :], mask, num_low
+
+
+def _pair(seed: int = 0):
+    torch.manual_seed(seed)
+    theirs = FastMRIVarNet(**SIZES).eval()
+    ours = VarNet(**SIZES, norm="instance").eval()
+    missing, unexpected = ours.load_state_dict(from_fastmri(theirs.state_dict()), strict=False)
+    # fastMRI's InstanceNorm has no affine; ours is at its initial value (1, 0)
+    assert not unexpected
+    assert missing and all(".layers." in k and k.endswith((".weight", ".bias")) for k in missing)
+    return theirs, ours
+
+
+def test_fastmri_parity_odd_width():
+    theirs, ours = _pair()
+    masked, mask, num_low = _batch(width=367)
+    assert num_low == 29 and center_band(mask[0]) == (169, 198)  # 29 ACS columns at W = 367
+    fm_mask = mask[:, None, None, :, None]  # (B, 1, 1, W, 1)
+    with torch.no_grad():
+        ref = theirs(torch.view_as_real(masked), fm_mask, num_low)  # (B, H, W)
+        out = ours(masked, mask, None, tuple(ref.shape[-2:]), num_low_frequencies=num_low)
+        default = ours(masked, mask, None, tuple(ref.shape[-2:]))  # center_band: same band
+        derived = theirs(torch.view_as_real(masked), fm_mask)  # fastMRI's 2 min(l, r) = 28
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    torch.testing.assert_close(default, out)
+    assert not torch.allclose(derived, ref, rtol=1e-3)  # the 28-column band differs
+
+
+def test_contract_crop_and_single_coil():
+    masked, mask, _ = _batch(width=37, coils=3, height=40)
+    net = VarNet(**SIZES)
+    out = net(masked, mask, None, (16, 20))
+    assert out.shape == (2, 16, 20) and out.dtype == torch.float32
+    single = VarNet(**SIZES, challenge="singlecoil")
+    assert single.sens_net is None
+    assert single(masked[:, :1], mask, None, (16, 20)).shape == (2, 16, 20)
+    with pytest.raises(ValueError, match="challenge='singlecoil'.*3 coil"):
+        single(masked, mask, None, (16, 20))
+    with pytest.raises(ValueError, match="challenge='multicoil'.*1 coil"):
+        net(masked[:, :1], mask, None, (16, 20))
+
+
+class Pointwise(torch.nn.Module):
+    """A refinement acting on each pixel alone: commutes with cropping the rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.3 * x + 0.1 * x * x.abs()
+
+
+def test_crop_readout_is_exact_for_an_object_inside_the_cropped_rows():
+    """Cropping the (fully sampled) readout to the target rows changes nothing for an object
+    inside them, with data consistency and a pixelwise refinement in every cascade."""
+    g = torch.Generator().manual_seed(1)
+    image = torch.zeros((1, 1, 48, 40), dtype=torch.complex64)
+    image[..., 16:32, 8:32] = torch.randn((1, 1, 16, 24), dtype=torch.complex64, generator=g)
+    mask = torch.zeros((1, 40), dtype=torch.bool)
+    mask[:, ::3] = True
+    mask[:, 17:23] = True
+    kspace = fft2c(image) * mask[:, None, None, :]
+    outs = []
+    for crop in (False, True):
+        net = VarNet(**dict(SIZES, num_cascades=2), challenge="singlecoil", crop_readout=crop)
+        for cascade in net.cascades:
+            cascade.model = Pointwise()
+            cascade.dc_weight.data.fill_(0.7)
+        with torch.no_grad():
+            outs.append(net(kspace, mask, None, (24, 40)))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5 * float(outs[0].max()))
+
+
+def test_checkpoint_cascades_same_gradients():
+    masked, mask, _ = _batch(width=33, coils=2, height=32)
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        net = VarNet(**SIZES, checkpoint_cascades=flag).train()
+        net(masked, mask, None, (16, 16)).sum().backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]))
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+def test_num_cascades_zero():
+    with pytest.raises(ValueError, match="model.num_cascades"):
+        VarNet(num_cascades=0)
