@@ -113,3 +113,11 @@ def test_checkpoint_cascades_same_gradients():
 def test_num_cascades_zero():
     with pytest.raises(ValueError, match="model.num_cascades"):
         VarNet(num_cascades=0)
+
+
+def test_bf16_autocast_runs_the_unets_and_returns_float32():
+    masked, mask, _ = _batch(width=33, coils=2, height=32)
+    net = VarNet(**SIZES)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(masked, mask, None, (16, 16))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
