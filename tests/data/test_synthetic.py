@@ -6,8 +6,10 @@ Targets are recomputed with fastMRI's own transforms, files are read back with f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import warnings
 from pathlib import Path
 
 import fastmri
@@ -260,6 +262,13 @@ def test_ensure_dataset_builds_once_and_completes_partial(tmp_path: Path) -> Non
     with pytest.warns(UserWarning, match="preset 'custom' seed 0, not preset 'custom' seed 1"):
         ensure_dataset(root, "singlecoil", preset=tiny, seed=1, progress=False)
     assert sorted(root.rglob("*.h5")) == files  # used as is, not rebuilt
+    # a single-coil build does not depend on the multi-coil sizes: no warning, not rebuilt
+    other_mc = dataclasses.replace(tiny, multicoil_num_val=7)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ensure_dataset(root, "singlecoil", preset=other_mc, seed=0, progress=False)
+    assert [f.stat().st_mtime_ns for f in files] == stamps
     foreign = tmp_path / "foreign" / "singlecoil_train"  # someone else's data: left alone
     foreign.mkdir(parents=True)
     (foreign / "file1.h5").write_bytes(b"")

@@ -101,8 +101,17 @@ def _write_manifest(root: Path, challenge: str, manifest: dict[str, Any]) -> Non
     write_atomic(manifest_path(root, challenge), json.dumps(manifest, indent=2))
 
 
-def _same_build(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    return a is not None and a.get("seed") == b["seed"] and a.get("config") == b["config"]
+def _same_build(a: dict[str, Any] | None, b: dict[str, Any], challenge: str) -> bool:
+    """Same seed and config, but for the other challenge's sizes (a single-coil build does not
+    depend on the ``multicoil_*`` fields: the default preset's multi-coil validation split
+    grew from 4 to 8 volumes with the single-coil data unchanged)."""
+
+    def own(manifest: dict[str, Any]) -> dict[str, Any]:
+        config = manifest.get("config") or {}
+        other = challenge == "singlecoil"
+        return {k: v for k, v in config.items() if not (other and k.startswith("multicoil_"))}
+
+    return a is not None and a.get("seed") == b["seed"] and own(a) == own(b)
 
 
 def _check_targets(
@@ -118,7 +127,9 @@ def _check_targets(
                 f"{folder} already holds .h5 volumes; replace them with --overwrite "
                 "(overwrite=True in Python) or choose another output directory"
             )
-        if split not in splits and not _same_build(_read_manifest(out, challenge), manifest):
+        if split not in splits and not _same_build(
+            _read_manifest(out, challenge), manifest, challenge
+        ):
             raise ValueError(
                 f"{folder} holds volumes of another build (see "
                 f"{manifest_path(out, challenge)}); adding {list(splits)} would "
@@ -294,7 +305,7 @@ def ensure_dataset(
         found = _read_manifest(root, c)
         if present and found is None:
             continue
-        if present and not _same_build(found, wanted):
+        if present and not _same_build(found, wanted, c):
             if len(present) < len(SPLITS):
                 raise ValueError(
                     f"{root}: incomplete synthetic {c} data from another build "
