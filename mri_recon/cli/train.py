@@ -191,6 +191,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)
+    if datamodule.transform == "worker" and getattr(module.reconstructor, "needs_kspace", False):
+        raise ConfigError(
+            "data.transform",
+            f"'worker' gives {type(module.reconstructor).__name__} zero-filled images; it "
+            "needs the k-space: use data.transform=device",
+        )
     if cfg.ckpt_path is not None:
         check_resume(cfg.ckpt_path, module, checkpoint_dir(cfg))
     datamodule.setup("fit")  # bad data files fail here, before anything is trained

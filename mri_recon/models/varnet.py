@@ -117,10 +117,13 @@ class VarNet(nn.Module):
     Attributes:
         name: ``"varnet"``.
         needs_sens_maps: False: the model estimates its own maps.
+        needs_kspace: True: trained on k-space, not on the zero-filled images that
+            ``data.transform=worker`` ships.
     """
 
     name = "varnet"
     needs_sens_maps = False
+    needs_kspace = True
 
     def __init__(
         self,

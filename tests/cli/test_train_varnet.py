@@ -148,14 +148,19 @@ def test_ddp_two_cpu_processes(mc_root: Path, tmp_path: Path) -> None:
     assert isinstance(load_reconstructor(out / "checkpoints" / "best.ckpt"), VarNet)
 
 
-def test_num_cascades_zero_is_one_line(mc_root: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.num_cascades=0", "error: model.num_cascades: must be an int >= 1, got 0"),
+        ("data.transform=worker", "error: data.transform: 'worker' gives VarNet zero-filled"),
+    ],
+)
+def test_bad_config_is_one_line(mc_root: Path, tmp_path: Path, capsys, override, message):
     with pytest.raises(SystemExit) as exc:
-        train_main(
-            [*TINY, f"data.root={mc_root}", "model.num_cascades=0", f"hydra.run.dir={tmp_path}/r"]
-        )
+        train_main([*TINY, f"data.root={mc_root}", override, f"hydra.run.dir={tmp_path}/r"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "model.num_cascades" in err, err
+    assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
