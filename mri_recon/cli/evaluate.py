@@ -243,6 +243,18 @@ def settings_from_config(
         raise ConfigError(_SETTINGS_KEYS.get(field, field), reason) from None
 
 
+def settings_and_methods(cfg: DictConfig) -> tuple[EvalSettings, dict[str, Any]]:
+    """The checked settings and the built methods of an eval-style config (also the
+    robustness grid's): checkpoints, method names, reference, device, threads."""
+    checkpoints = check_checkpoints(cfg.get("checkpoints"))
+    names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
+    reference = check_reference(cfg.stats.get("reference", REFERENCE), names)
+    device = resolve_device(cfg.device)
+    set_torch_threads(cfg)
+    settings = settings_from_config(cfg, device, reference)
+    return settings, build_methods(cfg, names, device, checkpoints)
+
+
 def evaluate(cfg: DictConfig) -> EvalReport:
     """Run the evaluation described by a composed ``configs/eval.yaml``.
 
@@ -256,13 +268,7 @@ def evaluate(cfg: DictConfig) -> EvalReport:
         ConfigError: a bad config value (one line naming the field).
         DataError: a bad input file (nothing is written).
     """
-    checkpoints = check_checkpoints(cfg.get("checkpoints"))
-    names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
-    reference = check_reference(cfg.stats.get("reference", REFERENCE), names)
-    device = resolve_device(cfg.device)
-    set_torch_threads(cfg)
-    settings = settings_from_config(cfg, device, reference)
-    methods = build_methods(cfg, names, device, checkpoints)
+    settings, methods = settings_and_methods(cfg)
     record = RunRecord(cfg)
     report = run_evaluation(settings, methods)
     record.finish_eval(settings, report)  # provenance.json

@@ -20,17 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import (
-    build_methods,
-    check_checkpoints,
-    check_methods,
-    check_reference,
-    resolve_device,
-    settings_from_config,
-)
-from mri_recon.cli.validate import build_group, set_torch_threads
+from mri_recon.cli.evaluate import check_checkpoints, check_methods, settings_and_methods
+from mri_recon.cli.validate import build_group
 from mri_recon.evaluation.grid import Cell, grid_cells, run_grid
-from mri_recon.evaluation.report import REFERENCE
 
 
 def check_grid(cfg: DictConfig) -> list[Cell]:
@@ -68,13 +60,7 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
         DataError: a bad input file (nothing is written).
     """
     cells = check_grid(cfg)
-    checkpoints = check_checkpoints(cfg.get("checkpoints"))
-    names = check_methods(cfg.methods, cfg.ckpt_path, checkpoints)
-    reference = check_reference(cfg.stats.get("reference", REFERENCE), names)
-    device = resolve_device(cfg.device)
-    set_torch_threads(cfg)
-    settings = settings_from_config(cfg, device, reference)
-    methods = build_methods(cfg, names, device, checkpoints)
+    settings, methods = settings_and_methods(cfg)
     keys = ("data", "methods", "ckpt_path", "checkpoints", "tv", "coils")
     fingerprint = {k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in keys}
     rows = run_grid(settings, methods, cells, fingerprint)
