@@ -85,7 +85,7 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
     )
     rows = []
     for info in tqdm(infos, desc="tune tv", unit="vol", disable=not s.progress):
-        volume = load_volume(info.path, s.challenge, s.split)
+        volume = load_volume(info.path, s.challenge, s.split, check_values=False)  # prescanned
         if volume.target is None:
             raise DataError(info.path, "has no target: tune on a split with targets (val)")
         vmask = volume_mask(info, s.mask_func)

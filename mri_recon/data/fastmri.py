@@ -368,16 +368,22 @@ class Volume:
 
 
 def load_volume(
-    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+    path: str | os.PathLike,
+    challenge: str | None = None,
+    split: str | None = None,
+    check_values: bool = True,
 ) -> Volume:
-    """Read and validate a whole volume (k-space and target must be finite)."""
+    """Read and validate a whole volume. ``check_values``: k-space and target must be finite
+    (callers whose files passed ``data.prescan=full`` skip this second full pass)."""
     info = read_volume_info(path, challenge, split)
     with open_h5(info.path) as hf:
         kspace = read_dataset(hf["kspace"], info.path).astype(np.complex64, copy=False)
-        check_finite(info.path, "kspace", kspace)
         target = None
         if info.target_key is not None:
             target = read_dataset(hf[info.target_key], info.path).astype(np.float32, copy=False)
+    if check_values:
+        check_finite(info.path, "kspace", kspace)
+        if target is not None:
             check_finite(info.path, info.target_key, target)
     if kspace.ndim == 3:
         kspace = kspace[:, None]  # (S, 1, H, W)

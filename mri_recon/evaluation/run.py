@@ -326,7 +326,9 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
     with Staging(s.run_dir) as staging:
         for info in tqdm(infos, desc=f"eval {s.mask_name}", unit="vol", disable=not s.progress):
             try:
-                volume = load_volume(info.path, s.challenge, s.split)
+                volume = load_volume(
+                    info.path, s.challenge, s.split, check_values=s.prescan == "header"
+                )
             except DataError as err:
                 if not s.skip_bad_files:
                     raise
