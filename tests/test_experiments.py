@@ -1,4 +1,4 @@
-"""The study configs: experiment=ablation_optim / ablation_norm (and their _large variants)
+"""The study configs: experiment=ablation_optim / ablation_norm / ablation_groups (and the _large variants)
 compose with their sweeps, every job of a sweep builds the intended optimizer / network on
 the same data and budget, and a tiny version of each sweep runs through ``mri-recon-train -m``
 and ``scripts/compare_runs.py``."""
@@ -80,21 +80,24 @@ def shared_values(container: dict) -> dict:
     [
         (
             "ablation_optim",
-            {
-                "optim": "sgd,sgd_momentum,rmsprop,adam",
-                "study.lr_point": "lowest,low,mid,high,highest",
-            },
+            {"optim": "sgd,sgd_momentum,rmsprop,adam", "study.lr_point": "low,mid,high"},
         ),
         (
             "ablation_norm",
             {"model.norm": "group,batch,instance,layer,none", "data.batch_size": "1,8"},
         ),
         (
-            "ablation_optim_large",
+            "ablation_groups",
             {
-                "optim": "sgd,sgd_momentum,rmsprop,adam",
-                "study.lr_point": "lowest,low,mid,high,highest",
+                "model.norm": "group",
+                "model.norm_groups": "1,4,8,16",
+                "data.batch_size": "1,8",
+                "study.lr_point": "low,mid,high",
             },
+        ),
+        (
+            "ablation_optim_large",
+            {"optim": "sgd,sgd_momentum,rmsprop,adam", "study.lr_point": "low,mid,high"},
         ),
         (
             "ablation_norm_large",
@@ -114,7 +117,7 @@ def test_experiment_composes_with_its_sweep(experiment, sweep):
 
 def test_optim_sweep_builds_each_optimizer_at_its_grid_lr(tmp_path):
     jobs = sweep_jobs("ablation_optim")
-    assert len(jobs) == 20
+    assert len(jobs) == 12
     net = torch.nn.Linear(2, 1)
     grid = OmegaConf.to_container(compose_hydra(["experiment=ablation_optim"]).study.lr_grid)
     shared, lrs = [], {}
@@ -132,9 +135,12 @@ def test_optim_sweep_builds_each_optimizer_at_its_grid_lr(tmp_path):
         assert container["model"]["norm"] == "group" and container["data"]["batch_size"] == 4
         shared.append(shared_values(container))
     assert all(s == shared[0] for s in shared)
-    for name, values in lrs.items():  # five increasing learning rates, half a decade apart
-        assert values == sorted(values) and len(values) == 5, name
-        ratios = [b / a for a, b in itertools.pairwise(values)]
+    for name, values in lrs.items():  # three increasing learning rates, half a decade apart
+        assert values == sorted(values) and len(values) == 3, name
+        # centred on the first study's best; lowest/highest extend the bracket outward
+        assert values[1] == {"sgd": 0.3, "sgd_momentum": 0.1}.get(name, 1e-3), name
+        points = [grid[name][p] for p in ("lowest", "low", "mid", "high", "highest")]
+        ratios = [b / a for a, b in itertools.pairwise(points)]
         assert all(2.99 < r < 3.34 for r in ratios), (name, ratios)
 
 
@@ -161,6 +167,32 @@ def test_norm_sweep_builds_each_norm_with_equal_samples(tmp_path):
         shared.append(shared_values(container))
     assert seen == {(n, b) for n in NORMS for b in (1, 8)}
     assert all(s == shared[0] for s in shared)
+
+
+def test_groups_sweep_builds_each_group_count_at_its_grid_lr(tmp_path):
+    """24 jobs: groups {1, 4, 8, 16} x batch {1, 8} x 3 learning rates, every GroupNorm of
+    the job's network has the job's group count, and only those three values differ."""
+    jobs = sweep_jobs("ablation_groups")
+    assert len(jobs) == 24
+    grid = OmegaConf.to_container(compose_hydra(["experiment=ablation_groups"]).study.lr_grid)
+    seen, shared = set(), []
+    for job in jobs:
+        container, cfg = resolved(job, tmp_path)
+        groups, batch = container["model"]["norm_groups"], container["data"]["batch_size"]
+        lr = container["optim"]["lr"]
+        seen.add((groups, batch, lr))
+        assert lr == grid[container["study"]["lr_point"]]
+        net = instantiate(cfg.model)
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+        assert len(norms) == 17 and {m.num_groups for m in norms} == {groups}
+        assert container["model"]["chans"] == 16 and container["model"]["norm"] == "group"
+        assert container["optim"]["_target_"] == "torch.optim.Adam"
+        shared.append(shared_values(container))
+    assert seen == {(g, b, lr) for g in (1, 4, 8, 16) for b in (1, 8) for lr in (3e-4, 1e-3, 3e-3)}
+    assert all(s == shared[0] for s in shared)
+    # the same data, masks and budget as the normalization study it extends
+    norm = shared_values(resolved(sweep_jobs("ablation_norm")[0], tmp_path)[0])
+    assert shared[0] == norm
 
 
 @pytest.fixture(scope="module")
@@ -208,14 +240,14 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_
             "experiment=ablation_optim",
             f"data.root={tiny_root}",
             "optim=sgd,adam",
-            "study.lr_point=high",
+            "study.lr_point=mid",
         ],
         sweep,
     )
     runs, skipped = load_runs([sweep], partial(run_config_values, keys=["optim", "optim.lr"]))
     assert not skipped and [r.label for r in runs] == [
         "optim=sgd optim.lr=0.3",
-        "optim=adam optim.lr=0.003",
+        "optim=adam optim.lr=0.001",
     ]
     for run in runs:  # the job's saved config is what compose_train_config builds
         saved = OmegaConf.load(run.run_dir / ".hydra" / "config.yaml")
@@ -230,7 +262,7 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_
         == 0
     )
     table = capsys.readouterr().out
-    assert "| optim=sgd optim.lr=0.3 |" in table and "| optim=adam optim.lr=0.003 |" in table
+    assert "| optim=sgd optim.lr=0.3 |" in table and "| optim=adam optim.lr=0.001 |" in table
     for name in ("convergence_val_ssim.png", "convergence_train_loss.png"):
         assert (out / name).stat().st_size > 10_000
     rows = (out / "final_metrics.csv").read_text().splitlines()

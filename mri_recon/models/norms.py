@@ -3,8 +3,11 @@
 Every network in ``mri_recon.models`` asks :func:`make_norm` for its normalisation layers,
 so ``model.norm`` in the config selects them all at once.
 
-- ``group``: GroupNorm (Wu & He, "Group Normalization", ECCV 2018) with 32 groups, reduced
-  to the largest divisor of the channel count that is <= 32; learnable per-channel affine.
+- ``group``: GroupNorm (Wu & He, "Group Normalization", ECCV 2018); learnable per-channel
+  affine. ``model.norm_groups`` sets the number of groups: ``null`` (the default) is Wu & He's
+  32, reduced to the largest divisor of the channel count that is <= 32 (so chans 18 works);
+  an int is used as given at every layer and must divide every channel count (the network
+  that owns the layers checks it and names the field).
 - ``layer``: GroupNorm with one group, i.e. statistics over the channels *and* pixels of
   one image (the convolutional layer norm of Wu & He, Fig. 2); learnable affine.
 - ``instance``: InstanceNorm2d with learnable affine (fastMRI's U-Net uses it without).
@@ -30,20 +33,23 @@ def group_count(num_channels: int, num_groups: int = 32) -> int:
     return max(g for g in range(1, min(num_groups, num_channels) + 1) if num_channels % g == 0)
 
 
-def make_norm(norm: str, num_channels: int, num_groups: int = 32) -> nn.Module:
+def make_norm(norm: str, num_channels: int, num_groups: int | None = None) -> nn.Module:
     """The normalisation layer ``norm`` (one of :data:`NORM_TYPES`, the config field
     ``model.norm``) for a float (B, ch, h, w) feature map with ``num_channels`` = ch;
-    ``num_groups`` is the maximum number of groups of ``norm="group"``.
+    ``num_groups`` (``model.norm_groups``, ``norm="group"`` only): None for
+    :func:`group_count` ``(ch)``, an int for exactly that many groups.
 
     Raises:
-        ValueError: unknown ``norm`` or a non-positive channel/group count.
+        ValueError: unknown ``norm``, a non-positive channel count, or ``num_groups`` that
+            does not divide ``num_channels`` (torch's GroupNorm message).
     """
     if norm not in NORM_TYPES:
         raise ValueError(f"model.norm={norm!r} is not one of {NORM_TYPES}")
     if not isinstance(num_channels, int) or num_channels < 1:
         raise ValueError(f"make_norm: num_channels must be a positive int, got {num_channels!r}")
     if norm == "group":
-        return nn.GroupNorm(group_count(num_channels, num_groups), num_channels, affine=True)
+        groups = group_count(num_channels) if num_groups is None else num_groups
+        return nn.GroupNorm(groups, num_channels, affine=True)
     if norm == "layer":
         return nn.GroupNorm(1, num_channels, affine=True)
     if norm == "instance":

@@ -21,15 +21,22 @@ from mri_recon.models.norms import make_norm
 class ConvBlock(nn.Module):
     """Two (3x3 conv without bias, ``norm``, LeakyReLU(0.2), Dropout2d(drop_prob)) layers."""
 
-    def __init__(self, in_chans: int, out_chans: int, drop_prob: float, norm: str) -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        out_chans: int,
+        drop_prob: float,
+        norm: str,
+        norm_groups: int | None = None,
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(in_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            make_norm(norm, out_chans),
+            make_norm(norm, out_chans, norm_groups),
             nn.LeakyReLU(negative_slope=0.2, inplace=True),
             nn.Dropout2d(drop_prob),
             nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            make_norm(norm, out_chans),
+            make_norm(norm, out_chans, norm_groups),
             nn.LeakyReLU(negative_slope=0.2, inplace=True),
             nn.Dropout2d(drop_prob),
         )
@@ -42,11 +49,13 @@ class ConvBlock(nn.Module):
 class TransposeConvBlock(nn.Module):
     """2x2 stride-2 transposed conv without bias, ``norm``, LeakyReLU(0.2): doubles h and w."""
 
-    def __init__(self, in_chans: int, out_chans: int, norm: str) -> None:
+    def __init__(
+        self, in_chans: int, out_chans: int, norm: str, norm_groups: int | None = None
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2, bias=False),
-            make_norm(norm, out_chans),
+            make_norm(norm, out_chans, norm_groups),
             nn.LeakyReLU(negative_slope=0.2, inplace=True),
         )
 
@@ -81,6 +90,11 @@ class Unet(nn.Module):
         drop_prob: ``Dropout2d`` probability in every ConvBlock, in [0, 1).
         norm: normalisation layer, one of :data:`mri_recon.models.norms.NORM_TYPES`.
         residual: add the input to the output (needs ``in_chans == out_chans``).
+        norm_groups: GroupNorm groups of ``norm="group"``: None for the largest divisor of
+            each layer's channel count up to 32 (Wu & He's 32 where it divides), an int for
+            that many groups in every layer; it must divide every level's channel count
+            ``chans * 2**i``, i = 0..num_pool_layers (1 is layer norm over the channels,
+            ``chans`` is instance norm at the first level).
     """
 
     def __init__(
@@ -92,30 +106,33 @@ class Unet(nn.Module):
         drop_prob: float = 0.0,
         norm: str = "group",
         residual: bool = True,
+        norm_groups: int | None = None,
     ) -> None:
         super().__init__()
         _check_config(in_chans, out_chans, chans, num_pool_layers, drop_prob, residual)
+        check_norm_groups(norm, norm_groups, [chans * 2**i for i in range(num_pool_layers + 1)])
         self.in_chans, self.out_chans, self.chans = in_chans, out_chans, chans
         self.num_pool_layers, self.drop_prob = num_pool_layers, drop_prob
-        self.norm, self.residual = norm, residual
+        self.norm, self.residual, self.norm_groups = norm, residual, norm_groups
+        g = norm_groups
 
-        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob, norm)])
+        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob, norm, g)])
         ch = chans
         for _ in range(num_pool_layers - 1):
-            self.down_sample_layers.append(ConvBlock(ch, ch * 2, drop_prob, norm))
+            self.down_sample_layers.append(ConvBlock(ch, ch * 2, drop_prob, norm, g))
             ch *= 2
-        self.conv = ConvBlock(ch, ch * 2, drop_prob, norm)
+        self.conv = ConvBlock(ch, ch * 2, drop_prob, norm, g)
 
         self.up_conv = nn.ModuleList()
         self.up_transpose_conv = nn.ModuleList()
         for _ in range(num_pool_layers - 1):
-            self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm))
-            self.up_conv.append(ConvBlock(ch * 2, ch, drop_prob, norm))
+            self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm, g))
+            self.up_conv.append(ConvBlock(ch * 2, ch, drop_prob, norm, g))
             ch //= 2
-        self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm))
+        self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch, norm, g))
         self.up_conv.append(
             nn.Sequential(
-                ConvBlock(ch * 2, ch, drop_prob, norm),
+                ConvBlock(ch * 2, ch, drop_prob, norm, g),
                 nn.Conv2d(ch, out_chans, kernel_size=1, stride=1),
             )
         )
@@ -151,6 +168,27 @@ class Unet(nn.Module):
                 f"Unet input image of shape {tuple(image.shape)}: expected (B, in_chans, h, w) "
                 f"with {self.in_chans} channels and h, w >= 2**num_pool_layers = {min_size}"
             )
+
+
+def check_norm_groups(norm: str, norm_groups: int | None, channels: list[int]) -> None:
+    """Raise ValueError naming ``model.norm_groups`` unless it is None, or an int >= 1 with
+    ``norm="group"`` that divides every channel count in ``channels`` (the levels of the
+    network that owns the layers)."""
+    if norm_groups is None:
+        return
+    if isinstance(norm_groups, bool) or not isinstance(norm_groups, int) or norm_groups < 1:
+        raise ValueError(f"model.norm_groups must be null or an int >= 1, got {norm_groups!r}")
+    if norm != "group":
+        raise ValueError(
+            f"model.norm_groups={norm_groups} applies to model.norm=group only, "
+            f"got model.norm={norm!r} (set model.norm_groups=null)"
+        )
+    bad = sorted({c for c in channels if c % norm_groups})
+    if bad:
+        raise ValueError(
+            f"model.norm_groups={norm_groups} must divide every level's channel count "
+            f"{sorted(set(channels))}; it does not divide {bad}"
+        )
 
 
 def _check_config(

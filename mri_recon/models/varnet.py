@@ -54,9 +54,16 @@ class NormUnet(nn.Module):
     mean and (unbiased) std, zero-padded (centred) to a multiple of 16, a :class:`Unet` with
     2 channels in and out, then the padding and normalisation undone."""
 
-    def __init__(self, chans: int, pools: int, norm: str, drop_prob: float = 0.0) -> None:
+    def __init__(
+        self,
+        chans: int,
+        pools: int,
+        norm: str,
+        drop_prob: float = 0.0,
+        norm_groups: int | None = None,
+    ) -> None:
         super().__init__()
-        self.unet = Unet(2, 2, chans, pools, drop_prob, norm, residual=False)
+        self.unet = Unet(2, 2, chans, pools, drop_prob, norm, False, norm_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """complex (N, H, W) -> complex (N, H, W)."""
@@ -113,6 +120,9 @@ class VarNet(nn.Module):
         checkpoint_cascades: recompute each cascade's activations in the backward pass
             (``torch.utils.checkpoint``) instead of storing them, when training.
         drop_prob: dropout of the U-Nets.
+        norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
+            largest divisor of each channel count up to 32; an int must divide every level's
+            channel count of both the cascade and the map U-Nets.
 
     Attributes:
         name: ``"varnet"``.
@@ -137,6 +147,7 @@ class VarNet(nn.Module):
         crop_readout: bool = False,
         checkpoint_cascades: bool = False,
         drop_prob: float = 0.0,
+        norm_groups: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_cascades, bool) or not isinstance(num_cascades, int) or num_cascades < 1:
@@ -147,11 +158,15 @@ class VarNet(nn.Module):
         self.sens_chans, self.sens_pools, self.norm = sens_chans, sens_pools, norm
         self.challenge, self.crop_readout = challenge, bool(crop_readout)
         self.checkpoint_cascades, self.drop_prob = bool(checkpoint_cascades), drop_prob
+        self.norm_groups = norm_groups
         self.sens_net = (
-            NormUnet(sens_chans, sens_pools, norm, drop_prob) if challenge == "multicoil" else None
+            NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups)
+            if challenge == "multicoil"
+            else None
         )
         self.cascades = nn.ModuleList(
-            VarNetBlock(NormUnet(chans, pools, norm, drop_prob)) for _ in range(num_cascades)
+            VarNetBlock(NormUnet(chans, pools, norm, drop_prob, norm_groups))
+            for _ in range(num_cascades)
         )
 
     def sens_maps(

@@ -356,6 +356,7 @@ def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path, tmp_pa
         ("data.foo=1", "error: data.foo: unknown key"),
         ("optim=nadam", "error: optim: "),
         ("model.norm=batchnorm", "error: model.norm: 'batchnorm' is not one of"),
+        ("model.norm_groups=3", "error: model.norm_groups: 3 must divide every level's channel"),
         ("mask.center_fractions=[1.5]", "error: mask.center_fractions: center fraction 1.5"),
         ("data.batch_size=0", "error: data.batch_size: must be an int >= 1, got 0"),
     ],

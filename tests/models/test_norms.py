@@ -27,8 +27,14 @@ def test_group_count_examples(ch: int, groups: int) -> None:
 
 
 def test_group_count_honours_num_groups() -> None:
+    assert group_count(48, 8) == 8 and group_count(48, 5) == 4
+
+
+def test_explicit_num_groups_is_used_as_given() -> None:
     assert make_norm("group", 48, num_groups=8).num_groups == 8
-    assert make_norm("group", 48, num_groups=5).num_groups == 4
+    assert make_norm("group", 16, num_groups=16).num_groups == 16  # instance norm
+    assert make_norm("group", 64, num_groups=1).num_groups == 1  # layer norm
+    assert make_norm("group", 64, num_groups=None).num_groups == 32
 
 
 def test_layer_is_one_group_over_channels_and_pixels() -> None:

@@ -83,6 +83,45 @@ def test_parameter_count_matches_fastmri(norm: str) -> None:
         assert ours == 7_762_945  # the number stated in Unet's docstring
 
 
+@pytest.mark.parametrize("groups", [None, 1, 4, 8, 16])
+def test_norm_groups_sets_every_group_norm(groups: int | None) -> None:
+    net = Unet(chans=16, num_pool_layers=3, norm_groups=groups)
+    norms = [m for m in net.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == 2 * 3 + 2 + 3 * 3  # down convs, bottleneck, up (transpose + 2 convs)
+    for norm in norms:  # null: the largest divisor <= 32 (16 channels -> 16 groups)
+        assert norm.num_groups == (min(norm.num_channels, 32) if groups is None else groups)
+    assert net(torch.randn(1, 1, 24, 24)).shape == (1, 1, 24, 24)
+
+
+def test_explicit_groups_are_group_norm_over_channel_groups() -> None:
+    """groups=4 at 16 channels: 4 channels share one mean and variance in the first layer."""
+    net = Unet(chans=16, num_pool_layers=1, norm_groups=4)
+    first = net.down_sample_layers[0].layers[1]
+    x = torch.randn(2, 16, 6, 7) * torch.arange(1, 17.0)[None, :, None, None]
+    y = first(x).reshape(2, 4, -1)
+    torch.testing.assert_close(y.mean(-1), torch.zeros(2, 4), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"norm_groups": 3},
+            r"model\.norm_groups=3 must divide .*\[16, 32, 64, 128\].* \[16, 32, 64, 128\]",
+        ),
+        ({"norm_groups": 32}, r"model\.norm_groups=32 must divide .* does not divide \[16\]"),
+        ({"norm_groups": 0}, r"model\.norm_groups must be null or an int >= 1, got 0"),
+        (
+            {"norm_groups": 4, "norm": "instance"},
+            r"model\.norm_groups=4 applies to model\.norm=group only",
+        ),
+    ],
+)
+def test_bad_norm_groups_names_the_field(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Unet(chans=16, num_pool_layers=3, **kwargs)
+
+
 def test_bad_config_and_inputs() -> None:
     with pytest.raises(ValueError, match=r"model\.norm"):
         Unet(norm="weight")

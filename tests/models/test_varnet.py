@@ -110,6 +110,15 @@ def test_checkpoint_cascades_same_gradients():
     torch.testing.assert_close(grads[1], grads[0])
 
 
+def test_norm_groups_reach_the_cascades_and_the_map_network():
+    net = VarNet(**SIZES, norm_groups=2)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_groups == 2 for m in norms)
+    assert net.sens_net is not None and any(m in norms for m in net.sens_net.modules())
+    with pytest.raises(ValueError, match=r"model\.norm_groups=3 must divide"):
+        VarNet(**SIZES, norm_groups=3)
+
+
 def test_num_cascades_zero():
     with pytest.raises(ValueError, match="model.num_cascades"):
         VarNet(num_cascades=0)
