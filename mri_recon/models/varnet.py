@@ -41,12 +41,14 @@ from torch.utils.checkpoint import checkpoint
 
 from mri_recon.baselines.base import check_inputs
 from mri_recon.models.unet import Unet
+from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fftc, ifft2c, ifftc
 from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
 CHALLENGES = ("singlecoil", "multicoil")
+MAPS = ("learned", "acs")
 
 
 class NormUnet(nn.Module):
@@ -61,6 +63,7 @@ class NormUnet(nn.Module):
         norm: str,
         drop_prob: float = 0.0,
         norm_groups: int | None = None,
+        maps: str = "learned",
     ) -> None:
         super().__init__()
         self.unet = Unet(2, 2, chans, pools, drop_prob, norm, False, norm_groups)
@@ -120,6 +123,10 @@ class VarNet(nn.Module):
         checkpoint_cascades: recompute each cascade's activations in the backward pass
             (``torch.utils.checkpoint``) instead of storing them, when training.
         drop_prob: dropout of the U-Nets.
+        maps: ``learned`` (E2E VarNet: the map U-Net, trained end to end) or ``acs``
+            (no map network: :func:`mri_recon.physics.coils.estimate_sens_maps`, the ACS
+            ratio maps TV-SENSE uses, fixed; the variational network of Hammernik et al.
+            2018 took precomputed maps too). Multi-coil only.
         norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
             largest divisor of each channel count up to 32; an int must divide every level's
             channel count of both the cascade and the map U-Nets.
@@ -148,20 +155,23 @@ class VarNet(nn.Module):
         checkpoint_cascades: bool = False,
         drop_prob: float = 0.0,
         norm_groups: int | None = None,
+        maps: str = "learned",
     ) -> None:
         super().__init__()
         if isinstance(num_cascades, bool) or not isinstance(num_cascades, int) or num_cascades < 1:
             raise ValueError(f"model.num_cascades must be an int >= 1, got {num_cascades!r}")
         if challenge not in CHALLENGES:
             raise ValueError(f"model.challenge must be one of {CHALLENGES}, got {challenge!r}")
+        if maps not in MAPS:
+            raise ValueError(f"model.maps must be one of {MAPS}, got {maps!r}")
         self.num_cascades, self.chans, self.pools = num_cascades, chans, pools
         self.sens_chans, self.sens_pools, self.norm = sens_chans, sens_pools, norm
         self.challenge, self.crop_readout = challenge, bool(crop_readout)
         self.checkpoint_cascades, self.drop_prob = bool(checkpoint_cascades), drop_prob
-        self.norm_groups = norm_groups
+        self.norm_groups, self.maps = norm_groups, maps
         self.sens_net = (
             NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups)
-            if challenge == "multicoil"
+            if challenge == "multicoil" and maps == "learned"
             else None
         )
         self.cascades = nn.ModuleList(
@@ -173,9 +183,11 @@ class VarNet(nn.Module):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
     ) -> torch.Tensor:
         """Coil maps complex (B, C, H, W), RSS 1 over coils, from the centre band of each
-        slice's k-space (all ones for single-coil)."""
-        if self.sens_net is None:
+        slice's k-space (all ones for single-coil; the ACS ratio maps for ``maps="acs"``)."""
+        if self.challenge == "singlecoil":
             return torch.ones_like(masked_kspace)
+        if self.sens_net is None:
+            return estimate_sens_maps(masked_kspace, mask)
         b, c, h, w = masked_kspace.shape
         band = torch.zeros((b, w), dtype=torch.bool, device=mask.device)
         for i in range(b):

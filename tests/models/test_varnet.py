@@ -119,6 +119,21 @@ def test_norm_groups_reach_the_cascades_and_the_map_network():
         VarNet(**SIZES, norm_groups=3)
 
 
+def test_acs_maps_are_the_physics_estimate_and_replace_the_map_network():
+    """maps=acs: no map network, the maps are estimate_sens_maps' (a test with maps swapped
+    for ones, or the learned network kept, fails here)."""
+    from mri_recon.physics.coils import estimate_sens_maps
+
+    masked, mask, _ = _batch(width=37, coils=3, height=40)
+    net = VarNet(**SIZES, maps="acs")
+    assert net.sens_net is None
+    assert not any("sens_net" in name for name, _ in net.named_parameters())
+    torch.testing.assert_close(net.sens_maps(masked, mask, None), estimate_sens_maps(masked, mask))
+    assert net(masked, mask, None, (16, 20)).shape == (2, 16, 20)
+    with pytest.raises(ValueError, match=r"model\.maps must be one of"):
+        VarNet(**SIZES, maps="espirit")
+
+
 def test_num_cascades_zero():
     with pytest.raises(ValueError, match="model.num_cascades"):
         VarNet(num_cascades=0)
