@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mri_recon.metrics.stats import ALL, paired_differences, summarize
+from mri_recon.metrics.stats import ALL, Interval, paired_differences, summarize
 from mri_recon.viz.logs import MissingLogError, final_metrics, load_run
 
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nmse": False}
@@ -61,7 +61,9 @@ def read_per_volume(path: str | Path, metrics: Sequence[str]) -> pd.DataFrame:
             raise ValueError(
                 f"{path}: line {i + 2}: {what} (method {frame.method[i]}, {frame.fname[i]})"
             )
-    return frame.assign(**{c: values[c] for c in numeric})
+    return frame.assign(
+        acquisition=frame["acquisition"].fillna(""), **{c: values[c] for c in numeric}
+    )
 
 
 def assign_settings(methods: Sequence[str], pattern: str) -> dict[str, tuple[str, str]]:
@@ -153,7 +155,7 @@ def summarize_seeds(
         run_dirs: method -> its training run directory (for the stability columns).
 
     Returns:
-        (rows, notes): rows with the columns of :func:`summary_columns`; notes on runs
+        (rows, notes): rows of equal keys (the CSV columns, in order); notes on runs
         without training logs.
     """
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
@@ -169,26 +171,15 @@ def summarize_seeds(
     )
     averaged = seed_average(frame, metrics)
     records = averaged.to_dict("records")
-    keys = ("setting", "acceleration")
-    stats = {
-        (e["setting"], e["acceleration"]): e
-        for e in summarize(records, metrics, keys=keys)
-        if e["acquisition"] == ALL
-    }
-    diffs = {
-        (e["setting"], e["acceleration"]): e
-        for e in paired_differences(records, metrics, reference=reference, method_key="setting")
-        if e["acquisition"] == ALL
-    }
+    stats = _pooled(summarize(records, metrics, keys=("setting", "acceleration")))
+    diffs = _pooled(paired_differences(records, metrics, reference=reference, method_key="setting"))
     seed_means = frame.groupby(["setting", "acceleration", "seed"])[list(metrics)].mean()
     ref = averaged[averaged.setting == reference].set_index(["acceleration", "fname"])
     drops, notes = max_drops({m: (run_dirs or {}).get(m) for m in settings})
     rows = []
     for setting in names:
-        seeds = sorted((s for s_, s in settings.values() if s_ == setting), key=_seed_order)
-        methods = {s: m for m, (s_, s) in settings.items() if s_ == setting}
-        drop = np.array([drops[methods[s]] for s in seeds])
-        known = drop[np.isfinite(drop)]
+        methods = {seed: m for m, (s, seed) in settings.items() if s == setting}
+        seeds = sorted(methods, key=_seed_order)
         ours = averaged[averaged.setting == setting].set_index(["acceleration", "fname"])
         for r in sorted(ours.index.unique("acceleration")):
             entry, diff = stats[(setting, r)], diffs.get((setting, r))
@@ -199,34 +190,43 @@ def summarize_seeds(
             delta = ours.loc[r, list(metrics)] - ref.loc[r, list(metrics)] if diff else None
             for m in metrics:
                 means = [float(seed_means.loc[(setting, r, s), m]) for s in seeds]
-                won = (delta[m] > 0 if HIGHER_IS_BETTER[m] else delta[m] < 0) if diff else None
-                row.update(
-                    {
-                        m: entry[m].mean,
-                        f"{m}_ci_low": entry[m].ci_low,
-                        f"{m}_ci_high": entry[m].ci_high,
-                        f"{m}_seed_means": _join(means),
-                        f"{m}_seed_sd": float(np.std(means, ddof=1)) if len(means) > 1 else None,
-                        f"{m}_diff": diff[m].mean if diff else None,
-                        f"{m}_diff_ci_low": diff[m].ci_low if diff else None,
-                        f"{m}_diff_ci_high": diff[m].ci_high if diff else None,
-                        f"{m}_wins": int(won.sum()) if diff else None,
-                    }
-                )
-            row[f"{STABILITY}_seeds"] = _join(drop)
-            row[f"{STABILITY}_mean"] = float(known.mean()) if known.size else None
-            row[f"{STABILITY}_max"] = float(known.max()) if known.size else None
+                row.update(_metric_columns(m, entry[m], diff and diff[m], means, delta))
+            row.update(_stability([drops[methods[s]] for s in seeds]))
             rows.append(row)
     return rows, notes
 
 
-def summary_columns(metrics: Sequence[str]) -> list[str]:
-    """The CSV columns of :func:`summarize_seeds` rows."""
-    per_metric = ("", "_ci_low", "_ci_high", "_seed_means", "_seed_sd", "_diff", "_diff_ci_low")
-    per_metric += ("_diff_ci_high", "_wins")
-    head = ["setting", "acceleration", "seeds", "seed_labels", "volumes", "reference"]
-    stability = [f"{STABILITY}_{s}" for s in ("seeds", "mean", "max")]
-    return head + ["paired_volumes"] + [m + s for m in metrics for s in per_metric] + stability
+def _pooled(entries: list[dict[str, object]]) -> dict[tuple, dict[str, object]]:
+    """:mod:`~mri_recon.metrics.stats` groups of all acquisitions by (setting, acceleration)."""
+    return {(e["setting"], e["acceleration"]): e for e in entries if e["acquisition"] == ALL}
+
+
+def _metric_columns(
+    m: str, mean: Interval, diff: Interval | None, seed_means: list[float], delta: pd.DataFrame
+) -> dict[str, object]:
+    """One metric's columns; ``delta``: per volume setting - reference (None: no pairs)."""
+    won = None if diff is None else (delta[m] > 0 if HIGHER_IS_BETTER[m] else delta[m] < 0)
+    return {
+        m: mean.mean,
+        f"{m}_ci_low": mean.ci_low,
+        f"{m}_ci_high": mean.ci_high,
+        f"{m}_seed_means": _join(seed_means),
+        f"{m}_seed_sd": float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else None,
+        f"{m}_diff": diff and diff.mean,
+        f"{m}_diff_ci_low": diff and diff.ci_low,
+        f"{m}_diff_ci_high": diff and diff.ci_high,
+        f"{m}_wins": None if won is None else int(won.sum()),
+    }
+
+
+def _stability(drops: list[float]) -> dict[str, object]:
+    """Max drop of validation SSIM per seed (``-`` unknown), mean and max of the known."""
+    known = np.array([d for d in drops if math.isfinite(d)])
+    return {
+        f"{STABILITY}_seeds": _join(drops),
+        f"{STABILITY}_mean": float(known.mean()) if known.size else None,
+        f"{STABILITY}_max": float(known.max()) if known.size else None,
+    }
 
 
 def _fmt(metric: str, value: object, signed: bool = False) -> str:
@@ -247,6 +247,14 @@ def _fmt_joined(metric: str, text: object) -> str:
     )
 
 
+def _interval(metric: str, row: Mapping[str, object], key: str, signed: bool) -> str:
+    """``mean [low, high]`` of the columns ``key``, ``key_ci_low``, ``key_ci_high``."""
+    if row[key] is None:
+        return "-"
+    low, high = (_fmt(metric, row[f"{key}_ci_{end}"], signed) for end in ("low", "high"))
+    return f"{_fmt(metric, row[key], signed)} [{low}, {high}]"
+
+
 def seed_table_markdown(rows: Sequence[Mapping[str, object]], metrics: Sequence[str]) -> str:
     """A GitHub-Markdown table of :func:`summarize_seeds` rows."""
     head = ["setting", "R", "seeds", "volumes"]
@@ -258,16 +266,12 @@ def seed_table_markdown(rows: Sequence[Mapping[str, object]], metrics: Sequence[
         cells = [str(row["setting"]), f"{row['acceleration']:g}", str(row["seeds"])]
         cells.append(str(row["volumes"]))
         for m in metrics:
-            diff = _fmt(m, row[f"{m}_diff"], signed=True)
-            if diff != "-":
-                lo, hi = (_fmt(m, row[f"{m}_diff_ci_{s}"], signed=True) for s in ("low", "high"))
-                diff = f"{diff} [{lo}, {hi}]"
             wins = row[f"{m}_wins"]
             cells += [
-                f"{_fmt(m, row[m])} [{_fmt(m, row[f'{m}_ci_low'])}, {_fmt(m, row[f'{m}_ci_high'])}]",
+                _interval(m, row, m, signed=False),
                 _fmt_joined(m, row[f"{m}_seed_means"]),
                 _fmt(m, row[f"{m}_seed_sd"]),
-                diff,
+                _interval(m, row, f"{m}_diff", signed=True),
                 "-" if wins is None else f"{wins}/{row['paired_volumes']}",
             ]
         cells.append(_fmt_joined("drop", row[f"{STABILITY}_seeds"]))
