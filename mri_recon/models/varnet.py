@@ -48,13 +48,14 @@ from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
 CHALLENGES = ("singlecoil", "multicoil")
-MAPS = ("learned", "acs")
+MAPS = ("learned", "acs", "refined")
 
 
 class NormUnet(nn.Module):
     """fastMRI's NormUnet on complex images: real/imaginary channels, each normalised by its
     mean and (unbiased) std, zero-padded (centred) to a multiple of 16, a :class:`Unet` with
-    2 channels in and out, then the padding and normalisation undone."""
+    2 channels in and out, then the padding and normalisation undone. ``identity_init``: a
+    residual U-Net with its last convolution at zero, so the module starts as the identity."""
 
     def __init__(
         self,
@@ -63,10 +64,14 @@ class NormUnet(nn.Module):
         norm: str,
         drop_prob: float = 0.0,
         norm_groups: int | None = None,
-        maps: str = "learned",
+        identity_init: bool = False,
     ) -> None:
         super().__init__()
-        self.unet = Unet(2, 2, chans, pools, drop_prob, norm, False, norm_groups)
+        self.unet = Unet(2, 2, chans, pools, drop_prob, norm, identity_init, norm_groups)
+        if identity_init:  # residual U-Net whose last 1x1 convolution starts at zero: x -> x
+            last = self.unet.up_conv[-1][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """complex (N, H, W) -> complex (N, H, W)."""
@@ -123,10 +128,12 @@ class VarNet(nn.Module):
         checkpoint_cascades: recompute each cascade's activations in the backward pass
             (``torch.utils.checkpoint``) instead of storing them, when training.
         drop_prob: dropout of the U-Nets.
-        maps: ``learned`` (E2E VarNet: the map U-Net, trained end to end) or ``acs``
-            (no map network: :func:`mri_recon.physics.coils.estimate_sens_maps`, the ACS
-            ratio maps TV-SENSE uses, fixed; the variational network of Hammernik et al.
-            2018 took precomputed maps too). Multi-coil only.
+        maps: ``learned`` (E2E VarNet: the map U-Net, trained end to end), ``acs`` (no map
+            network: :func:`mri_recon.physics.coils.estimate_sens_maps`, the ACS ratio maps
+            TV-SENSE uses, fixed; the variational network of Hammernik et al. 2018 took
+            precomputed maps too) or ``refined`` (the map U-Net made residual with its last
+            convolution at zero: it starts at the ACS ratio maps, the centre band's coil
+            images over their RSS, and learns a correction end to end). Multi-coil only.
         norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
             largest divisor of each channel count up to 32; an int must divide every level's
             channel count of both the cascade and the map U-Nets.
@@ -170,8 +177,8 @@ class VarNet(nn.Module):
         self.checkpoint_cascades, self.drop_prob = bool(checkpoint_cascades), drop_prob
         self.norm_groups, self.maps = norm_groups, maps
         self.sens_net = (
-            NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups)
-            if challenge == "multicoil" and maps == "learned"
+            NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups, maps == "refined")
+            if challenge == "multicoil" and maps != "acs"
             else None
         )
         self.cascades = nn.ModuleList(
@@ -183,7 +190,8 @@ class VarNet(nn.Module):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
     ) -> torch.Tensor:
         """Coil maps complex (B, C, H, W), RSS 1 over coils, from the centre band of each
-        slice's k-space (all ones for single-coil; the ACS ratio maps for ``maps="acs"``)."""
+        slice's k-space (all ones for single-coil; the ACS ratio maps for ``maps="acs"``; ``"refined"`` starts at the same ratio without
+        the window)."""
         if self.challenge == "singlecoil":
             return torch.ones_like(masked_kspace)
         if self.sens_net is None:

@@ -7,7 +7,8 @@ import torch
 from fastmri.models import VarNet as FastMRIVarNet
 
 from mri_recon.models.varnet import VarNet
-from mri_recon.physics.fft import fft2c
+from mri_recon.physics.crop import rss
+from mri_recon.physics.fft import fft2c, ifft2c
 from mri_recon.physics.masks import center_band
 
 SIZES = {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 4, "sens_pools": 2}
@@ -132,6 +133,22 @@ def test_acs_maps_are_the_physics_estimate_and_replace_the_map_network():
     assert net(masked, mask, None, (16, 20)).shape == (2, 16, 20)
     with pytest.raises(ValueError, match=r"model\.maps must be one of"):
         VarNet(**SIZES, maps="espirit")
+
+
+def test_refined_maps_start_at_the_acs_ratio_and_learn():
+    """maps=refined: at initialisation the maps are the centre band's coil images over their
+    RSS (a map network that is not the identity fails), and the map network gets gradients."""
+    masked, mask, _ = _batch(width=37, coils=3, height=40)
+    net = VarNet(**SIZES, maps="refined").train()
+    start, stop = center_band(mask[0])
+    band = torch.zeros_like(mask)
+    band[:, start:stop] = True
+    low = ifft2c(masked * band[:, None, None, :])
+    expected = low / rss(low, dim=1)[:, None]
+    torch.testing.assert_close(net.sens_maps(masked, mask, None), expected, rtol=1e-4, atol=1e-5)
+    net(masked, mask, None, (16, 20)).sum().backward()
+    last = net.sens_net.unet.up_conv[-1][-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
 
 
 def test_num_cascades_zero():
