@@ -67,6 +67,11 @@ def two_epochs(mc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return out, train(compose_train(mc_root, out, "trainer.max_epochs=2", "validate_ckpt=last"))
 
 
+def compose_single():
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=["experiment=varnet_singlecoil_cpu"])
+
+
 def test_configs_compose() -> None:
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         fast = compose("train", overrides=["model=varnet_fastmri"])
@@ -76,6 +81,9 @@ def test_configs_compose() -> None:
     assert (fast.model.num_cascades, fast.model.chans, fast.model.sens_chans) == (12, 18, 8)
     assert cpu.loss._target_.endswith("SSIMLoss") and gpu.loss._target_.endswith("SSIMLoss")
     assert cpu.model.challenge == "multicoil" and cpu.model.crop_readout
+    assert cpu.model.maps == "refined" and cpu.mask.accelerations == [4, 8]
+    single = compose_single()
+    assert single.model.challenge == "singlecoil" and single.mask.accelerations == [4]
     assert gpu.model.norm == "instance" and gpu.model.num_cascades == 12
     assert unet.data.challenge == "multicoil" and unet.model._target_.endswith("Unet")
 
