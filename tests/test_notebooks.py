@@ -122,7 +122,10 @@ EXPECTED = {
     "01_kspace_and_masks.ipynb": (["random 4x", "random 8x", "largest sidelobe"], 4),
     "02_baselines.ipynb": (["best lam by SSIM", "zero_filled", "s/slice"], 3),
     "03_train_and_compare.ipynb": (["Paired differences", "unet", "trained in"], 2),
-    "04_optimizers_and_norms.ipynb": (["ranking at each optimizer", "bs=1", "group count study at lr"], 3),
+    "04_optimizers_and_norms.ipynb": (
+        ["ranking at each optimizer", "bs=1", "group count study at lr"],
+        3,
+    ),
     "05_sampling.ipynb": (["true acceleration", "largest sidelobe", "zero-filled SSIM"], 4),
 }
 
