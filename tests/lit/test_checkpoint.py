@@ -99,7 +99,7 @@ def test_round_trip_best_and_last(tmp_path: Path) -> None:
     spec = torch.load(last, weights_only=False)["hyper_parameters"]["net_spec"]
     assert spec == {"_target_": "mri_recon.models.unet.Unet", "in_chans": 1, "out_chans": 1,
                     "chans": 4, "num_pool_layers": 2, "drop_prob": 0.0, "norm": "batch",
-                    "residual": True}  # fmt: skip
+                    "residual": True, "norm_groups": None}  # fmt: skip
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
