@@ -38,8 +38,11 @@ coils inside, 0 outside.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from mri_recon import checks
 from mri_recon.physics.crop import rss
 from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.masks import center_band
@@ -110,8 +113,7 @@ def estimate_sens_maps(
     """
     _check_kspace(masked_kspace, mask)
     _, c, h, _ = masked_kspace.shape
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    threshold = checks.number("threshold", threshold, 0, 1, open_high=True)
     if c == 1:
         return torch.ones_like(masked_kspace)
     window = acs_window(mask.bool(), h, masked_kspace.real.dtype).to(masked_kspace.device)
@@ -163,19 +165,40 @@ def espirit_maps(
         eigenvalue > crop and 0 elsewhere; single-coil data (C = 1) gives ones.
 
     Raises:
-        ValueError: ``coils.<field>: ...`` when the calibration region (``calib_size``
+        ValueError: ``<argument>: ...`` for a setting out of range, or when the calibration region (``calib_size``
             columns, or a ``kernel_size`` kernel) does not fit in a slice's sampled centre.
     """
     _check_kspace(masked_kspace, mask)
-    if kernel_size is not None and (
-        isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1
-    ):
-        raise ValueError(f"coils.kernel_size: must be an integer >= 1, got {kernel_size!r}")
-    for name, value in (("threshold", threshold), ("crop", crop)):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"coils.{name}: must be in [0, 1), got {value}")
-    if calib_size is not None and (isinstance(calib_size, bool) or not isinstance(calib_size, int)):
-        raise ValueError(f"coils.calib_size: must be an integer or null, got {calib_size!r}")
+    return _espirit(
+        masked_kspace, mask, **espirit_settings(kernel_size, threshold, crop, calib_size)
+    )
+
+
+def espirit_settings(
+    kernel_size: int | None, threshold: float, crop: float, calib_size: int | None
+) -> dict[str, Any]:
+    """ESPIRiT's settings, checked (see :func:`espirit_maps`), as its keyword arguments.
+
+    Raises:
+        ValueError: ``<argument>: must be ...``.
+    """
+    return dict(
+        kernel_size=checks.positive_int("kernel_size", kernel_size, optional=True),
+        threshold=checks.number("threshold", threshold, 0, 1, open_high=True),
+        crop=checks.number("crop", crop, 0, 1, open_high=True),
+        calib_size=checks.positive_int("calib_size", calib_size, optional=True),
+    )
+
+
+def _espirit(
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_size: int | None,
+    threshold: float,
+    crop: float,
+    calib_size: int | None,
+) -> torch.Tensor:
+    """:func:`espirit_maps` on checked inputs and settings."""
     if masked_kspace.shape[1] == 1:
         return torch.ones_like(masked_kspace)
     maps = []
@@ -203,11 +226,11 @@ def _signal_kernels(
     band = stop - start
     cols = band if calib_size is None else calib_size
     where = f"the {band} fully sampled centre columns of mask[{index}]"
-    if cols > band or cols < 1:
-        raise ValueError(f"coils.calib_size: {cols} calibration columns do not fit in {where}")
     k = max(1, min(DEFAULT_KERNEL, cols // 2)) if k is None else k
-    if k > cols:
-        raise ValueError(f"coils.kernel_size: a {k}x{k} kernel does not fit in {where}")
+    if cols > band or k > cols:
+        what = f"calib_size: {cols} calibration columns do" if cols > band else None
+        what = what or f"kernel_size: a {k}x{k} kernel does"
+        raise ValueError(f"{what} not fit in {where}")
     rows = min(h, max(CALIB_ROWS, cols))
     c0, r0 = start + (band - cols) // 2, h // 2 - rows // 2
     calib = y[:, r0 : r0 + rows, c0 : c0 + cols]  # (C, rows, cols)
@@ -253,17 +276,14 @@ class CoilMaps:
         crop: float = 0.95,
         calib_size: int | None = None,
     ) -> None:
-        if method not in COIL_METHODS:
-            raise ValueError(f"coils.method: {method!r} is not one of {COIL_METHODS}")
-        self.method = method
-        self.settings = dict(
-            kernel_size=kernel_size, threshold=threshold, crop=crop, calib_size=calib_size
-        )
+        self.method = checks.one_of("method", method, COIL_METHODS)
+        self.settings = espirit_settings(kernel_size, threshold, crop, calib_size)
 
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.method == "acs":
             return estimate_sens_maps(masked_kspace, mask)
-        return espirit_maps(masked_kspace, mask, **self.settings)
+        _check_kspace(masked_kspace, mask)
+        return _espirit(masked_kspace, mask, **self.settings)
 
     def __repr__(self) -> str:
         if self.method == "acs":

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from fastmri.data import subsample
 
+from mri_recon import checks
+
 FASTMRI_MASKS = {
     "random": subsample.RandomMaskFunc,
     "equispaced": subsample.EquiSpacedMaskFunc,
@@ -116,32 +118,23 @@ class ColumnMaskFunc:
         sigma: float | None = None,
         min_gap: int | None = None,
     ) -> None:
-        if mask_type not in MASK_TYPES:
-            raise ValueError(f"mask.mask_type={mask_type!r} is not one of {MASK_TYPES}")
+        checks.one_of("mask_type", mask_type, MASK_TYPES)
         center_fractions = [float(c) for c in center_fractions]
         accelerations = [float(a) for a in accelerations]
-        if not accelerations or len(center_fractions) != len(accelerations):
-            raise ValueError(
-                f"mask.center_fractions={center_fractions} and mask.accelerations="
-                f"{accelerations} must be non-empty lists of equal length"
-            )
-        for r, c in zip(accelerations, center_fractions, strict=True):
-            _check_pair(mask_type, r, c)
+        problem = _pairs_problem(mask_type, accelerations, center_fractions)
+        if problem:
+            raise ValueError(problem)
         self.mask_type = mask_type
         self.center_fractions = center_fractions
         self.accelerations = accelerations
         self.density, self.p, self.sigma, self.min_gap = _density_settings(
-            mask_type, density, p, sigma, min_gap
+            mask_type,
+            density,
+            p,
+            sigma,
+            min_gap,
+            list(zip(accelerations, center_fractions, strict=True)),
         )
-        if mask_type == "poisson":
-            for r, c in zip(accelerations, center_fractions, strict=True):
-                spacing = (1 - c) / (1 / r - c)  # mean distance between outer columns
-                if self.min_gap > spacing:
-                    raise ValueError(
-                        f"mask.min_gap: {self.min_gap} columns apart cannot fit the outer "
-                        f"columns of {r:g}x with center fraction {c:g} (on average "
-                        f"{spacing:.2f} apart)"
-                    )
         self._fn = None
         if mask_type in FASTMRI_MASKS:
             # fastMRI's equispaced functions slice with the acceleration (``mask[offset::R]``),
@@ -152,10 +145,11 @@ class ColumnMaskFunc:
     def __call__(self, num_cols: int, seed: Seed) -> MaskSample:
         """Draw the mask for ``num_cols`` (W) columns with ``seed``, an int or a tuple of ints
         (e.g. :func:`file_seed`; required): a MaskSample with ``mask`` bool (W,)."""
-        if seed is None:
-            raise ValueError("a mask seed is required (pass an int, or file_seed(fname))")
-        if int(num_cols) < 2:
-            raise ValueError(f"num_cols must be >= 2, got {num_cols}")
+        if seed is None or int(num_cols) < 2:
+            raise ValueError(
+                f"a seed (an int, or file_seed(fname)) and num_cols >= 2 are required, got "
+                f"seed={seed!r}, num_cols={num_cols}"
+            )
         num_cols = int(num_cols)
         if self._fn is None:
             return self._density_mask(num_cols, seed)
@@ -212,49 +206,70 @@ class ColumnMaskFunc:
         )
 
 
-def _check_pair(mask_type: str, r: float, c: float) -> None:
-    """Raise ValueError naming the field for a bad (acceleration, center fraction)."""
-    if not r >= 1:
-        raise ValueError(f"mask.accelerations: acceleration {r} must be >= 1")
-    if mask_type in DENSITY_MASKS and not r > 1:
-        raise ValueError(f"mask.accelerations: acceleration {r} must be > 1 for {mask_type}")
-    if mask_type in ("equispaced", "magic") and not r.is_integer():
-        raise ValueError(
-            f"mask.accelerations: {mask_type} samples every R-th column, so R must be an "
-            f"integer, got {r}"
+def _pairs_problem(
+    mask_type: str, accelerations: list[float], center_fractions: list[float]
+) -> str | None:
+    """What is wrong with the (acceleration, center fraction) pairs, naming the argument, or
+    None."""
+    if not accelerations or len(center_fractions) != len(accelerations):
+        return (
+            f"center_fractions: {center_fractions} and accelerations {accelerations} must be "
+            "non-empty lists of equal length"
         )
-    if not 0.0 < c < 1.0:
-        raise ValueError(f"mask.center_fractions: center fraction {c} must be in (0, 1)")
-    if c * r >= 1:
-        raise ValueError(
-            f"mask.center_fractions: center fraction {c} at acceleration {r:g} requests more "
-            f"columns than the W/R sampled (center_fraction * acceleration must be < 1)"
-        )
+    for r, c in zip(accelerations, center_fractions, strict=True):
+        if not r >= 1:
+            return f"accelerations: acceleration {r} must be >= 1"
+        if mask_type in DENSITY_MASKS and not r > 1:
+            return f"accelerations: acceleration {r} must be > 1 for {mask_type}"
+        if mask_type in ("equispaced", "magic") and not r.is_integer():
+            return (
+                f"accelerations: {mask_type} samples every R-th column, so R must be an "
+                f"integer, got {r}"
+            )
+        if not 0.0 < c < 1.0:
+            return f"center_fractions: center fraction {c} must be in (0, 1)"
+        if c * r >= 1:
+            return (
+                f"center_fractions: center fraction {c} at acceleration {r:g} requests more "
+                "columns than the W/R sampled (center_fraction * acceleration must be < 1)"
+            )
+    return None
 
 
 def _density_settings(
-    mask_type: str, density: str | None, p: float | None, sigma: float | None, gap: int | None
+    mask_type: str,
+    density: str | None,
+    p: float | None,
+    sigma: float | None,
+    gap: int | None,
+    pairs: list[tuple[float, float]],
 ) -> tuple[str | None, float | None, float | None, int | None]:
-    """Defaults and checks of (density, p, sigma, min_gap): set only for the types using them."""
+    """Defaults and checks of (density, p, sigma, min_gap): set only for the types using
+    them; ``pairs`` are the (acceleration, center fraction) pairs a poisson ``min_gap`` must
+    fit."""
     given = {"density": density, "p": p, "sigma": sigma, "min_gap": gap}
     users = {"min_gap": ("poisson",)}
-    for name, value in given.items():
-        if value is not None and mask_type not in users.get(name, DENSITY_MASKS):
-            raise ValueError(f"mask.{name}: not used by mask_type={mask_type!r}")
+    unused = [
+        n
+        for n, v in given.items()
+        if v is not None and mask_type not in users.get(n, DENSITY_MASKS)
+    ]
+    if unused:
+        raise ValueError(f"{unused[0]}: not used by mask_type={mask_type!r}")
     if mask_type not in DENSITY_MASKS:
         return None, None, None, None
-    density = "polynomial" if density is None else density
-    if density not in DENSITIES:
-        raise ValueError(f"mask.density={density!r} is not one of {DENSITIES}")
-    p, sigma = 2.0 if p is None else float(p), 0.3 if sigma is None else float(sigma)
-    if not p > 0:
-        raise ValueError(f"mask.p: polynomial power {p} must be > 0")
-    if not sigma > 0:
-        raise ValueError(f"mask.sigma: Gaussian width {sigma} must be > 0")
+    density = checks.one_of("density", "polynomial" if density is None else density, DENSITIES)
+    p = checks.positive("p", 2.0 if p is None else p)
+    sigma = checks.positive("sigma", 0.3 if sigma is None else sigma)
     if mask_type == "poisson":
-        gap = 2 if gap is None else gap
-        if isinstance(gap, bool) or not isinstance(gap, int) or gap < 1:
-            raise ValueError(f"mask.min_gap: {gap!r} must be an integer >= 1")
+        gap = checks.positive_int("min_gap", 2 if gap is None else gap)
+        for r, c in pairs:
+            spacing = (1 - c) / (1 / r - c)  # mean distance between outer columns
+            if gap > spacing:
+                raise ValueError(
+                    f"min_gap: {gap} columns apart cannot fit the outer columns of {r:g}x "
+                    f"with center fraction {c:g} (on average {spacing:.2f} apart)"
+                )
     return density, p, sigma, gap
 
 
@@ -346,11 +361,6 @@ def poisson_disc(
 def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Zero the unsampled columns, ``masked_kspace = kspace * mask``: complex (..., H, W) and a
     bool or float mask (W,), or (B, W) for a batch (B, C, H, W) -> complex (..., H, W)."""
-    if mask.shape[-1] != kspace.shape[-1]:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not match k-space width "
-            f"{kspace.shape[-1]} (kspace shape {tuple(kspace.shape)})"
-        )
     m = mask.to(kspace.real.dtype)
     if m.ndim == 2 and kspace.ndim == 4:  # (B, W) -> (B, 1, 1, W)
         m = m[:, None, None, :]
@@ -363,9 +373,7 @@ def center_band(mask: torch.Tensor) -> tuple[int, int]:
     """The fully sampled center band of a bool (W,) column mask: (start, stop) of the longest
     run of sampled columns containing ``W // 2``, or (W // 2, W // 2) if that column is not
     sampled."""
-    if mask.ndim != 1:
-        raise ValueError(f"mask must be 1-D (W,), got shape {tuple(mask.shape)}")
-    m = mask.bool().tolist()
+    m = mask.bool().tolist()  # (W,)
     c = len(m) // 2
     if not m[c]:
         return (c, c)

@@ -263,14 +263,14 @@ def test_file_seed_uses_the_name_not_the_path() -> None:
 
 
 def test_bad_config_names_the_field() -> None:
-    with pytest.raises(ValueError, match="mask.accelerations"):
+    with pytest.raises(ValueError, match="^accelerations: "):
         ColumnMaskFunc("random", [0.08], [0.5])
     for cf in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match="mask.center_fractions"):
+        with pytest.raises(ValueError, match="^center_fractions: "):
             ColumnMaskFunc("random", [cf], [4])
-    with pytest.raises(ValueError, match="mask.center_fractions"):
+    with pytest.raises(ValueError, match="center_fractions"):
         ColumnMaskFunc("random", [0.08, 0.04], [4])
-    with pytest.raises(ValueError, match="mask.mask_type"):
+    with pytest.raises(ValueError, match="^mask_type: "):
         ColumnMaskFunc("gaussian", [0.08], [4])
     with pytest.raises(ValueError, match="seed"):
         ColumnMaskFunc("random", [0.08], [4])(W, seed=None)
@@ -279,22 +279,22 @@ def test_bad_config_names_the_field() -> None:
 @pytest.mark.parametrize(
     ("mask_type", "kwargs", "field"),
     [
-        ("variable_density", {"accelerations": [1]}, "mask.accelerations"),
-        ("poisson", {"accelerations": [0.9]}, "mask.accelerations"),
-        ("magic", {"accelerations": [4.5]}, "mask.accelerations"),
-        ("equispaced", {"accelerations": [2.5]}, "mask.accelerations"),
-        ("random", {"center_fractions": [0.25]}, "mask.center_fractions"),  # 0.25 * 4 = 1
-        ("magic_fraction", {"center_fractions": [0.3]}, "mask.center_fractions"),
-        ("variable_density", {"center_fractions": [1.2]}, "mask.center_fractions"),
-        ("variable_density", {"p": 0}, "mask.p"),
-        ("variable_density", {"p": -1.0}, "mask.p"),
-        ("poisson", {"density": "gaussian", "sigma": 0}, "mask.sigma"),
-        ("variable_density", {"density": "cauchy"}, "mask.density"),
-        ("poisson", {"min_gap": 0}, "mask.min_gap"),
-        ("poisson", {"min_gap": 2.5}, "mask.min_gap"),
-        ("poisson", {"min_gap": 6}, "mask.min_gap"),  # mean outer spacing at 4x is 5.4
-        ("random", {"p": 2}, "mask.p"),
-        ("variable_density", {"min_gap": 2}, "mask.min_gap"),
+        ("variable_density", {"accelerations": [1]}, "accelerations"),
+        ("poisson", {"accelerations": [0.9]}, "accelerations"),
+        ("magic", {"accelerations": [4.5]}, "accelerations"),
+        ("equispaced", {"accelerations": [2.5]}, "accelerations"),
+        ("random", {"center_fractions": [0.25]}, "center_fractions"),  # 0.25 * 4 = 1
+        ("magic_fraction", {"center_fractions": [0.3]}, "center_fractions"),
+        ("variable_density", {"center_fractions": [1.2]}, "center_fractions"),
+        ("variable_density", {"p": 0}, "p"),
+        ("variable_density", {"p": -1.0}, "p"),
+        ("poisson", {"density": "gaussian", "sigma": 0}, "sigma"),
+        ("variable_density", {"density": "cauchy"}, "density"),
+        ("poisson", {"min_gap": 0}, "min_gap"),
+        ("poisson", {"min_gap": 2.5}, "min_gap"),
+        ("poisson", {"min_gap": 6}, "min_gap"),  # mean outer spacing at 4x is 5.4
+        ("random", {"p": 2}, "p"),
+        ("variable_density", {"min_gap": 2}, "min_gap"),
     ],
 )
 def test_bad_mask_settings_are_one_line_errors_naming_the_field(
@@ -313,8 +313,6 @@ def test_center_band() -> None:
     assert center_band(torch.ones(6, dtype=torch.bool)) == (0, 6)
     empty = torch.tensor([1, 1, 0, 1], dtype=torch.bool)  # center index 2 not sampled
     assert center_band(empty) == (2, 2)
-    with pytest.raises(ValueError, match=r"\(2, 4\)"):
-        center_band(torch.ones(2, 4, dtype=torch.bool))
 
 
 def test_apply_mask_broadcasts_w_and_bw() -> None:
@@ -330,5 +328,3 @@ def test_apply_mask_broadcasts_w_and_bw() -> None:
         torch.testing.assert_close(out[b], k[b] * mb[b].to(torch.float32))
     single = apply_mask(k[0, 0], m1)  # (H, W) with (W,)
     torch.testing.assert_close(single, k[0, 0] * m1.to(torch.float32))
-    with pytest.raises(ValueError, match="k-space width 4"):
-        apply_mask(k, torch.ones(5, dtype=torch.bool))
