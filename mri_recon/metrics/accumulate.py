@@ -77,15 +77,15 @@ def slice_stats(
         B :class:`SliceStats`, in batch order.
     """
     b = target.shape[0]
-    if target.ndim != 3 or recon.shape != target.shape:
+    if (
+        target.ndim != 3
+        or recon.shape != target.shape
+        or (len(fnames), *slice_nums.shape, *max_value.shape) != (b, b, b)
+    ):
         raise ValueError(
-            f"slice_stats: target and recon must be (B, h, w), got {tuple(target.shape)} "
-            f"and {tuple(recon.shape)}"
-        )
-    if len(fnames) != b or slice_nums.shape != (b,) or max_value.shape != (b,):
-        raise ValueError(
-            f"slice_stats: need B={b} fnames, slice_nums (B,) and max_value (B,), got "
-            f"{len(fnames)}, {tuple(slice_nums.shape)}, {tuple(max_value.shape)}"
+            f"slice_stats: need target and recon (B, h, w), B fnames, slice_nums (B,) and "
+            f"max_value (B,), got {tuple(target.shape)}, {tuple(recon.shape)}, {len(fnames)}, "
+            f"{tuple(slice_nums.shape)}, {tuple(max_value.shape)}"
         )
     t = target.detach().to(torch.float32)
     r = recon.detach().to(torch.float32)

@@ -32,10 +32,9 @@ def _as_numpy(name: str, x: ArrayLike) -> np.ndarray:
     """A real numpy array (no dtype change) from a numpy array or a torch tensor."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} must be a real floating array, got dtype {x.dtype}")
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        kind = getattr(x, "dtype", type(x).__name__)
+        raise TypeError(f"{name} must be a real floating numpy array or torch tensor, got {kind}")
     return x
 
 
@@ -43,11 +42,11 @@ def _check_pair(target: ArrayLike, recon: ArrayLike, ndim: int) -> tuple[np.ndar
     """Convert and check that ``target`` and ``recon`` are ``ndim``-D of equal shape."""
     t = _as_numpy("target", target)
     r = _as_numpy("recon", recon)
-    if t.ndim != ndim:
+    if t.ndim != ndim or r.shape != t.shape:
         dims = "(S, h, w)" if ndim == 3 else "(h, w)"
-        raise ValueError(f"target must be {ndim}-D {dims}, got shape {t.shape}")
-    if r.shape != t.shape:
-        raise ValueError(f"recon shape {r.shape} does not match target shape {t.shape}")
+        raise ValueError(
+            f"target and recon must be {ndim}-D {dims} of one shape, got {t.shape} and {r.shape}"
+        )
     return t, r
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mri_recon import checks
+
 ALL = "all"  # the acquisition label of the pooled group
 
 
@@ -66,10 +68,8 @@ def bootstrap_ci(
         (low, high); (x, x) for a single value.
     """
     x = _as_values(values)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if num_resamples < 1:
-        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    confidence = checks.number("confidence", confidence, 0, 1, open_low=True, open_high=True)
+    num_resamples = checks.positive_int("num_resamples", num_resamples)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(num_resamples, x.size))  # (num_resamples, n)
     means = x[idx].mean(axis=1)
@@ -94,10 +94,10 @@ def describe(
 
 def _as_values(values: Sequence[float] | np.ndarray) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if x.size == 0:
-        raise ValueError("cannot summarise an empty list of values")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"values must be finite, got {x[~np.isfinite(x)][:3].tolist()}")
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"values must be finite and not empty, got {x[~np.isfinite(x)][:3].tolist()}"
+        )
     return x
 
 

@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from mri_recon import checks
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.viz.logs import TABLE_COLUMNS, RunLog, final_metrics, metrics_table_markdown
 
@@ -88,10 +89,10 @@ def plot_convergence(
     Returns:
         The figure drawn into.
     """
-    if x_scale is not None and len(x_scale) != len(runs):
-        raise ValueError(f"x_scale has {len(x_scale)} factors for {len(runs)} runs")
-    if colors is not None and len(colors) != len(runs):
-        raise ValueError(f"colors has {len(colors)} entries for {len(runs)} runs")
+    lengths = {"x_scale": x_scale, "colors": colors}
+    wrong = {k: len(v) for k, v in lengths.items() if v is not None and len(v) != len(runs)}
+    if wrong:
+        raise ValueError(f"need one entry per run ({len(runs)} runs), got lengths {wrong}")
     default_colors = run_colors(len(runs))
     if ax is None:
         wide = len(runs) > _LEGEND_INSIDE_MAX
@@ -217,8 +218,7 @@ def write_comparison(
         if len(batch_sizes) != len(runs):
             raise ValueError(f"{len(batch_sizes)} batch sizes for {len(runs)} runs")
         for run, value in zip(runs, batch_sizes, strict=True):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{run.run_dir}: {batch_size_name}={value!r} is not a batch size")
+            checks.positive(f"{run.run_dir}: {batch_size_name}", value)
     files = _write_plots(runs, out_dir, None, "step", "")
     if batch_sizes is not None:
         files |= _write_plots(

@@ -56,16 +56,13 @@ def comparison_figure(
         The figure (Agg canvas attached); save it with :func:`save_figure`.
     """
     t = _image("target", target)
-    if t.ndim != 2:
-        raise ValueError(f"target must be a 2-D slice (h, w), got shape {t.shape}")
-    if not recons:
-        raise ValueError("recons: at least one reconstruction is required")
-    images = {}
-    for name, r in recons.items():
-        r = _image(f"recons[{name!r}]", r)
-        if r.shape != t.shape:
-            raise ValueError(f"recons[{name!r}] has shape {r.shape}, target has {t.shape}")
-        images[name] = r
+    images = {name: _image(f"recons[{name!r}]", r) for name, r in recons.items()}
+    shapes = {name: r.shape for name, r in images.items()}
+    if t.ndim != 2 or not images or any(shape != t.shape for shape in shapes.values()):
+        raise ValueError(
+            f"need a 2-D target slice (h, w) and at least one reconstruction of its shape, got "
+            f"target {t.shape} and {shapes}"
+        )
     errors = {name: np.abs(r - t) for name, r in images.items()}
     vmax = float(t.max()) or 1.0
     emax = max(float(e.max()) for e in errors.values()) or 1.0

@@ -476,7 +476,7 @@ def test_comparison_figure(tmp_path) -> None:
     out = save_figure(fig, tmp_path / "f.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
-    with pytest.raises(ValueError, match=r"recons\['a'\] has shape"):
+    with pytest.raises(ValueError, match=r"of its shape, got target \(\d+, \d+\) and \{'a'"):
         comparison_figure(target, {"a": target[:, :-1]})
 
 
