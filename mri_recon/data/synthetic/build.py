@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mri_recon import checks
 from mri_recon.data.fastmri import CHALLENGES
 from mri_recon.data.synthetic.phantoms import CONTRASTS
 from mri_recon.data.synthetic.volume import (
@@ -58,9 +59,7 @@ def file_names(config: SynthConfig, challenge: str, seed: int) -> dict[str, list
 def _challenges(challenge: str) -> tuple[str, ...]:
     if challenge == "both":
         return CHALLENGES
-    if challenge not in CHALLENGES:
-        raise ValueError(f"challenge {challenge!r} is not one of {CHALLENGES + ('both',)}")
-    return (challenge,)
+    return (checks.one_of("challenge", challenge, (*CHALLENGES, "both")),)
 
 
 def _has_volumes(folder: Path) -> bool:
@@ -250,9 +249,7 @@ def generate_dataset(
     challenges = _challenges(challenge)
     if not splits or any(s not in SPLITS for s in splits):
         raise ValueError(f"splits={list(splits)}: each must be one of {SPLITS}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    out, seed = Path(out), int(seed)
+    out, seed = Path(out), checks.integer("seed", seed, 0)
     manifest = _manifest(preset, config, seed)
     for c in challenges:
         _check_targets(out, c, splits, manifest, overwrite)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mri_recon import checks
 from mri_recon.data.fastmri import TARGET_KEYS
 from mri_recon.data.header import make_ismrmrd_header
 from mri_recon.data.synthetic.fields import Canvas
@@ -65,39 +67,22 @@ class SynthConfig:
     intensity_scale: float = 2e-4
 
     def __post_init__(self) -> None:
-        for name in (
-            "num_train",
-            "num_val",
-            "num_test",
-            "multicoil_num_train",
-            "multicoil_num_val",
-            "multicoil_num_test",
-        ):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"SynthConfig.{name} must be an int >= 0, got {value!r}")
+        counts = ("num_train", "num_val", "num_test")
+        for name in (*counts, *(f"multicoil_{n}" for n in counts)):
+            checks.integer(f"SynthConfig.{name}", getattr(self, name), 0, optional=True)
         for name in ("num_slices", "num_coils", "multicoil_num_slices"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"SynthConfig.{name} must be an int >= 1, got {value!r}")
-        h, w = self.target_size
-        if not self.widths or min(self.widths) < w or self.height < max(h, 48):
-            raise ValueError(
-                f"SynthConfig.widths={self.widths} and height={self.height} must "
-                f"be at least the target_size {self.target_size} (height >= 48)"
-            )
-        if self.height < _CANVAS_UNITS * h / 2:
-            raise ValueError(
-                f"SynthConfig.height={self.height} must be >= "
-                f"{_CANVAS_UNITS * h / 2:.0f} for target_size {self.target_size}"
-            )
-        if not 0.0 <= self.padding_fraction <= 1.0:
-            raise ValueError(f"SynthConfig.padding_fraction={self.padding_fraction} not in [0, 1]")
+            checks.positive_int(f"SynthConfig.{name}", getattr(self, name), optional=True)
+        checks.number("SynthConfig.padding_fraction", self.padding_fraction, 0, 1)
+        checks.positive("SynthConfig.intensity_scale", self.intensity_scale)
         lo, hi = self.snr_range
-        if not 0 < lo <= hi:
-            raise ValueError(f"SynthConfig.snr_range={self.snr_range} must be 0 < low <= high")
-        if not self.intensity_scale > 0:
-            raise ValueError(f"SynthConfig.intensity_scale={self.intensity_scale} must be > 0")
+        h, w = self.target_size
+        min_height = max(h, 48, math.ceil(_CANVAS_UNITS * h / 2))
+        if not self.widths or min(self.widths) < w or self.height < min_height or not 0 < lo <= hi:
+            raise ValueError(
+                f"SynthConfig: need widths={self.widths} >= the target width {w}, "
+                f"height={self.height} >= {min_height} for target_size {self.target_size}, "
+                f"and snr_range={self.snr_range} with 0 < low <= high"
+            )
 
     def sizes(self, challenge: str) -> dict[str, tuple[int, int]]:
         """``{split: (num_volumes, num_slices)}`` for one challenge."""
