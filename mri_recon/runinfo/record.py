@@ -43,15 +43,18 @@ def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RecordError(f"{path}: unreadable run record ({err})") from None
     version = record.get("format_version") if isinstance(record, dict) else None
+    problem = None
     if not isinstance(version, int) or isinstance(version, bool):
-        raise RecordError(f"{path}: format_version: missing or not an integer")
-    if version > FORMAT_VERSION:
-        raise RecordError(
-            f"{path}: format_version {version} is newer than this mri_recon reads "
-            f"({FORMAT_VERSION}); upgrade mri_recon"
+        problem = "format_version: missing or not an integer"
+    elif version > FORMAT_VERSION:
+        problem = (
+            f"format_version {version} is newer than this mri_recon reads ({FORMAT_VERSION}); "
+            "upgrade mri_recon"
         )
-    if record.get("kind") not in KINDS or not isinstance(record.get("segments"), list):
-        raise RecordError(f"{path}: kind must be one of {KINDS} with a list of segments")
+    elif record.get("kind") not in KINDS or not isinstance(record.get("segments"), list):
+        problem = f"kind must be one of {KINDS} with a list of segments"
+    if problem:
+        raise RecordError(f"{path}: {problem}")
     return record
 
 
@@ -66,9 +69,9 @@ def append_segment(run_dir: str | os.PathLike, kind: str, segment: dict[str, Any
     run_dir = Path(run_dir)
     try:
         record = read_record(run_dir)
-        if record["kind"] != kind:
-            raise RecordError(f"a {record['kind']} record")
     except RecordError:
+        record = None
+    if record is None or record["kind"] != kind:
         old = run_dir / RECORD_NAME
         if old.is_file():
             os.replace(old, old.with_name(RECORD_NAME + ".bak"))
