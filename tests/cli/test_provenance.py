@@ -12,8 +12,7 @@ import h5py
 import pytest
 
 from mri_recon.cli.evaluate import main as eval_main
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
-from mri_recon.runinfo import mask_hash
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed, mask_hash
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
