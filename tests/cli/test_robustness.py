@@ -90,11 +90,11 @@ def test_a_failure_mid_grid_resumes_and_loses_nothing(tiny_data, tmp_path, monke
     real = grid_module.run_evaluation
     calls = []
 
-    def dies_at_the_third_cell(settings, methods):
+    def dies_at_the_third_cell(settings, methods, *selection):
         calls.append(settings.mask_name)
         if len(calls) == 3 and settings.run_dir.parent.parent == out and not resumed_run:
             raise Killed  # as a kill would stop it, mid-cell
-        return real(settings, methods)
+        return real(settings, methods, *selection)
 
     monkeypatch.setattr(grid_module, "run_evaluation", dies_at_the_third_cell)
     resumed_run = False
