@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mri_recon.fileio import read_csv
 from mri_recon.metrics.stats import ALL, Interval, paired_differences, summarize
 from mri_recon.viz.logs import MissingLogError, final_metrics, load_run
 
@@ -35,23 +36,21 @@ def read_per_volume(path: str | Path, metrics: Sequence[str]) -> pd.DataFrame:
     """``per_volume.csv`` of an evaluation: one row per method, volume and acceleration.
 
     Raises:
-        ValueError: a missing or unreadable file, missing columns, no rows, a metric or
+        ValueError: a missing file, missing columns, no rows, a metric or
             acceleration that is not a finite number, or a (method, fname, acceleration)
             given twice.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file (expected an mri-recon-eval per_volume.csv)")
-    try:
-        frame = pd.read_csv(path, dtype={"method": str, "fname": str, "acquisition": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable CSV ({' '.join(str(err).split())})") from None
+    rows = read_csv(path)  # every cell a string; the numbers are converted below
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    frame = pd.DataFrame(rows)
     numeric = ["acceleration", *metrics]
     missing = [c for c in (*KEYS, "acquisition", *numeric) if c not in frame]
     if missing:
         raise ValueError(f"{path}: lacks the columns {missing}")
-    if frame.empty:
-        raise ValueError(f"{path}: no rows")
     values = frame[numeric].apply(pd.to_numeric, errors="coerce")
     bad = ~np.isfinite(values.to_numpy(np.float64)).all(axis=1)
     dup = frame.duplicated(list(KEYS))
