@@ -27,7 +27,6 @@ from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.cli.evaluate import mask_name, resolve_device, settings_from_config
 from mri_recon.cli.validate import build_group, require_number
-from mri_recon.data.fastmri import DataError
 from mri_recon.evaluation.run import iter_volumes, reconstruct_volume
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS, volume_metrics
@@ -40,22 +39,17 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
     """The lambdas to try: ``cfg.lams``, or ``cfg.num_lams`` values log-spaced from
     ``tv.lam / lam_span`` to ``tv.lam * lam_span`` (3 significant digits), ascending."""
     if cfg.lams is not None:
-        if not isinstance(cfg.lams, (ListConfig, list)) or not cfg.lams:
-            raise ConfigError("lams", f"expected a non-empty list of numbers, got {cfg.lams!r}")
-        lams = [float(v) for v in cfg.lams]
-    else:
-        num = require_number(cfg, "num_lams", 2, integer=True)
-        if not float(cfg.lam_span) > 1:
-            raise ConfigError("lam_span", f"must be > 1, got {cfg.lam_span}")
-        if not float(cfg.tv.lam) > 0:
+        lams = list(cfg.lams) if isinstance(cfg.lams, (ListConfig, list)) else []
+        numbers = [v for v in lams if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not lams or len(numbers) < len(lams) or not all(0 < v < np.inf for v in numbers):
             raise ConfigError(
-                "tv.lam", f"the sweep is centred on tv.lam, which must be > 0, got {cfg.tv.lam}"
+                "lams", f"expected a non-empty list of finite numbers > 0, got {cfg.lams!r}"
             )
-        center, span = float(cfg.tv.lam), float(cfg.lam_span)
-        lams = [float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)]
-    if any(not (lam > 0 and np.isfinite(lam)) for lam in lams):
-        raise ConfigError("lams", f"every lambda must be finite and > 0, got {lams}")
-    return sorted(set(lams))
+        return sorted({float(v) for v in lams})
+    num = require_number(cfg, "num_lams", 2, integer=True)
+    span = float(require_number(cfg, "lam_span", 1, strict=True))
+    center = float(require_number(cfg, "tv.lam", 0, strict=True))  # the sweep's centre
+    return sorted({float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)})
 
 
 def central_slices(num_slices: int, count: int | None) -> slice:
@@ -81,9 +75,7 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
     count = require_number(cfg, "max_slices_per_volume", 1, integer=True)
     methods = {f"{lam!r}": build_group(cfg, "tv", lam=lam) for lam in lams}
     rows = []
-    for info, volume, vmask in iter_volumes(s, desc="tune tv"):
-        if volume.target is None:
-            raise DataError(info.path, "has no target: tune on a split with targets (val)")
+    for info, volume, vmask in iter_volumes(s, desc="tune tv"):  # train/val: all have targets
         keep = central_slices(info.num_slices, count)
         masked_kspace = apply_mask(volume.kspace[keep], vmask.mask)  # (s, C, H, W)
         target = volume.target[keep].numpy()

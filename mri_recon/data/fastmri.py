@@ -44,10 +44,13 @@ _TARGET_REQUIRED = ("train", "val")
 
 def split_dir(root: str | os.PathLike, challenge: str, split: str) -> Path:
     """The folder ``<root>/<challenge>_<split>`` of one split (it need not exist)."""
-    if challenge not in CHALLENGES:
-        raise DataError(root, f"unknown challenge {challenge!r}, expected one of {CHALLENGES}")
-    if split not in SPLITS:
-        raise DataError(root, f"unknown split {split!r}, expected one of {SPLITS}")
+    if challenge not in CHALLENGES or split not in SPLITS:
+        name, value, options = (
+            ("challenge", challenge, CHALLENGES)
+            if challenge not in CHALLENGES
+            else ("split", split, SPLITS)
+        )
+        raise DataError(root, f"unknown {name} {value!r}, expected one of {options}")
     return Path(root) / f"{challenge}_{split}"
 
 

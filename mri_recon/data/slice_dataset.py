@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from mri_recon.checks import positive_int
 from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
-from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
+from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
 from mri_recon.data.prescan import scan_values
 from mri_recon.physics.crop import center_crop
 
@@ -47,16 +47,8 @@ def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Pat
 
 
 def _read_slice(ds: h5py.Dataset, path: Path, s: int, dtype: type) -> np.ndarray:
-    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array (HDF5 converts
-    complex128/float64 on the fly): one copy, no selection parsing; DataError naming it."""
-    out = np.empty(ds.shape[1:], dtype)
-    try:
-        ds.read_direct(out, np.s_[s])
-    except (OSError, ValueError, RuntimeError, TypeError) as err:
-        raise DataError(
-            path, f"cannot read {ds.name.lstrip('/')} slice {s} ({h5_reason(err)})"
-        ) from None
-    return out
+    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array."""
+    return read_dataset(ds, path, s, out=np.empty(ds.shape[1:], dtype))
 
 
 class SliceDataset(torch.utils.data.Dataset):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mri_recon.baselines.base import Reconstructor
+from mri_recon.checks import number, one_of
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv
@@ -96,22 +97,17 @@ def grid_cells(
             raise ValueError(f"{name}: the grid is empty; give a non-empty list")
         if len(set(values)) != len(values):
             raise ValueError(f"{name}: a value is listed twice: {list(values)}")
-    for m in masks:
-        if m not in MASK_TYPES:
-            raise ValueError(f"masks: {m!r} is not one of {MASK_TYPES}")
-    for r in accelerations:
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 1:
-            raise ValueError(f"accelerations: acceleration {r!r} must be a number > 1")
-    accels = [float(r) for r in accelerations]
+    masks = [one_of("masks", m, MASK_TYPES) for m in masks]
+    accels = [number("accelerations", r, 1, open_low=True) for r in accelerations]
     fractions = [CENTER_BAND / r for r in accels] if center_fractions is None else center_fractions
     if isinstance(fractions, str) or len(fractions) != len(accels):
         raise ValueError(
             f"center_fractions: needs one per acceleration ({len(accels)}), got {fractions!r}"
         )
-    for c in fractions:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
-            raise ValueError(f"center_fractions: {c!r} must be in (0, 1)")
-    pairs = [(r, float(c)) for r, c in zip(accels, fractions, strict=True)]
+    fractions = [
+        number("center_fractions", c, 0, 1, open_low=True, open_high=True) for c in fractions
+    ]
+    pairs = list(zip(accels, fractions, strict=True))
     cells = [Cell(str(m), r, c) for m in masks for r, c in pairs]
     for cell in cells:
         cell.mask_func()  # ColumnMaskFunc names accelerations / center_fractions itself
