@@ -150,16 +150,13 @@ def summarize_seeds(
         frame: :func:`read_per_volume` rows.
         pattern: the settings regex (:func:`assign_settings`).
         reference: the setting the paired differences subtract.
-        metrics: metric columns, among ``HIGHER_IS_BETTER``.
+        metrics: metric columns, among ``HIGHER_IS_BETTER`` (the caller's choices).
         run_dirs: method -> its training run directory (for the stability columns).
 
     Returns:
         (rows, notes): rows of equal keys (the CSV columns, in order); notes on runs
         without training logs.
     """
-    unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
-    if unknown:
-        raise ValueError(f"metrics {unknown}: not among {list(HIGHER_IS_BETTER)}")
     settings = assign_settings(list(frame["method"].unique()), pattern)
     names = list(dict.fromkeys(s for s, _ in settings.values()))
     if reference not in names:
