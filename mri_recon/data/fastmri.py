@@ -63,15 +63,18 @@ def parse_split_dir(path: str | os.PathLike) -> tuple[str, str] | None:
 def list_volumes(root: str | os.PathLike, challenge: str, split: str) -> list[Path]:
     """The sorted ``*.h5`` volumes of a split; DataError if the folder is missing or empty."""
     folder = split_dir(root, challenge, split)
-    if not folder.is_dir():
-        raise DataError(folder, f"no such directory (expected {challenge}_{split}/ under root)")
     files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
     for p in files:
         if p.is_symlink() and not p.exists():
             raise DataError(p, f"dangling symlink (to {os.readlink(p)})")
     files = [p for p in files if p.is_file()]
-    if not files:
-        raise DataError(folder, "no .h5 files in this directory")
+    if not files:  # no volume to list: say whether the folder is there at all
+        raise DataError(
+            folder,
+            "no .h5 files in this directory"
+            if folder.is_dir()
+            else f"no such directory (expected {challenge}_{split}/ under root)",
+        )
     return files
 
 

@@ -74,13 +74,13 @@ def assign_settings(methods: Sequence[str], pattern: str) -> dict[str, tuple[str
     """
     try:
         regex = re.compile(pattern)
+        lacking = [g for g in ("setting", "seed") if g not in regex.groupindex]
+        problem = lacking and f"lacks the named groups {lacking}"
     except re.error as err:
-        raise ValueError(f"setting regex {pattern!r}: {err}") from None
-    lacking = [g for g in ("setting", "seed") if g not in regex.groupindex]
-    if lacking:
+        problem = str(err)
+    if problem:  # an invalid pattern, or one that cannot name a setting and a seed
         raise ValueError(
-            f"setting regex {pattern!r} lacks the named groups {lacking} "
-            "(e.g. '^(?P<setting>.+)_s(?P<seed>\\d+)$')"
+            f"setting regex {pattern!r}: {problem} (e.g. '^(?P<setting>.+)_s(?P<seed>\\d+)$')"
         )
     out = {}
     for method in methods:
