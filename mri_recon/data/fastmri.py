@@ -32,10 +32,10 @@ import torch
 
 from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
+from mri_recon.physics.coils import CHALLENGES
 from mri_recon.physics.crop import center_crop, crop_size_for
 from mri_recon.physics.masks import center_band
 
-CHALLENGES = ("singlecoil", "multicoil")
 SPLITS = ("train", "val", "test", "challenge")
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 KSPACE_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
