@@ -94,3 +94,28 @@ def test_iter_volumes_yields_each_volume_with_its_mask(tmp_path, fastmri_split) 
         assert vmask.source == "drawn" and vmask.seed == info.fname
         seen.append(info.fname)
     assert seen == [p.name for p in paths] and volumes.skipped == []
+
+
+def test_grid_outputs_are_published_all_or_nothing(tmp_path, fastmri_split, monkeypatch) -> None:
+    from mri_recon.evaluation import grid as grid_module
+
+    fastmri_split(tmp_path / "data", split="val", widths=(36,))
+    out = tmp_path / "run"
+    settings, cells = _settings(tmp_path / "data", out), grid_cells(["random"], [2, 4])
+    run_grid(settings, {"zf": ZeroFilled()}, cells, {})
+    names = ("grid.csv", "grid.md", "figures")
+    before = {n: (out / n).stat().st_mtime_ns for n in names}
+    csv_text = (out / "grid.csv").read_text()
+
+    def fails(folder, *args):  # the figures of a rerun fail after grid.csv and grid.md
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(grid_module, "_figures", fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_grid(settings, {"zf": ZeroFilled()}, cells, {})
+    assert {n: (out / n).stat().st_mtime_ns for n in names} == before
+    assert (out / "grid.csv").read_text() == csv_text and not list(out.glob(".staging-*"))
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "grid_ssim_vs_acceleration.png",
+        "grid_ssim_zf.png",
+    ]
