@@ -89,7 +89,10 @@ class EvalSettings:
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
-        """Check every value once (ValueError ``<field>: <reason>``, the field's own name)."""
+        """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
+        ``root``, ``run_dir`` and ``device`` may arrive as strings (a config node)."""
+        for name, kind in (("root", Path), ("run_dir", Path), ("device", torch.device)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
         one_of("challenge", self.challenge, CHALLENGES)
         one_of("split", self.split, SPLITS)
         boolean("skip_bad_files", self.skip_bad_files)
