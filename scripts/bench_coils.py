@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mri_recon.baselines.bart import bart_available, run_bart_ecalib
-from mri_recon.data.fastmri import list_volumes, load_volume
+from mri_recon.data.fastmri import list_volumes, load_volume, read_volume_info
 from mri_recon.physics.coils import DEFAULT_KERNEL, espirit_maps, estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, center_band, file_seed
 
@@ -53,7 +53,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for path in list_volumes(args.data, "multicoil", "val"):
-        volume = load_volume(path)
+        volume = load_volume(read_volume_info(path))
         kspace = volume.kspace[volume.info.num_slices // 2][None]  # (1, C, H, W)
         mask = mask_func(kspace.shape[-1], seed=file_seed(path.name)).mask[None]  # (1, W)
         y = apply_mask(kspace, mask)

@@ -11,7 +11,6 @@ Everything lands in outputs/make_run/<timestamp>/{train,eval}.
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -30,10 +29,11 @@ def _run(cmd: list[str]) -> None:
 
 
 def _mean_ssim(per_volume_csv: Path) -> dict[str, float]:
+    from mri_recon.fileio import read_csv
+
     sums: dict[str, list[float]] = {}
-    with per_volume_csv.open() as f:
-        for row in csv.DictReader(f):
-            sums.setdefault(row["method"], []).append(float(row["ssim"]))
+    for row in read_csv(per_volume_csv, {"ssim": float}):
+        sums.setdefault(row["method"], []).append(row["ssim"])
     return {m: sum(v) / len(v) for m, v in sums.items()}
 
 

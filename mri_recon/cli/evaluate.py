@@ -239,7 +239,7 @@ def settings_from_config(
             coil_maps=coil_maps,
         )
     except (ValueError, TypeError) as err:
-        field, _, reason = one_line(err).partition(" ")
+        field, _, reason = one_line(err).partition(": ")
         raise ConfigError(_SETTINGS_KEYS.get(field, field), reason) from None
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info, split_dir
-from mri_recon.evaluation.volumes import volume_mask
+from mri_recon.evaluation.volumes import VolumeMask, volume_mask
 from mri_recon.physics.masks import ColumnMaskFunc
 from mri_recon.runinfo import (
     ResourceMeter,
@@ -88,12 +88,23 @@ def describe_mask_func(mask_func: ColumnMaskFunc | None) -> dict[str, Any] | Non
     return {k: v for k, v in vars(mask_func).items() if not k.startswith("_") and v is not None}
 
 
+def mask_entry(fname: str, vm: VolumeMask) -> dict[str, Any]:
+    """One volume's mask as the record lists it: source, acceleration, centre fraction and
+    the :data:`~mri_recon.physics.masks.MASK_COLUMNS` of ``per_volume.csv``."""
+    return {
+        "fname": fname,
+        "source": vm.source,
+        "acceleration": vm.acceleration,
+        "center_fraction": vm.center_fraction,
+        **vm.columns(),
+    }
+
+
 def volume_masks(
     paths: Iterable[Path], mask_func: ColumnMaskFunc | None, challenge: str, split: str
 ) -> list[dict[str, Any]]:
-    """Per volume: the mask an evaluation (or validation) uses, with its sampled and centre
-    column counts and :func:`~mri_recon.runinfo.mask_hash` (the vocabulary of the mask
-    columns of ``per_volume.csv``)."""
+    """Per validation volume of a training run: the mask validation uses (a bad file: its
+    error). An evaluation records the masks it scored instead (``EvalReport.masks``)."""
     rows = []
     for path in paths:
         try:
@@ -101,15 +112,7 @@ def volume_masks(
         except DataError as err:  # a skipped file
             rows.append({"fname": Path(path).name, "error": str(err)})
             continue
-        rows.append(
-            {
-                "fname": Path(path).name,
-                "source": vm.source,
-                "acceleration": vm.acceleration,
-                "center_fraction": vm.center_fraction,
-                **vm.columns(),
-            }
-        )
+        rows.append(mask_entry(Path(path).name, vm))
     return rows
 
 
@@ -200,7 +203,8 @@ class RunRecord:
 
     def finish_eval(self, settings: EvalSettings, report: EvalReport) -> None:
         """Complete and write the segment: the evaluated (and skipped) volumes hashed, the
-        input checkpoints hashed, each volume's mask, resources and the outputs."""
+        input checkpoints hashed, each volume's mask as the report carries it (the mask
+        that was scored), resources and the outputs."""
         if not self.enabled:
             return
         first = report.rows[0]["method"]
@@ -226,12 +230,7 @@ class RunRecord:
                 "mask_func": describe_mask_func(settings.mask_func),
                 "mask_name": settings.mask_name,
                 "seeding": PER_FILE_SEEDING,
-                "volumes": volume_masks(
-                    (folder / f for f in evaluated),
-                    settings.mask_func,
-                    settings.challenge,
-                    settings.split,
-                ),
+                "volumes": [mask_entry(f, vm) for f, vm in report.masks.items()],
             },
         )
         self._finish(resources, {"table": "per_volume.csv", "summary": "summary.md"})

@@ -31,7 +31,6 @@ arguments; 3 the tables differ past the tolerance.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
+from mri_recon.fileio import read_csv
 from mri_recon.runinfo import RECORD_NAME, RecordError, check_manifest, last_completed, read_record
 
 TOLERANCES = {"nmse": 1e-5, "psnr": 1e-2, "ssim": 1e-4}
@@ -50,12 +50,6 @@ IGNORED = ("seconds_per_slice",)
 DIFFERS_EXIT = 3
 KEYS = {"eval": ("fname", "method"), "train": ("fname",)}
 TABLES = {"eval": "per_volume.csv", "train": "val_volumes.csv"}
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
 
 
 def _difference(a: str, b: str) -> float:
@@ -72,8 +66,8 @@ def compare_tables(recorded: Path, replayed: Path, keys: Sequence[str]) -> tuple
     Returns:
         (report lines, whether the replay reproduces the record).
     """
-    columns, old_rows = _read_csv(recorded)
-    _, new_rows = _read_csv(replayed)
+    old_rows, new_rows = read_csv(recorded), read_csv(replayed)
+    columns = list(old_rows[0]) if old_rows else []
     if not set(keys) <= set(columns):
         raise RecordError(f"{recorded}: no {' and '.join(keys)} columns")
     old = {tuple(r[k] for k in keys): r for r in old_rows}

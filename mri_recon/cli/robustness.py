@@ -41,8 +41,8 @@ def check_grid(cfg: DictConfig) -> list[Cell]:
             values.get("masks"), values.get("accelerations"), values.get("center_fractions")
         )
     except ValueError as err:
-        field, _, reason = str(err).partition(": ")
-        raise ConfigError(field, reason) from None
+        field, _, reason = str(err).partition(": ")  # grid_cells names its own argument
+        raise ConfigError(f"grid.{field.removeprefix('mask.')}", reason) from None
 
 
 def precheck(cfg: DictConfig) -> None:

@@ -4,9 +4,11 @@
 
 Sweeps ``tv.lam`` over ``lams`` (default: ``num_lams`` log-spaced values around ``tv.lam``
 of ``configs/tv/default.yaml``) on the central ``max_slices_per_volume`` slices of the
-first ``data.max_volumes`` volumes, with the evaluation's own pieces (volume selection and
-validation, per-file masks, shared coil maps, batched reconstruction, fastMRI metrics).
-All lambdas see the same slices, masks and coil maps. Prints the curve (mean SSIM, PSNR,
+first ``data.max_volumes`` volumes, with the evaluation's own loop over volumes
+(:func:`mri_recon.evaluation.iter_volumes`: selection, ``data.prescan``, per-file masks)
+and its batched reconstruction with shared coil maps (the ``coils`` group: ``coils=espirit``
+for a multi-coil search with ESPIRiT maps) and fastMRI metrics. All lambdas see the same
+slices, masks and coil maps. Prints the curve (mean SSIM, PSNR,
 NMSE and seconds per slice per lambda), writes ``tv_lambda_curve.csv`` and
 ``tv_lambda.yaml`` (``tv:\\n  lam: ...``) into the run directory atomically, and prints
 the override to use (``tv.lam=...``).
@@ -20,15 +22,12 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, ListConfig
-from tqdm.auto import tqdm
 
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.cli.evaluate import mask_name, resolve_device, settings_from_config
 from mri_recon.cli.validate import build_group, require_number
-from mri_recon.data.fastmri import DataError, load_volume
-from mri_recon.evaluation.run import reconstruct_volume
-from mri_recon.evaluation.volumes import select_volumes, volume_mask
+from mri_recon.evaluation.run import iter_volumes, reconstruct_volume
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS, volume_metrics
 from mri_recon.physics.masks import apply_mask
@@ -40,22 +39,17 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
     """The lambdas to try: ``cfg.lams``, or ``cfg.num_lams`` values log-spaced from
     ``tv.lam / lam_span`` to ``tv.lam * lam_span`` (3 significant digits), ascending."""
     if cfg.lams is not None:
-        if not isinstance(cfg.lams, (ListConfig, list)) or not cfg.lams:
-            raise ConfigError("lams", f"expected a non-empty list of numbers, got {cfg.lams!r}")
-        lams = [float(v) for v in cfg.lams]
-    else:
-        num = require_number(cfg, "num_lams", 2, integer=True)
-        if not float(cfg.lam_span) > 1:
-            raise ConfigError("lam_span", f"must be > 1, got {cfg.lam_span}")
-        if not float(cfg.tv.lam) > 0:
+        lams = list(cfg.lams) if isinstance(cfg.lams, (ListConfig, list)) else []
+        numbers = [v for v in lams if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not lams or len(numbers) < len(lams) or not all(0 < v < np.inf for v in numbers):
             raise ConfigError(
-                "tv.lam", f"the sweep is centred on tv.lam, which must be > 0, got {cfg.tv.lam}"
+                "lams", f"expected a non-empty list of finite numbers > 0, got {cfg.lams!r}"
             )
-        center, span = float(cfg.tv.lam), float(cfg.lam_span)
-        lams = [float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)]
-    if any(not (lam > 0 and np.isfinite(lam)) for lam in lams):
-        raise ConfigError("lams", f"every lambda must be finite and > 0, got {lams}")
-    return sorted(set(lams))
+        return sorted({float(v) for v in lams})
+    num = require_number(cfg, "num_lams", 2, integer=True)
+    span = float(require_number(cfg, "lam_span", 1, strict=True))
+    center = float(require_number(cfg, "tv.lam", 0, strict=True))  # the sweep's centre
+    return sorted({float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)})
 
 
 def central_slices(num_slices: int, count: int | None) -> slice:
@@ -80,15 +74,8 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
         )
     count = require_number(cfg, "max_slices_per_volume", 1, integer=True)
     methods = {f"{lam!r}": build_group(cfg, "tv", lam=lam) for lam in lams}
-    infos, _ = select_volumes(
-        s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=False
-    )
     rows = []
-    for info in tqdm(infos, desc="tune tv", unit="vol", disable=not s.progress):
-        volume = load_volume(info.path, s.challenge, s.split, check_values=False)  # prescanned
-        if volume.target is None:
-            raise DataError(info.path, "has no target: tune on a split with targets (val)")
-        vmask = volume_mask(info, s.mask_func)
+    for info, volume, vmask in iter_volumes(s, desc="tune tv"):  # train/val: all have targets
         keep = central_slices(info.num_slices, count)
         masked_kspace = apply_mask(volume.kspace[keep], vmask.mask)  # (s, C, H, W)
         target = volume.target[keep].numpy()
@@ -100,6 +87,7 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
             tuple(target.shape[-2:]),
             device=s.device,
             batch_size=s.batch_size,
+            coil_maps=s.coil_maps,
         )
         for lam in lams:
             recon, seconds = recons[f"{lam!r}"]

@@ -80,19 +80,15 @@ def center_out_slices(
         ``(path, slice index, kspace shape of the volume)`` triples, in that order.
 
     Raises:
-        ValueError: ``folder`` holds no ``.h5`` file, or a file has no ``kspace``.
+        ValueError: ``folder`` holds no ``.h5`` file, or (a DataError naming it) a file is
+            not a valid volume.
     """
-    import h5py
+    from mri_recon.data.fastmri import read_volume_info
 
     files = sorted(Path(folder).glob("*.h5"))
     if not files:
         raise ValueError(f"{folder}: no .h5 files")
-    shapes = {}
-    for path in files:
-        with h5py.File(path, "r") as hf:
-            if "kspace" not in hf:
-                raise ValueError(f"{path}: no 'kspace' dataset")
-            shapes[path] = tuple(hf["kspace"].shape)
+    shapes = {path: read_volume_info(path).kspace_shape for path in files}
     picked: list[tuple[Path, int, tuple[int, ...]]] = []
     for offset in range(max(s[0] for s in shapes.values())):
         for path, shape in shapes.items():

@@ -32,10 +32,10 @@ import torch
 
 from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
+from mri_recon.physics.coils import CHALLENGES
 from mri_recon.physics.crop import center_crop, crop_size_for
 from mri_recon.physics.masks import center_band
 
-CHALLENGES = ("singlecoil", "multicoil")
 SPLITS = ("train", "val", "test", "challenge")
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 KSPACE_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
@@ -44,10 +44,13 @@ _TARGET_REQUIRED = ("train", "val")
 
 def split_dir(root: str | os.PathLike, challenge: str, split: str) -> Path:
     """The folder ``<root>/<challenge>_<split>`` of one split (it need not exist)."""
-    if challenge not in CHALLENGES:
-        raise DataError(root, f"unknown challenge {challenge!r}, expected one of {CHALLENGES}")
-    if split not in SPLITS:
-        raise DataError(root, f"unknown split {split!r}, expected one of {SPLITS}")
+    if challenge not in CHALLENGES or split not in SPLITS:
+        name, value, options = (
+            ("challenge", challenge, CHALLENGES)
+            if challenge not in CHALLENGES
+            else ("split", split, SPLITS)
+        )
+        raise DataError(root, f"unknown {name} {value!r}, expected one of {options}")
     return Path(root) / f"{challenge}_{split}"
 
 
@@ -60,15 +63,18 @@ def parse_split_dir(path: str | os.PathLike) -> tuple[str, str] | None:
 def list_volumes(root: str | os.PathLike, challenge: str, split: str) -> list[Path]:
     """The sorted ``*.h5`` volumes of a split; DataError if the folder is missing or empty."""
     folder = split_dir(root, challenge, split)
-    if not folder.is_dir():
-        raise DataError(folder, f"no such directory (expected {challenge}_{split}/ under root)")
     files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
     for p in files:
         if p.is_symlink() and not p.exists():
             raise DataError(p, f"dangling symlink (to {os.readlink(p)})")
     files = [p for p in files if p.is_file()]
-    if not files:
-        raise DataError(folder, "no .h5 files in this directory")
+    if not files:  # no volume to list: say whether the folder is there at all
+        raise DataError(
+            folder,
+            "no .h5 files in this directory"
+            if folder.is_dir()
+            else f"no such directory (expected {challenge}_{split}/ under root)",
+        )
     return files
 
 
@@ -135,73 +141,78 @@ class VolumeInfo:
         return tuple(f / n for f, n in zip(self.recon_fov_mm, self.recon_size, strict=True))
 
 
-def _dataset(hf: h5py.File, path: Path, key: str) -> h5py.Dataset | None:
+def _dataset(hf: h5py.File, key: str, problems: list[str]) -> h5py.Dataset | None:
+    """``hf[key]`` if it is a dataset; None if absent or (a problem) not a dataset."""
     obj = hf.get(key)
     if obj is not None and not isinstance(obj, h5py.Dataset):
-        raise DataError(path, f"{key} is a {type(obj).__name__}, expected a dataset")
+        problems.append(f"{key} is a {type(obj).__name__}, expected a dataset")
+        return None
     return obj
 
 
-def _check_kspace(hf: h5py.File, path: Path, challenge: str | None) -> tuple[str, tuple]:
-    ks = _dataset(hf, path, "kspace")
+def _kspace_layout(hf: h5py.File, challenge: str | None, problems: list[str]) -> tuple[str, tuple]:
+    """(challenge, stored shape) of the k-space; what is wrong with it goes to ``problems``."""
+    ks = _dataset(hf, "kspace", problems)
     if ks is None:
-        raise DataError(path, f"no 'kspace' dataset (keys: {sorted(map(str, hf))})")
+        if not problems:
+            problems.append(f"no 'kspace' dataset (keys: {sorted(map(str, hf))})")
+        return "", ()
     shape = tuple(int(n) for n in ks.shape)
-    if len(shape) not in (3, 4):
-        raise DataError(
-            path,
-            f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
-            "(S, H, W) or 4 (multicoil) (S, C, H, W)",
-        )
     found = "singlecoil" if len(shape) == 3 else "multicoil"
-    if challenge is not None and challenge != found:
-        raise DataError(path, f"kspace shape {shape} is {found}, but the challenge is {challenge}")
+    if len(shape) not in (3, 4):
+        problems.append(
+            f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
+            "(S, H, W) or 4 (multicoil) (S, C, H, W)"
+        )
+    elif challenge is not None and challenge != found:
+        problems.append(f"kspace shape {shape} is {found}, but the challenge is {challenge}")
     if ks.dtype not in KSPACE_DTYPES:
-        raise DataError(path, f"kspace dtype is {ks.dtype}, expected complex64 (or complex128)")
-    if min(shape) < 1:
-        raise DataError(path, f"kspace shape {shape} has an empty axis")
+        problems.append(f"kspace dtype is {ks.dtype}, expected complex64 (or complex128)")
+    if min(shape, default=0) < 1:
+        problems.append(f"kspace shape {shape} has an empty axis")
     return found, shape
 
 
-def _check_target(
-    hf: h5py.File, path: Path, challenge: str, kshape: tuple, split: str | None
+def _target_layout(
+    hf: h5py.File, challenge: str, kshape: tuple, split: str | None, problems: list[str]
 ) -> tuple[str | None, tuple[int, int] | None]:
+    """(target key, (h, w)), or (None, None) for a test file."""
     key = TARGET_KEYS[challenge]
-    target = _dataset(hf, path, key)
+    target = _dataset(hf, key, problems)
     if target is None:
         if split in _TARGET_REQUIRED:
-            raise DataError(path, f"no target '{key}' (required in the {split} split)")
-        if "mask" not in hf:
-            raise DataError(
-                path,
+            problems.append(f"no target '{key}' (required in the {split} split)")
+        elif "mask" not in hf:
+            problems.append(
                 f"neither a target '{key}' nor a 'mask' dataset (a file "
-                "without target must be a test file carrying its mask)",
+                "without target must be a test file carrying its mask)"
             )
         return None, None
     if target.ndim != 3:
-        raise DataError(path, f"{key} has shape {target.shape}, expected 3 dims (S, h, w)")
+        problems.append(f"{key} has shape {target.shape}, expected 3 dims (S, h, w)")
+        return None, None
     if target.dtype.kind != "f":
-        raise DataError(path, f"{key} dtype is {target.dtype}, expected float32")
+        problems.append(f"{key} dtype is {target.dtype}, expected float32")
     if target.shape[0] != kshape[0]:
-        raise DataError(path, f"{key} has {target.shape[0]} slices but kspace has {kshape[0]}")
+        problems.append(f"{key} has {target.shape[0]} slices but kspace has {kshape[0]}")
     return key, (int(target.shape[1]), int(target.shape[2]))
 
 
-def _read_mask(hf: h5py.File, path: Path, width: int) -> np.ndarray | None:
-    ds = _dataset(hf, path, "mask")
+def _read_mask(hf: h5py.File, width: int, problems: list[str]) -> np.ndarray | None:
+    ds = _dataset(hf, "mask", problems)
     if ds is None:
         return None
     if ds.ndim != 1 or ds.shape[0] != width:
-        raise DataError(path, f"mask has shape {ds.shape}, expected ({width},) = kspace width")
-    if ds.dtype.kind not in "biuf":
-        raise DataError(path, f"mask dtype is {ds.dtype}, expected bool or 0/1 numbers")
+        problems.append(f"mask has shape {ds.shape}, expected ({width},) = kspace width")
+        return None
     values = ds[()]
-    if not np.isin(values, (0, 1)).all():
-        raise DataError(path, f"mask has values other than 0 and 1: {np.unique(values)[:5]}")
-    mask = values.astype(np.bool_)
-    if not mask.any():
-        raise DataError(path, "mask samples no column")
-    return mask
+    if ds.dtype.kind not in "biuf":
+        problems.append(f"mask dtype is {ds.dtype}, expected bool or 0/1 numbers")
+    elif not np.isin(values, (0, 1)).all():
+        problems.append(f"mask has values other than 0 and 1: {np.unique(values)[:5]}")
+    elif not values.any():
+        problems.append("mask samples no column")
+    return values.astype(np.bool_)
 
 
 def _py(value: Any) -> Any:
@@ -213,51 +224,56 @@ def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _number(path: Path, attrs: dict, key: str, positive: bool = False) -> float | None:
+def _number(attrs: dict, key: str, problems: list[str], positive: bool = False) -> float | None:
     value = attrs.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise DataError(path, f"attr '{key}' = {value!r} is not a finite number")
-    if value < 0 or (positive and value == 0):
-        raise DataError(path, f"attr '{key}' = {value!r} must be {'> 0' if positive else '>= 0'}")
-    return float(value)
+        problems.append(f"attr '{key}' = {value!r} is not a finite number")
+    elif value < 0 or (positive and value == 0):
+        problems.append(f"attr '{key}' = {value!r} must be {'> 0' if positive else '>= 0'}")
+    else:
+        return float(value)
+    return None
 
 
-def _read_header(hf: h5py.File, path: Path, kshape: tuple) -> tuple[Any, list[str]]:
-    ds = _dataset(hf, path, "ismrmrd_header")
-    if ds is None:
-        raise DataError(path, "no 'ismrmrd_header' dataset")
-    raw = _py(ds[()])
+def _read_header(
+    hf: h5py.File, kshape: tuple, problems: list[str], warnings: list[str]
+) -> Any | None:
+    """The parsed ``ismrmrd_header``, or None (a problem) if it is missing or bad."""
+    ds = _dataset(hf, "ismrmrd_header", problems)
+    raw = None if ds is None else _py(ds[()])
     if isinstance(raw, np.ndarray) and raw.dtype in (np.uint8, np.int8) and raw.ndim == 1:
         raw = raw.tobytes()  # XML stored as a byte array by some writers
-    if not isinstance(raw, (str, bytes)):
-        raise DataError(path, f"ismrmrd_header holds {type(raw).__name__}, expected XML bytes")
+    if ds is None or not isinstance(raw, (str, bytes)):
+        what = "no 'ismrmrd_header' dataset" if ds is None else type(raw).__name__
+        problems.append(what if ds is None else f"ismrmrd_header holds {what}, expected XML bytes")
+        return None
     try:
         hdr = parse_ismrmrd_header(raw)
     except HeaderError as err:
-        raise DataError(path, str(err)) from None
-    width, warnings = kshape[-1], []
+        problems.append(str(err))
+        return None
+    width = kshape[-1]
     if hdr.encoded_size[1] != width:
         warnings.append(
             f"ismrmrd_header encoded y = {hdr.encoded_size[1]} differs from the "
             f"kspace width W = {width}"
         )
     if not 0 <= hdr.padding_left < hdr.padding_right <= width:
-        raise DataError(
-            path,
+        problems.append(
             f"ismrmrd_header acquired columns [{hdr.padding_left}, "
-            f"{hdr.padding_right}) are outside the kspace width [0, {width}]",
+            f"{hdr.padding_right}) are outside the kspace width [0, {width}]"
         )
-    return hdr, warnings
+    return hdr
 
 
 def _crop(
-    path: Path,
     kshape: tuple,
     target_key: str | None,
     target_shape: tuple[int, int] | None,
     recon_size: tuple,
+    problems: list[str],
 ) -> tuple[int, int]:
     size = target_shape or (recon_size[0], recon_size[1])
     crop = crop_size_for(kshape[-1], size)
@@ -265,12 +281,67 @@ def _crop(
     if target_shape is not None and target_shape[0] > kshape[-2]:
         # fastMRI crops a target wider than W to (W, W), but one taller than H cannot be a
         # crop of this k-space's image: a mismatched target
-        raise DataError(path, f"{what} is taller than the kspace image (H, W) = {kshape[-2:]}")
-    if min(crop) < 1 or crop[0] > min(kshape[-2], size[0]) or crop[1] > min(kshape[-1], size[1]):
-        raise DataError(
-            path, f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} (crop {crop})"
+        problems.append(f"{what} is taller than the kspace image (H, W) = {kshape[-2:]}")
+    elif min(crop) < 1 or crop[0] > min(kshape[-2], size[0]) or crop[1] > min(kshape[-1], size[1]):
+        problems.append(
+            f"{what} does not fit the kspace image (H, W) = {kshape[-2:]} (crop {crop})"
         )
     return crop
+
+
+def _read_layout(
+    hf: h5py.File, challenge: str | None, split: str | None, problems: list[str]
+) -> dict[str, Any]:
+    """Everything :class:`VolumeInfo` holds of an open file (``problems`` empty), else the
+    file's problems in ``problems``."""
+    challenge, kshape = _kspace_layout(hf, challenge, problems)
+    if problems:
+        return {}
+    warnings: list[str] = []
+    target_key, target_shape = _target_layout(hf, challenge, kshape, split, problems)
+    mask = _read_mask(hf, kshape[-1], problems)
+    hdr = _read_header(hf, kshape, problems, warnings)
+    attrs = {str(k): _py(v) for k, v in hf.attrs.items()}
+    numbers = {
+        field: _number(attrs, key, problems, positive=key == "acceleration")
+        for field, key in (
+            ("num_low_frequencies", "num_low_frequency"),
+            ("max_value", "max"),
+            ("norm", "norm"),
+            ("acceleration", "acceleration"),
+        )
+    }
+    if hdr is None or problems:
+        return {}
+    crop = _crop(kshape, target_key, target_shape, hdr.recon_size, problems)
+    num_low = numbers.pop("num_low_frequencies")
+    if num_low is None and mask is not None:
+        start, stop = center_band(torch.from_numpy(mask))
+        num_low = stop - start
+    if target_key is not None and "max" not in attrs:
+        warnings.append("no attr 'max': max_value is computed from the target")
+    return dict(
+        challenge=challenge,
+        num_slices=kshape[0],
+        num_coils=kshape[1] if len(kshape) == 4 else 1,
+        kspace_shape=kshape,
+        target_key=target_key,
+        target_shape=target_shape,
+        crop_size=crop,
+        encoded_size=hdr.encoded_size,
+        recon_size=hdr.recon_size,
+        padding_left=hdr.padding_left,
+        padding_right=hdr.padding_right,
+        acquisition=str(attrs.get("acquisition", "")),
+        patient_id=str(attrs.get("patient_id", "")),
+        is_test=target_key is None,
+        mask=mask,
+        num_low_frequencies=None if num_low is None else int(num_low),
+        attrs=attrs,
+        warnings=tuple(warnings),
+        recon_fov_mm=hdr.recon_fov_mm,
+        **numbers,
+    )
 
 
 def read_volume_info(
@@ -284,51 +355,17 @@ def read_volume_info(
         split: the split the file belongs to; in "train"/"val" a target is required.
 
     Raises:
-        DataError: one line naming the file and the offending key.
+        DataError: one line naming the file and every offending key (``; ``-separated).
     """
-    path = Path(path)
+    path, problems = Path(path), []
     try:
         with open_h5(path) as hf:
-            challenge, kshape = _check_kspace(hf, path, challenge)
-            target_key, target_shape = _check_target(hf, path, challenge, kshape, split)
-            mask = _read_mask(hf, path, kshape[-1])
-            hdr, warnings = _read_header(hf, path, kshape)
-            attrs = {str(k): _py(v) for k, v in hf.attrs.items()}
+            fields = _read_layout(hf, challenge, split, problems)
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
-        raise DataError(path, f"corrupt HDF5 file ({h5_reason(err)})") from None
-    crop = _crop(path, kshape, target_key, target_shape, hdr.recon_size)
-    num_low = _number(path, attrs, "num_low_frequency")
-    if num_low is None and mask is not None:
-        start, stop = center_band(torch.from_numpy(mask))
-        num_low = stop - start
-    if target_key is not None and "max" not in attrs:
-        warnings.append("no attr 'max': max_value is computed from the target")
-    return VolumeInfo(
-        path=path,
-        fname=path.name,
-        challenge=challenge,
-        num_slices=kshape[0],
-        num_coils=kshape[1] if len(kshape) == 4 else 1,
-        kspace_shape=kshape,
-        target_key=target_key,
-        target_shape=target_shape,
-        crop_size=crop,
-        encoded_size=hdr.encoded_size,
-        recon_size=hdr.recon_size,
-        padding_left=hdr.padding_left,
-        padding_right=hdr.padding_right,
-        acquisition=str(attrs.get("acquisition", "")),
-        max_value=_number(path, attrs, "max"),
-        norm=_number(path, attrs, "norm"),
-        patient_id=str(attrs.get("patient_id", "")),
-        is_test=target_key is None,
-        mask=mask,
-        num_low_frequencies=None if num_low is None else int(num_low),
-        acceleration=_number(path, attrs, "acceleration", positive=True),
-        attrs=attrs,
-        warnings=tuple(warnings),
-        recon_fov_mm=hdr.recon_fov_mm,
-    )
+        problems = [f"corrupt HDF5 file ({h5_reason(err)})"]
+    if problems:
+        raise DataError(path, "; ".join(problems))
+    return VolumeInfo(path=path, fname=path.name, **fields)
 
 
 def check_values(info: VolumeInfo) -> None:
@@ -367,15 +404,15 @@ class Volume:
     mask: torch.Tensor | None = None
 
 
-def load_volume(
-    path: str | os.PathLike,
-    challenge: str | None = None,
-    split: str | None = None,
-    check_values: bool = True,
-) -> Volume:
-    """Read and validate a whole volume. ``check_values``: k-space and target must be finite
-    (callers whose files passed ``data.prescan=full`` skip this second full pass)."""
-    info = read_volume_info(path, challenge, split)
+def load_volume(info: VolumeInfo, check_values: bool = True) -> Volume:
+    """Read a whole volume described by ``info`` (from :func:`read_volume_info` or the
+    prescan: its header is not read again).
+
+    Args:
+        info: the volume's validated description.
+        check_values: k-space and target must be finite (callers whose files passed
+            ``prescan="full"`` skip this second full pass).
+    """
     with open_h5(info.path) as hf:
         kspace = read_dataset(hf["kspace"], info.path).astype(np.complex64, copy=False)
         target = None

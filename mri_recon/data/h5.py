@@ -47,11 +47,20 @@ def open_h5(path: Path) -> h5py.File:
         raise DataError(path, f"not a readable HDF5 file ({h5_reason(err)})") from None
 
 
-def read_dataset(ds: h5py.Dataset, path: Path, index: int | tuple = ()) -> np.ndarray:
-    """``ds[index]`` (a slice index, or ``()`` for all); DataError naming the dataset."""
+def read_dataset(
+    ds: h5py.Dataset, path: Path, index: int | tuple = (), out: np.ndarray | None = None
+) -> np.ndarray:
+    """``ds[index]`` (a slice index, or ``()`` for all); DataError naming the dataset.
+
+    With ``out`` (the shape of ``ds[index]``), slice ``index`` is read straight into it
+    (HDF5 converts complex128/float64 on the fly): one copy, no selection parsing.
+    """
     try:
-        return ds[index]
-    except (OSError, ValueError, RuntimeError) as err:
+        if out is None:
+            return ds[index]
+        ds.read_direct(out, np.s_[index])
+        return out
+    except (OSError, ValueError, RuntimeError, TypeError) as err:
         where = f"slice {index}" if isinstance(index, int) else "data"
         raise DataError(
             path, f"cannot read {ds.name.lstrip('/')} {where} ({h5_reason(err)})"

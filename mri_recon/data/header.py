@@ -49,18 +49,14 @@ class IsmrmrdHeader:
 
 
 def _query(root: ET.Element, path: list[str], kind: type = int) -> int | float:
-    ns = {"i": NAMESPACE}
-    xpath = "." + "".join(f"//i:{p}" for p in path)
-    el = root.find(xpath, ns)
-    if el is None or el.text is None:
-        raise HeaderError(f"ismrmrd_header has no {'/'.join(path)}")
+    el = root.find("." + "".join(f"//i:{p}" for p in path), {"i": NAMESPACE})
+    text = None if el is None else el.text
     try:
-        return kind(el.text.strip())
-    except ValueError:
-        raise HeaderError(
-            f"ismrmrd_header {'/'.join(path)} is not {'an integer' if kind is int else 'a number'}: "
-            f"{el.text!r}"
-        ) from None
+        return kind(text.strip())  # None (absent) or not a number: the field is unusable
+    except (AttributeError, ValueError):
+        name, what = "/".join(path), "an integer" if kind is int else "a number"
+        reason = f"has no {name}" if text is None else f"{name} is not {what}: {text!r}"
+        raise HeaderError(f"ismrmrd_header {reason}") from None
 
 
 def _fov(root: ET.Element) -> tuple[float, float, float] | None:

@@ -27,7 +27,8 @@ SCAN_VERSION = 1
 
 
 def check_prescan(prescan: str) -> str:
-    """``prescan`` if it is one of :data:`PRESCAN_MODES`, else ValueError naming it."""
+    """``prescan`` if it is one of :data:`PRESCAN_MODES`, else ValueError naming it (the
+    training data module's check; the evaluation's is ``EvalSettings``)."""
     if prescan not in PRESCAN_MODES:
         raise ValueError(f"data.prescan: {prescan!r} is not one of {PRESCAN_MODES}")
     return prescan
@@ -93,13 +94,14 @@ def scan_volume(
     Args:
         path: the ``.h5`` file.
         challenge, split: as for :func:`~mri_recon.data.fastmri.read_volume_info`.
-        prescan: "full" or "header".
+        prescan: "full" or "header" (checked by the caller's settings: anything but "full"
+            reads the header only).
         rescan: ignore a cached clean verdict.
 
     Raises:
         DataError: one line naming the file and what is wrong.
     """
     info = read_volume_info(path, challenge, split)
-    if check_prescan(prescan) == "full":
+    if prescan == "full":
         scan_values(info, rescan)
     return info

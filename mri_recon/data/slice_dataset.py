@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mri_recon.checks import positive_int
 from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
-from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
-from mri_recon.data.prescan import check_prescan, scan_values
+from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
+from mri_recon.data.prescan import scan_values
 from mri_recon.physics.crop import center_crop
 
 
@@ -46,16 +47,8 @@ def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Pat
 
 
 def _read_slice(ds: h5py.Dataset, path: Path, s: int, dtype: type) -> np.ndarray:
-    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array (HDF5 converts
-    complex128/float64 on the fly): one copy, no selection parsing; DataError naming it."""
-    out = np.empty(ds.shape[1:], dtype)
-    try:
-        ds.read_direct(out, np.s_[s])
-    except (OSError, ValueError, RuntimeError, TypeError) as err:
-        raise DataError(
-            path, f"cannot read {ds.name.lstrip('/')} slice {s} ({h5_reason(err)})"
-        ) from None
-    return out
+    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array."""
+    return read_dataset(ds, path, s, out=np.empty(ds.shape[1:], dtype))
 
 
 class SliceDataset(torch.utils.data.Dataset):
@@ -78,7 +71,8 @@ class SliceDataset(torch.utils.data.Dataset):
         max_open_files: open handles kept per process.
         prescan: "full": every slice of the kept volumes is checked for NaN/Inf here (cached
             per file), and not again on read; "header": header checks only, and each slice
-            read is checked (a bad one raises DataError naming the file).
+            read is checked (a bad one raises DataError naming the file). Checked by the
+            owner of the setting (the data module).
 
     Attributes:
         volumes: the indexed volumes' :class:`VolumeInfo`.
@@ -103,9 +97,7 @@ class SliceDataset(torch.utils.data.Dataset):
         volume_rate = 1.0 if volume_sample_rate is None else volume_sample_rate
         if sample_rate < 1 and volume_rate < 1:
             raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
-        if max_open_files < 1:
-            raise ValueError(f"max_open_files={max_open_files} must be >= 1")
-        check_prescan(prescan)
+        max_open_files = positive_int("max_open_files", max_open_files)
         paths = (
             list_volumes(root, challenge, split) if files is None else _resolve_files(folder, files)
         )

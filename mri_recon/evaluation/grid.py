@@ -6,14 +6,16 @@ evaluation loop (:func:`~mri_recon.evaluation.run.run_evaluation`, per-file mask
 volumes), its outputs in ``cells/<cell>/`` (no reconstructions). A finished cell writes
 ``cells/<cell>.csv`` atomically, last; a rerun skips the cells that have one, so a run that
 was killed loses at most the cell in progress, and ``grid.csv`` is always assembled from the
-cell files, so a resumed grid equals an uninterrupted one. ``cells/settings.json`` holds
+cell files, so a resumed grid equals an uninterrupted one; ``grid.csv``, ``grid.md`` and
+``figures/`` are published together (:class:`~mri_recon.evaluation.outputs.Staging`), so a
+failed or killed run leaves the previous ones whole. The volumes are selected and checked
+once, for every cell. ``cells/settings.json`` holds
 what the cells depend on besides the cell itself (methods, data, coil maps); a rerun with
 other settings in the same directory is an error, not a mix.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from mri_recon.baselines.base import Reconstructor
-from mri_recon.evaluation.run import EvalSettings, run_evaluation
-from mri_recon.evaluation.volumes import select_volumes
-from mri_recon.fileio import write_atomic, write_csv
+from mri_recon.checks import number, one_of
+from mri_recon.evaluation.outputs import Staging
+from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
+from mri_recon.fileio import read_csv, write_atomic, write_csv
 from mri_recon.metrics.stats import describe
 from mri_recon.physics.masks import MASK_TYPES, ColumnMaskFunc
 from mri_recon.viz.figures import grid_heatmap, grid_lines, save_figure
@@ -46,13 +49,11 @@ GRID_COLUMNS = (
     "num_low_frequencies",
     "mask_hash",
 )
-_FLOATS = {"acceleration", "center_fraction", "nmse", "psnr", "ssim", "seconds_per_slice"}
-_FLOATS |= {"mask_acceleration"}
-_INTS = {"mask_num_sampled", "num_low_frequencies"}
-# ColumnMaskFunc's field names -> the grid's
-_FIELDS = {
-    "mask.accelerations": "grid.accelerations",
-    "mask.center_fractions": "grid.center_fractions",
+GRID_OUTPUTS = ("grid.csv", "grid.md", "figures")
+_FLOATS = ("acceleration", "center_fraction", "nmse", "psnr", "ssim", "seconds_per_slice")
+_TYPES = {
+    **dict.fromkeys((*_FLOATS, "mask_acceleration"), float),
+    **dict.fromkeys(("mask_num_sampled", "num_low_frequencies"), int),
 }
 
 
@@ -87,54 +88,30 @@ def grid_cells(
         center_fractions: one per acceleration, each in (0, 1) and < 1/R; None: 0.32 / R.
 
     Raises:
-        ValueError: ``grid.<field>: <reason>`` for an empty grid, R <= 1, a centre fraction
-            outside (0, 1) or asking for more columns than W/R, a list of the wrong length.
+        ValueError: ``<argument>: <reason>`` (``masks``, ``accelerations``,
+            ``center_fractions``) for an empty grid, R <= 1, a centre fraction outside
+            (0, 1) or asking for more columns than W/R, a list of the wrong length.
     """
-    for field, values in (("masks", masks), ("accelerations", accelerations)):
+    for name, values in (("masks", masks), ("accelerations", accelerations)):
         if not isinstance(values, Sequence) or isinstance(values, str) or not values:
-            raise ValueError(f"grid.{field}: the grid is empty; give a non-empty list")
+            raise ValueError(f"{name}: the grid is empty; give a non-empty list")
         if len(set(values)) != len(values):
-            raise ValueError(f"grid.{field}: a value is listed twice: {list(values)}")
-    for m in masks:
-        if m not in MASK_TYPES:
-            raise ValueError(f"grid.masks: {m!r} is not one of {MASK_TYPES}")
-    accels = []
-    for r in accelerations:
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 1:
-            raise ValueError(f"grid.accelerations: acceleration {r!r} must be a number > 1")
-        accels.append(float(r))
-    if center_fractions is None:
-        fractions = [CENTER_BAND / r for r in accels]
-    elif isinstance(center_fractions, str) or len(center_fractions) != len(accels):
+            raise ValueError(f"{name}: a value is listed twice: {list(values)}")
+    masks = [one_of("masks", m, MASK_TYPES) for m in masks]
+    accels = [number("accelerations", r, 1, open_low=True) for r in accelerations]
+    fractions = [CENTER_BAND / r for r in accels] if center_fractions is None else center_fractions
+    if isinstance(fractions, str) or len(fractions) != len(accels):
         raise ValueError(
-            f"grid.center_fractions: needs one per acceleration ({len(accels)}), "
-            f"got {center_fractions!r}"
+            f"center_fractions: needs one per acceleration ({len(accels)}), got {fractions!r}"
         )
-    else:
-        fractions = []
-        for c in center_fractions:
-            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
-                raise ValueError(f"grid.center_fractions: {c!r} must be in (0, 1)")
-            fractions.append(float(c))
-    cells = [Cell(str(m), r, c) for m in masks for r, c in zip(accels, fractions, strict=True)]
+    fractions = [
+        number("center_fractions", c, 0, 1, open_low=True, open_high=True) for c in fractions
+    ]
+    pairs = list(zip(accels, fractions, strict=True))
+    cells = [Cell(str(m), r, c) for m in masks for r, c in pairs]
     for cell in cells:
-        try:
-            cell.mask_func()
-        except ValueError as err:
-            field, _, reason = str(err).partition(": ")
-            raise ValueError(f"{_FIELDS.get(field, field)}: {reason}") from None
+        cell.mask_func()  # ColumnMaskFunc names accelerations / center_fractions itself
     return cells
-
-
-def _read_cell(path: Path) -> list[dict[str, Any]]:
-    """A finished cell's rows, typed as when they were written (floats round-trip exactly)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        for key in _FLOATS | _INTS:
-            value = row[key]
-            row[key] = None if value == "" else (int if key in _INTS else float)(value)
-    return rows
 
 
 def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
@@ -172,16 +149,10 @@ def run_grid(
         The ``grid.csv`` rows: one per cell x method x volume.
     """
     out = settings.run_dir
-    # the volumes (checked before anything is written) and their widths, for the true R
-    infos, _ = select_volumes(
-        settings.root,
-        settings.challenge,
-        settings.split,
-        max_volumes=settings.max_volumes,
-        skip_bad_files=settings.skip_bad_files,
-        prescan=settings.prescan,
-    )
-    widths = {info.fname: info.image_shape[1] for info in infos}
+    # the volumes, selected and checked once for every cell before anything is written
+    volumes = iter_volumes(settings)
+    selection = (volumes.infos, volumes.skipped)
+    widths = {info.fname: info.image_shape[1] for info in volumes.infos}  # for the true R
     _check_settings(out / "cells", {**fingerprint, "methods": list(methods)})
     rows: list[dict[str, Any]] = []
     for cell in cells:
@@ -195,7 +166,7 @@ def run_grid(
                 save_reconstructions=False,
                 provenance=False,
             )
-            report = run_evaluation(cell_settings, methods)
+            report = run_evaluation(cell_settings, methods, selection)
             cell_rows = [
                 {
                     **row,
@@ -207,12 +178,14 @@ def run_grid(
                 for row in report.rows
             ]
             write_csv(done, cell_rows, GRID_COLUMNS)  # last: the cell is finished
-        rows.extend(_read_cell(done))
-    write_csv(out / "grid.csv", rows, GRID_COLUMNS)
+        rows.extend(read_csv(done, _TYPES))
     boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}
     md = grid_markdown(rows, cells, list(methods), **boot, reference=settings.reference)
-    write_atomic(out / "grid.md", md)
-    _figures(out / "figures", rows, cells, list(methods))
+    with Staging(out, GRID_OUTPUTS) as staging:  # the grid's outputs all or none
+        write_csv(staging.path("grid.csv"), rows, GRID_COLUMNS)
+        write_atomic(staging.path("grid.md"), md)
+        _figures(staging.path("figures"), rows, cells, list(methods))
+        staging.publish()
     return rows
 
 

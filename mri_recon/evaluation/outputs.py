@@ -120,28 +120,24 @@ class Staging:
 
     def __init__(self, run_dir: str | os.PathLike, outputs: Sequence[str] = OUTPUTS) -> None:
         self.run_dir, self.outputs = Path(run_dir), tuple(outputs)
+        self._lock = None
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock = os.open(self.run_dir, os.O_RDONLY)
-        except OSError as err:
-            raise OutputError(
-                f"{self.run_dir}: cannot write outputs here ({err.strerror})"
-            ) from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise OutputError(f"{self.run_dir}: another run is writing into it") from None
-        except OSError:  # no flock on this file system (some NFS mounts): go on unlocked
-            pass
-        try:
+            _flock(self._lock)
             for stale in sorted(self.run_dir.glob(".staging-*")):  # from a killed run
                 _undo(stale, self.run_dir, self.outputs)
                 shutil.rmtree(stale)
             self.dir = make_temp_dir(self.run_dir, ".staging-")
         except OSError as err:
-            os.close(self._lock)
-            raise OutputError(f"{err.filename or self.run_dir}: {err.strerror}") from None
+            if self._lock is not None:
+                os.close(self._lock)
+            reason = (
+                "another run is writing into it"  # its flock
+                if isinstance(err, BlockingIOError)
+                else f"cannot write outputs here ({err.strerror})"
+            )
+            raise OutputError(f"{err.filename or self.run_dir}: {reason}") from None
         self.root = self.dir / "new"
         self.root.mkdir()
 
@@ -189,6 +185,17 @@ class Staging:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.discard()
+
+
+def _flock(fd: int) -> None:
+    """Lock the run directory ``fd`` for this run; BlockingIOError if another run holds it.
+    A file system without flock (some NFS mounts) goes on unlocked."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError:
+        pass
 
 
 def _exists(path: Path) -> bool:

@@ -21,10 +21,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mri_recon.evaluation.outputs import Staging, write_json
-from mri_recon.evaluation.volumes import MASK_COLUMNS, SkippedFile
+from mri_recon.evaluation.volumes import SkippedFile
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
+from mri_recon.physics.masks import MASK_COLUMNS
 
 CSV_COLUMNS = (
     "fname",

@@ -14,7 +14,7 @@ the maps (it is part of what that method costs per slice).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mri_recon.baselines.base import Reconstructor
+from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
@@ -88,28 +89,21 @@ class EvalSettings:
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
-        """Raise ValueError ``<field> <reason>`` for a value out of range."""
-        for name, low in (("batch_size", 1), ("num_figures", 0), ("num_resamples", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.max_volumes is not None and not (
-            isinstance(self.max_volumes, int) and self.max_volumes >= 1
-        ):
-            raise ValueError(
-                f"max_volumes must be an integer >= 1 or null, got {self.max_volumes!r}"
-            )
-        for name, options in (("challenge", CHALLENGES), ("split", SPLITS)):
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {options}")
-        if not isinstance(self.skip_bad_files, bool):
-            raise ValueError(f"skip_bad_files must be true or false, got {self.skip_bad_files!r}")
-        if not isinstance(self.confidence, (int, float)) or not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
-        if self.export not in EXPORTS:
-            raise ValueError(f"export {self.export!r} is not supported; use null or nifti")
-        if self.prescan not in PRESCAN_MODES:
-            raise ValueError(f"prescan {self.prescan!r} is not one of {PRESCAN_MODES}")
+        """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
+        ``root``, ``run_dir`` and ``device`` may arrive as strings (a config node)."""
+        for name, kind in (("root", Path), ("run_dir", Path), ("device", torch.device)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        one_of("challenge", self.challenge, CHALLENGES)
+        one_of("split", self.split, SPLITS)
+        boolean("skip_bad_files", self.skip_bad_files)
+        positive_int("max_volumes", self.max_volumes, optional=True)
+        positive_int("batch_size", self.batch_size)
+        integer("num_figures", self.num_figures, 0)
+        number("confidence", self.confidence, 0, 1, open_low=True, open_high=True)
+        positive_int("num_resamples", self.num_resamples)
+        integer("seed", self.seed, 0)
+        one_of("export", self.export, EXPORTS)
+        one_of("prescan", self.prescan, PRESCAN_MODES)
 
 
 @dataclass
@@ -137,6 +131,8 @@ class EvalReport:
         markdown: the Markdown summary (also in ``summary.md``).
         skipped: files left out.
         files: every published output path.
+        masks: fname -> the mask each evaluated volume was given (what ``provenance.json``
+            records: the masks that were scored, not drawn again).
     """
 
     rows: list[dict[str, Any]]
@@ -144,6 +140,66 @@ class EvalReport:
     markdown: str
     skipped: list[SkippedFile] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    masks: dict[str, VolumeMask] = field(default_factory=dict)
+
+
+Selection = tuple[Sequence[VolumeInfo], Sequence[SkippedFile]]
+
+
+class EvalVolumes:
+    """The volumes of one run, each as ``(info, volume, mask)``: the one loop over volumes
+    of ``mri-recon-eval``, the robustness grid and ``mri-recon-tune-tv``.
+
+    Construction selects and validates the files (:func:`select_volumes`, the prescan: the
+    one header parse of each file), before anything is written; iteration reads each volume
+    once from its info (:func:`~mri_recon.data.fastmri.load_volume`; values checked again
+    only with ``prescan="header"``) and gives it its mask (:func:`volume_mask`). With
+    ``skip_bad_files`` a file that fails to load joins :attr:`skipped` and is left out.
+
+    Args:
+        settings: the run's data, mask, prescan and progress settings.
+        selection: ``(infos, skipped)`` already selected (the grid's cells share one).
+        desc: the progress bar's label.
+
+    Attributes:
+        infos: the selected volumes.
+        skipped: the files left out so far.
+    """
+
+    def __init__(
+        self, settings: EvalSettings, selection: Selection | None = None, desc: str = "eval"
+    ) -> None:
+        s = self.settings = settings
+        if selection is None:
+            selection = select_volumes(
+                s.root,
+                s.challenge,
+                s.split,
+                max_volumes=s.max_volumes,
+                skip_bad_files=s.skip_bad_files,
+                prescan=s.prescan,
+            )
+        self.infos, self.skipped = list(selection[0]), list(selection[1])
+        self.desc = desc
+
+    def __iter__(self) -> Iterator[tuple[VolumeInfo, Volume, VolumeMask]]:
+        s = self.settings
+        for info in tqdm(self.infos, desc=self.desc, unit="vol", disable=not s.progress):
+            try:
+                volume = load_volume(info, check_values=s.prescan == "header")
+            except DataError as err:
+                if not s.skip_bad_files:
+                    raise
+                self.skipped.append(SkippedFile(info.fname, str(err)))
+                continue
+            yield info, volume, volume_mask(info, s.mask_func)
+
+
+def iter_volumes(
+    settings: EvalSettings, selection: Selection | None = None, desc: str | None = None
+) -> EvalVolumes:
+    """:class:`EvalVolumes` of ``settings`` (``desc`` defaults to ``eval <mask name>``)."""
+    return EvalVolumes(settings, selection, desc or f"eval {settings.mask_name}")
 
 
 def _sync(device: torch.device) -> None:
@@ -290,13 +346,22 @@ def _figure(
     save_figure(fig, staging.path(f"figures/{Path(volume.info.fname).stem}.png"))
 
 
-def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor]) -> EvalReport:
+def run_evaluation(
+    settings: EvalSettings,
+    methods: Mapping[str, Reconstructor],
+    selection: Selection | None = None,
+) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
     Writes ``per_volume.csv``, ``summary.md``, ``summary.json``, ``figures/*.png`` (volumes
     with a target) and ``reconstructions/<method>/<fname>`` (plus ``<stem>.nii.gz`` with
     ``export="nifti"``). Without targets (test split)
     the CSV rows have empty metric cells and the summary holds timings only.
+
+    Args:
+        settings: the run.
+        methods: name -> reconstructor (at least one).
+        selection: ``(infos, skipped)`` already selected (see :class:`EvalVolumes`).
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
@@ -305,36 +370,19 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
     if not methods:
         raise ValueError("methods: at least one method is required")
     s = settings
-    infos, skipped = select_volumes(
-        s.root,
-        s.challenge,
-        s.split,
-        max_volumes=s.max_volumes,
-        skip_bad_files=s.skip_bad_files,
-        prescan=s.prescan,
-    )
-    if s.export == "nifti":
-        for info in infos:
-            if info.voxel_size_mm is None:
-                raise DataError(
-                    info.path,
-                    "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
-                    "(export=nifti needs it for the voxel size)",
-                )
+    volumes = iter_volumes(s, selection)
+    for info in volumes.infos if s.export == "nifti" else ():
+        if info.voxel_size_mm is None:
+            raise DataError(
+                info.path,
+                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
+                "(export=nifti needs it for the voxel size)",
+            )
     rows: list[dict[str, Any]] = []
+    masks: dict[str, VolumeMask] = {}
     num_figures = 0
     with Staging(s.run_dir) as staging:
-        for info in tqdm(infos, desc=f"eval {s.mask_name}", unit="vol", disable=not s.progress):
-            try:
-                volume = load_volume(
-                    info.path, s.challenge, s.split, check_values=s.prescan == "header"
-                )
-            except DataError as err:
-                if not s.skip_bad_files:
-                    raise
-                skipped.append(SkippedFile(info.fname, str(err)))
-                continue
-            vmask = volume_mask(info, s.mask_func)
+        for info, volume, vmask in volumes:
             results = evaluate_volume(
                 volume,
                 vmask,
@@ -351,6 +399,7 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
                     path = staging.path(f"reconstructions/{name}/{stem}.nii.gz")
                     write_nifti(path, recon, info.voxel_size_mm)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
+            masks[info.fname] = vmask
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)
                 num_figures += 1
@@ -369,6 +418,7 @@ def run_evaluation(settings: EvalSettings, methods: Mapping[str, Reconstructor])
         if s.provenance:
             run["provenance"] = "provenance.json"
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
+        skipped = volumes.skipped
         summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
         files = staging.publish()
-    return EvalReport(rows, summary, markdown, skipped, files)
+    return EvalReport(rows, summary, markdown, skipped, files, masks)

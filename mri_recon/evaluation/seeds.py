@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mri_recon.fileio import read_csv
 from mri_recon.metrics.stats import ALL, Interval, paired_differences, summarize
 from mri_recon.viz.logs import MissingLogError, final_metrics, load_run
 
@@ -35,23 +36,21 @@ def read_per_volume(path: str | Path, metrics: Sequence[str]) -> pd.DataFrame:
     """``per_volume.csv`` of an evaluation: one row per method, volume and acceleration.
 
     Raises:
-        ValueError: a missing or unreadable file, missing columns, no rows, a metric or
+        ValueError: a missing file, missing columns, no rows, a metric or
             acceleration that is not a finite number, or a (method, fname, acceleration)
             given twice.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file (expected an mri-recon-eval per_volume.csv)")
-    try:
-        frame = pd.read_csv(path, dtype={"method": str, "fname": str, "acquisition": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable CSV ({' '.join(str(err).split())})") from None
+    rows = read_csv(path)  # every cell a string; the numbers are converted below
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    frame = pd.DataFrame(rows)
     numeric = ["acceleration", *metrics]
     missing = [c for c in (*KEYS, "acquisition", *numeric) if c not in frame]
     if missing:
         raise ValueError(f"{path}: lacks the columns {missing}")
-    if frame.empty:
-        raise ValueError(f"{path}: no rows")
     values = frame[numeric].apply(pd.to_numeric, errors="coerce")
     bad = ~np.isfinite(values.to_numpy(np.float64)).all(axis=1)
     dup = frame.duplicated(list(KEYS))
@@ -75,13 +74,13 @@ def assign_settings(methods: Sequence[str], pattern: str) -> dict[str, tuple[str
     """
     try:
         regex = re.compile(pattern)
+        lacking = [g for g in ("setting", "seed") if g not in regex.groupindex]
+        problem = lacking and f"lacks the named groups {lacking}"
     except re.error as err:
-        raise ValueError(f"setting regex {pattern!r}: {err}") from None
-    lacking = [g for g in ("setting", "seed") if g not in regex.groupindex]
-    if lacking:
+        problem = str(err)
+    if problem:  # an invalid pattern, or one that cannot name a setting and a seed
         raise ValueError(
-            f"setting regex {pattern!r} lacks the named groups {lacking} "
-            "(e.g. '^(?P<setting>.+)_s(?P<seed>\\d+)$')"
+            f"setting regex {pattern!r}: {problem} (e.g. '^(?P<setting>.+)_s(?P<seed>\\d+)$')"
         )
     out = {}
     for method in methods:
@@ -151,16 +150,13 @@ def summarize_seeds(
         frame: :func:`read_per_volume` rows.
         pattern: the settings regex (:func:`assign_settings`).
         reference: the setting the paired differences subtract.
-        metrics: metric columns, among ``HIGHER_IS_BETTER``.
+        metrics: metric columns, among ``HIGHER_IS_BETTER`` (the caller's choices).
         run_dirs: method -> its training run directory (for the stability columns).
 
     Returns:
         (rows, notes): rows of equal keys (the CSV columns, in order); notes on runs
         without training logs.
     """
-    unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
-    if unknown:
-        raise ValueError(f"metrics {unknown}: not among {list(HIGHER_IS_BETTER)}")
     settings = assign_settings(list(frame["method"].unique()), pattern)
     names = list(dict.fromkeys(s for s, _ in settings.values()))
     if reference not in names:

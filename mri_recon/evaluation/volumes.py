@@ -22,10 +22,7 @@ import torch
 
 from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes
 from mri_recon.data.prescan import scan_volume
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed, seed_label
-from mri_recon.runinfo import mask_hash
-
-MASK_COLUMNS = ("mask_type", "mask_seed", "mask_num_sampled", "num_low_frequencies", "mask_hash")
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed, mask_columns, seed_label
 
 
 @dataclass(frozen=True)
@@ -68,14 +65,8 @@ class VolumeMask:
     seed: str = ""
 
     def columns(self) -> dict[str, str | int]:
-        """The :data:`MASK_COLUMNS` of ``per_volume.csv`` (training's ``masks.csv`` has them too)."""
-        return {
-            "mask_type": self.mask_type,
-            "mask_seed": self.seed,
-            "mask_num_sampled": int(self.mask.sum()),
-            "num_low_frequencies": self.num_low_frequencies,
-            "mask_hash": mask_hash(self.mask),
-        }
+        """The :data:`~mri_recon.physics.masks.MASK_COLUMNS` of ``per_volume.csv``."""
+        return mask_columns(self.mask, self.mask_type, self.seed, self.num_low_frequencies)
 
 
 def select_volumes(
@@ -93,7 +84,8 @@ def select_volumes(
         root: data root.
         challenge: "singlecoil" or "multicoil".
         split: "train", "val", "test" or "challenge".
-        max_volumes: keep the first ``max_volumes`` valid volumes (None: all).
+        max_volumes: keep the first ``max_volumes`` (>= 1, checked by the caller) valid
+            volumes (None: all).
         skip_bad_files: list bad files as skipped instead of raising.
         prescan: "full" (every slice checked for NaN/Inf, cached) or "header".
 
@@ -104,8 +96,6 @@ def select_volumes(
         DataError: the split folder is missing/empty, a file is bad (unless skipped), or no
             valid volume is left.
     """
-    if max_volumes is not None and max_volumes < 1:
-        raise ValueError(f"data.max_volumes must be >= 1 or null, got {max_volumes}")
     paths = list_volumes(root, challenge, split)
     infos: list[VolumeInfo] = []
     skipped: list[SkippedFile] = []

@@ -1,12 +1,13 @@
-"""Writing outputs safely: atomic files (temporary file + rename; CSV tables too) with the permissions an
-ordinary ``open`` would give them. Imported by every layer that writes; imports nothing of
-mri_recon."""
+"""Writing outputs safely: atomic files (temporary file + rename; CSV tables too, with their
+one reader) with the permissions an ordinary ``open`` would give them. Imported by every
+layer that writes; imports nothing of mri_recon."""
 
 from mri_recon.fileio.atomic import (
     OutputError,
     atomic_path,
     make_temp_dir,
     output_dir_problem,
+    read_csv,
     umask_mode,
     write_atomic,
     write_csv,
@@ -17,6 +18,7 @@ __all__ = [
     "atomic_path",
     "make_temp_dir",
     "output_dir_problem",
+    "read_csv",
     "umask_mode",
     "write_atomic",
     "write_csv",

@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,30 @@ def write_csv(
             raise ValueError(f"{Path(path).name}: row {dict(row)!r:.120} lacks columns {missing}")
         writer.writerow({c: _csv_cell(row[c]) for c in columns})
     return write_atomic(path, buf.getvalue())
+
+
+def read_csv(
+    path: str | os.PathLike, types: Mapping[str, Callable[[str], Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of a CSV the package wrote (:func:`write_csv`), the one CSV reader.
+
+    Args:
+        path: the ``.csv`` file.
+        types: column -> the function that turns a cell into its value (``float``,
+            ``int``): values round-trip exactly (floats are written with ``repr``), and an
+            empty cell of such a column is None. Other cells stay strings.
+
+    Returns:
+        One dict per row, keys in the header's order.
+    """
+    types = types or {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, kind in types.items():
+            if key in row:
+                row[key] = None if row[key] in ("", None) else kind(row[key])
+    return rows
 
 
 def output_dir_problem(path: str | os.PathLike) -> str | None:

@@ -35,8 +35,13 @@ from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
 from mri_recon.physics.crop import rss
 from mri_recon.physics.fft import ifft2c_sampled_crop
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed, seed_label
-from mri_recon.runinfo import mask_hash
+from mri_recon.physics.masks import (
+    MASK_COLUMNS,
+    ColumnMaskFunc,
+    file_seed,
+    mask_columns,
+    seed_label,
+)
 
 BATCH_KEYS = (
     "kspace",
@@ -48,18 +53,7 @@ BATCH_KEYS = (
     "num_slices",
     "acquisition",
 )
-MASK_LOG_COLUMNS = (
-    "epoch",
-    "index",
-    "fname",
-    "slice_num",
-    "acceleration",
-    "mask_type",
-    "mask_seed",
-    "mask_num_sampled",
-    "num_low_frequencies",
-    "mask_hash",
-)
+MASK_LOG_COLUMNS = ("epoch", "index", "fname", "slice_num", "acceleration", *MASK_COLUMNS)
 TRANSFORMS = ("device", "worker")
 _FLOAT_KEYS = ("max_value",)
 _INT_KEYS = ("slice_num", "num_slices")
@@ -265,7 +259,6 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.prescan = check_prescan(prescan)
         self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
         self.transform = transform
-        self._file_masks: dict[tuple[str, int], torch.Tensor] = {}  # (fname, W) -> mask
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
@@ -314,11 +307,9 @@ class FastMRIDataModule(pl.LightningDataModule):
                     "fname": info.fname,
                     "slice_num": slice_num,
                     "acceleration": s.acceleration,
-                    "mask_type": self.mask_func.mask_type,
-                    "mask_seed": seed_label(seed),
-                    "mask_num_sampled": s.num_sampled,
-                    "num_low_frequencies": s.num_low_frequencies,
-                    "mask_hash": mask_hash(s.mask),
+                    **mask_columns(
+                        s.mask, self.mask_func.mask_type, seed_label(seed), s.num_low_frequencies
+                    ),
                 }
             )
         return rows

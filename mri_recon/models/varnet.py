@@ -41,13 +41,12 @@ from torch.utils.checkpoint import checkpoint
 
 from mri_recon.baselines.base import check_inputs
 from mri_recon.models.unet import Unet
-from mri_recon.physics.coils import estimate_sens_maps
+from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fftc, ifft2c, ifftc
 from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
-CHALLENGES = ("singlecoil", "multicoil")
 MAPS = ("learned", "acs", "refined")
 
 

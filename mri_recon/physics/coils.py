@@ -47,6 +47,8 @@ from mri_recon.physics.crop import rss
 from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.masks import center_band
 
+# k-space with one coil (carried as C = 1) or several: fastMRI's two challenges
+CHALLENGES = ("singlecoil", "multicoil")
 MIN_ACS_COLUMNS = 2
 COIL_METHODS = ("acs", "espirit")
 CALIB_ROWS = 24  # BART ecalib's default calibration size

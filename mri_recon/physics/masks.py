@@ -20,6 +20,7 @@ volume gets the same mask here, in fastMRI's own transforms, and in published wo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -383,3 +384,39 @@ def center_band(mask: torch.Tensor) -> tuple[int, int]:
     while stop < len(m) and m[stop]:
         stop += 1
     return (start, stop)
+
+
+# The columns that describe the mask a volume or sample was given, in every table that lists
+# masks (``per_volume.csv``, training's ``masks.csv``, ``provenance.json``)
+MASK_COLUMNS = ("mask_type", "mask_seed", "mask_num_sampled", "num_low_frequencies", "mask_hash")
+
+
+def mask_hash(mask: torch.Tensor | np.ndarray) -> str:
+    """A short hash of a column mask: the first 12 hex digits of the sha256 of its columns
+    as bytes 0/1 (so equal masks of equal width hash equal, on any platform).
+
+    Args:
+        mask: bool (W,) array or tensor.
+    """
+    columns = np.asarray(mask, dtype=bool).reshape(-1).astype(np.uint8)
+    return hashlib.sha256(columns.tobytes()).hexdigest()[:12]
+
+
+def mask_columns(
+    mask: torch.Tensor, mask_type: str, seed: str, num_low_frequencies: int
+) -> dict[str, str | int]:
+    """The :data:`MASK_COLUMNS` of one column mask.
+
+    Args:
+        mask: bool (W,).
+        mask_type: the mask function's type, or "stored" for a file's own mask.
+        seed: the seed as :func:`seed_label` writes it ("" for a stored mask).
+        num_low_frequencies: the fully sampled centre columns.
+    """
+    return {
+        "mask_type": mask_type,
+        "mask_seed": seed,
+        "mask_num_sampled": int(mask.sum()),
+        "num_low_frequencies": int(num_low_frequencies),
+        "mask_hash": mask_hash(mask),
+    }

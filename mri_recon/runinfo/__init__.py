@@ -3,7 +3,7 @@ resources it used, collected without any framework, and the append-only ``proven
 record that holds them (the CLI fills it: ``mri_recon.cli.provenance``)."""
 
 from mri_recon.runinfo.environment import ResourceMeter, git_state, hardware, package_versions
-from mri_recon.runinfo.hashing import check_manifest, hash_file, manifest, mask_hash
+from mri_recon.runinfo.hashing import check_manifest, hash_file, manifest
 from mri_recon.runinfo.record import (
     FORMAT_VERSION,
     RECORD_NAME,
@@ -26,7 +26,6 @@ __all__ = [
     "hash_file",
     "last_completed",
     "manifest",
-    "mask_hash",
     "package_versions",
     "read_record",
     "replace_last_segment",

@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 FULL_HASH_LIMIT = 1 << 30
 BLOCK_SIZE = 64 << 20
 _READ = 8 << 20
@@ -96,14 +94,3 @@ def check_manifest(entries: Sequence[dict[str, Any]]) -> None:
                 f"{entry['path']}: changed since the run ({entry['hash_method']} "
                 f"{entry['hash'][:12]}... recorded, {current['hash'][:12]}... now)"
             )
-
-
-def mask_hash(mask: Any) -> str:
-    """A short hash of a column mask: the first 12 hex digits of the sha256 of its columns
-    as bytes 0/1 (so equal masks of equal width hash equal, on any platform).
-
-    Args:
-        mask: bool (W,) array or tensor.
-    """
-    columns = np.asarray(mask, dtype=bool).reshape(-1).astype(np.uint8)
-    return hashlib.sha256(columns.tobytes()).hexdigest()[:12]

@@ -174,16 +174,16 @@ def test_test_split_writes_reconstructions_with_the_stored_mask(synth_root, tmp_
     [
         ("foo=1", "error: foo: unknown key"),
         ("mask=nope", "error: mask: .*Could not find 'mask/nope' \\(available: .*random_4x"),
-        ("data.challenge=bicoil", "error: data.challenge: 'bicoil' is not one of"),
+        ("data.challenge=bicoil", "error: data.challenge: must be one of singlecoil, multicoil"),
         ("methods=[zero_filled,bart]", "error: methods: unknown method\\(s\\) \\['bart'\\]"),
         ("methods=[zero_filled,unet]", "error: ckpt_path: the unet method needs ckpt_path"),
         ("tv.lam=-1", "error: tv.lam: must be >= 0"),
         ("mask.accelerations=[0.5]", "error: mask.accelerations: acceleration 0.5 must be >= 1"),
-        ("batch_size=0", "error: batch_size: must be an integer >= 1"),
+        ("batch_size=0", "error: batch_size: must be an int >= 1, got 0"),
         ("torch_threads=0", "error: torch_threads: must be an integer >= 1"),
         ("device=tpu", "error: device: 'tpu' is not one of"),
         ("data=3", "error: data: "),
-        ("export=dicom", "error: export: 'dicom' is not supported; use null or nifti"),
+        ("export=dicom", "error: export: must be one of null, nifti, got 'dicom'"),
     ],
 )
 def test_bad_config_is_one_line(synth_root, tmp_path, capsys, override, message) -> None:

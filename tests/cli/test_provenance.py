@@ -4,6 +4,7 @@ resume."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -12,8 +13,8 @@ import h5py
 import pytest
 
 from mri_recon.cli.evaluate import main as eval_main
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
-from mri_recon.runinfo import mask_hash
+from mri_recon.data import fastmri
+from mri_recon.physics.masks import MASK_COLUMNS, ColumnMaskFunc, file_seed, mask_hash
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
@@ -69,7 +70,12 @@ def test_training_record_and_a_resume_appends_a_segment(tiny_data, train_run, tm
     assert second["resources"]["slices"] == 3 + 6 + 6  # the second epoch only
 
 
-def test_evaluation_record_and_summary_pointer(tiny_data, tmp_path) -> None:
+def test_evaluation_record_and_summary_pointer(tiny_data, tmp_path, monkeypatch) -> None:
+    parses = []
+    real_parse = fastmri.parse_ismrmrd_header
+    monkeypatch.setattr(
+        fastmri, "parse_ismrmrd_header", lambda raw: parses.append(1) or real_parse(raw)
+    )
     run_dir = tmp_path / "eval"
     eval_main(
         [
@@ -95,5 +101,13 @@ def test_evaluation_record_and_summary_pointer(tiny_data, tmp_path) -> None:
     assert [v["fname"] for v in vols] == [p.name for p in val]
     assert {v["mask_type"] for v in vols} == {"equispaced_fraction"}
     assert all(v["num_low_frequencies"] > 0 for v in vols)
+    # one header parse per volume for the whole command, the record included; the record's
+    # masks are the ones per_volume.csv scored, not drawn again
+    assert len(parses) == len(val)
+    with open(run_dir / "per_volume.csv", newline="") as f:
+        scored = {r["fname"]: r for r in csv.DictReader(f)}
+    for v in vols:
+        row = scored[v["fname"]]
+        assert [str(v[c]) for c in MASK_COLUMNS] == [row[c] for c in MASK_COLUMNS]
     assert seg["resources"]["slices"] == 6 and seg["outputs"]["table"] == "per_volume.csv"
     assert "`provenance.json`" in (run_dir / "summary.md").read_text()

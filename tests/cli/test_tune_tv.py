@@ -108,3 +108,43 @@ def test_tune_on_a_split_without_targets_fails(tmp_path, fastmri_split, capsys) 
         err == "error: data.split: 'test' files have no targets to tune against; use val (or train)"
     )
     assert not (tmp_path / "run/tv_lambda.yaml").exists()
+
+
+def test_tune_multicoil_with_espirit_maps_through_the_evaluation_loop(
+    tmp_path, fastmri_split, monkeypatch, capsys
+) -> None:
+    """``coils=espirit`` reaches the sweep (the maps TV is tuned with), and the tuner walks
+    the evaluation's one volume loop: ``data.prescan=header`` checks values on load."""
+    from mri_recon.evaluation import run as run_module
+    from mri_recon.physics import coils
+
+    fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,))
+    calls, loads = [], []
+    real_espirit, real_load = coils.espirit_maps, run_module.load_volume
+    monkeypatch.setattr(
+        coils, "espirit_maps", lambda *a, **k: calls.append(1) or real_espirit(*a, **k)
+    )
+    monkeypatch.setattr(
+        run_module,
+        "load_volume",
+        lambda info, check_values: loads.append(check_values) or real_load(info, check_values),
+    )
+    main(
+        [
+            f"data.root={tmp_path / 'data'}",
+            "data.challenge=multicoil",
+            "data.prescan=header",
+            "coils=espirit",
+            "lams=[0.001,0.01]",
+            "tv.max_iters=2",
+            "max_slices_per_volume=1",
+            "progress=false",
+            f"hydra.run.dir={tmp_path / 'tune'}",
+        ]
+    )
+    assert calls and loads == [True]  # ESPIRiT maps; values checked on load (prescan=header)
+    with open(tmp_path / "tune/tv_lambda_curve.csv", newline="") as f:
+        curve = list(csv.DictReader(f))
+    assert [float(r["lam"]) for r in curve] == [0.001, 0.01]
+    assert all(0 < float(r["ssim"]) <= 1 for r in curve)
+    assert "tv.lam=" in capsys.readouterr().out

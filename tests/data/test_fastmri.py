@@ -33,6 +33,10 @@ def _assert_error(excinfo: pytest.ExceptionInfo, path: Path, text: str) -> None:
     assert text in message, message
 
 
+def _load(path: Path, **kwargs) -> fm.Volume:
+    return fm.load_volume(fm.read_volume_info(path, **kwargs))
+
+
 # ---------------------------------------------------------------- reading good volumes
 
 
@@ -48,7 +52,7 @@ def test_load_volume_matches_stored_arrays(tmp_path, fastmri_volume, challenge):
         padding_left=3,
         padding_right=35,
     )
-    vol = fm.load_volume(path, challenge)
+    vol = fm.load_volume(fm.read_volume_info(path, challenge))
     with h5py.File(path, "r") as hf:
         kspace = hf["kspace"][()]
         target = hf[fm.TARGET_KEYS[challenge]][()]
@@ -76,7 +80,7 @@ def test_narrow_kspace_uses_fastmri_crop_rule(tmp_path, fastmri_volume):
     # the target wider than W is cropped to (W, W) when loaded, as fastMRI's transform does
     with h5py.File(path) as hf:
         stored = torch.from_numpy(hf["reconstruction_esc"][()])
-    assert torch.equal(fm.load_volume(path).target, stored[:, 2:30, 2:30])
+    assert torch.equal(fm.load_volume(fm.read_volume_info(path)).target, stored[:, 2:30, 2:30])
     (tmp_path / "singlecoil_val").mkdir()
     path.rename(tmp_path / "singlecoil_val" / path.name)
     item = SliceDataset(tmp_path, "singlecoil", "val")[1]
@@ -94,7 +98,7 @@ def test_test_file_without_target_loads_with_its_mask(tmp_path, fastmri_volume):
     )
     with h5py.File(path, "r") as hf:
         stored_mask = hf["mask"][()]
-    vol = fm.load_volume(path, split="test")
+    vol = fm.load_volume(fm.read_volume_info(path, split="test"))
     assert vol.target is None and vol.info.is_test and vol.info.target_key is None
     np.testing.assert_array_equal(vol.mask.numpy(), stored_mask)
     assert vol.info.acceleration == 4.0 and vol.info.num_low_frequencies == 3
@@ -129,7 +133,7 @@ def test_numpy_scalar_and_bytes_attrs_become_python_values(tmp_path, fastmri_vol
 
 def test_complex128_kspace_is_accepted_and_cast(tmp_path, fastmri_volume):
     path = fastmri_volume(tmp_path / "c128.h5", kspace_dtype=np.complex128)
-    assert fm.load_volume(path).kspace.dtype == torch.complex64
+    assert fm.load_volume(fm.read_volume_info(path)).kspace.dtype == torch.complex64
 
 
 def test_encoded_width_mismatch_is_a_warning(tmp_path, fastmri_volume):
@@ -251,7 +255,7 @@ def test_bad_volume_names_file_and_key(tmp_path, fastmri_volume, case):
     if case == "kspace group":
         with h5py.File(path, "a") as hf:
             hf.create_group("kspace")
-    for read in (fm.read_volume_info, fm.check_volume, fm.load_volume):
+    for read in (fm.read_volume_info, fm.check_volume, _load):
         with pytest.raises(DataError) as excinfo:
             read(path, **read_kwargs)
         _assert_error(excinfo, path, text)
@@ -268,7 +272,7 @@ def test_non_finite_values_are_found_by_the_full_read(
         hf[key][slice_index, 5, 7] = value
     fm.read_volume_info(path)  # the header-level check does not read the data
     text = f"{key} has NaN or Inf values (first in slice {slice_index})"
-    for read in (fm.check_volume, fm.load_volume):
+    for read in (fm.check_volume, _load):
         with pytest.raises(DataError) as excinfo:
             read(path)
         _assert_error(excinfo, path, text)

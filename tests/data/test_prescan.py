@@ -56,10 +56,6 @@ def test_a_clean_scan_is_cached_until_the_file_changes(monkeypatch, tmp_path, fa
     with pytest.raises(DataError, match=r"reconstruction_esc has NaN or Inf"):
         ps.scan_volume(path)  # a bad verdict is never cached as clean
     assert ps.scan_volume(path, prescan="header").fname == "file1.h5"
-    with pytest.raises(
-        ValueError, match=r"data.prescan: 'fast' is not one of \('full', 'header'\)"
-    ):
-        ps.scan_volume(path, prescan="fast")
 
 
 def test_a_symlink_shares_the_cache_of_its_target(monkeypatch, tmp_path, fastmri_volume):

@@ -27,8 +27,7 @@ from mri_recon.evaluation import outputs as outputs_module
 from mri_recon.evaluation import run as run_module
 from mri_recon.fileio import OutputError
 from mri_recon.metrics.image import volume_metrics
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed
-from mri_recon.runinfo import mask_hash
+from mri_recon.physics.masks import ColumnMaskFunc, file_seed, mask_hash
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 OUTPUTS = ("per_volume.csv", "summary.md", "summary.json", "figures", "reconstructions")
@@ -563,5 +562,5 @@ def test_nifti_export_needs_a_field_of_view_and_a_known_format(tmp_path, fastmri
     assert _outputs_present(run_dir) == []
     report = run_evaluation(_settings(root, run_dir), {"zero_filled": ZeroFilled()})
     assert report.rows and not list(run_dir.rglob("*.nii.gz"))  # no export: no field needed
-    with pytest.raises(ValueError, match=r"^export 'dicom' is not supported"):
+    with pytest.raises(ValueError, match=r"^export: must be one of null, nifti, got 'dicom'$"):
         _settings(root, run_dir, export="dicom")

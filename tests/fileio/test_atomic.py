@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mri_recon.fileio import atomic_path, make_temp_dir, umask_mode, write_atomic, write_csv
+from mri_recon.fileio import (
+    atomic_path,
+    make_temp_dir,
+    read_csv,
+    umask_mode,
+    write_atomic,
+    write_csv,
+)
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077])
@@ -61,6 +68,19 @@ def test_csv_writer_is_strict_and_keeps_full_precision(tmp_path) -> None:
     with pytest.raises(ValueError, match="b.csv: .* lacks columns \\['y'\\]"):
         write_csv(tmp_path / "b.csv", [{"x": 1}], ["x", "y"])
     assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_csv_reader_round_trips_the_writer(tmp_path) -> None:
+    rows = [
+        {"name": "a", "x": 0.1 + 0.2, "n": 3, "y": None},
+        {"name": "", "x": float("nan"), "n": None, "y": 1e-300},
+    ]
+    path = write_csv(tmp_path / "a.csv", rows, ["name", "x", "n", "y"])
+    back = read_csv(path, {"x": float, "n": int, "y": float})
+    assert back[0] == {"name": "a", "x": 0.1 + 0.2, "n": 3, "y": None}
+    assert back[1] == {"name": "", "x": None, "n": None, "y": 1e-300}  # NaN was written empty
+    assert list(back[0]) == ["name", "x", "n", "y"]
+    assert read_csv(path)[0]["x"] == "0.30000000000000004"  # untyped cells stay strings
 
 
 def test_every_writer_gives_readable_outputs(tmp_path, umask, fastmri_split) -> None:

@@ -19,8 +19,7 @@ from mri_recon.data.fastmri import DataError
 from mri_recon.lit.callbacks import MaskLog
 from mri_recon.lit.datamodule import MASK_LOG_COLUMNS, FastMRIDataModule, collate_slices
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
-from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
-from mri_recon.runinfo import mask_hash
+from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed, mask_hash
 
 # 7 indices in three shape groups of sizes 3, 2, 2 (interleaved, as volumes of a split are)
 KEYS = ["a", "b", "a", "c", "b", "a", "c"]

@@ -7,9 +7,8 @@ import hashlib
 
 import numpy as np
 import pytest
-import torch
 
-from mri_recon.runinfo import check_manifest, hash_file, hashing, manifest, mask_hash
+from mri_recon.runinfo import check_manifest, hash_file, hashing, manifest
 
 
 def test_small_files_are_sha256_of_all_bytes(tmp_path) -> None:
@@ -56,14 +55,3 @@ def test_check_manifest_names_the_changed_or_missing_file(tmp_path) -> None:
     files[2].unlink()
     with pytest.raises(ValueError, match=r"f2\.h5: missing"):
         check_manifest([entries[0], entries[2]])
-
-
-def test_mask_hash_tells_masks_apart() -> None:
-    mask = torch.zeros(37, dtype=torch.bool)
-    mask[15:21] = True
-    same = mask.numpy().copy()
-    other = mask.clone()
-    other[3] = True
-    assert mask_hash(mask) == mask_hash(same) and len(mask_hash(mask)) == 12
-    assert mask_hash(other) != mask_hash(mask)
-    assert mask_hash(mask) != mask_hash(torch.cat([mask, torch.zeros(1, dtype=torch.bool)]))
