@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mri_recon.baselines.base import Reconstructor
+from mri_recon.contract import Reconstructor
 from mri_recon.evaluation.run import EvalSettings, run_evaluation
 from mri_recon.evaluation.volumes import select_volumes
 from mri_recon.fileio import write_atomic, write_csv
