@@ -4,8 +4,9 @@ Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
 ``kspace`` complex64 (B, C, H, W) fully sampled (or, with ``data.transform=worker``,
 ``image`` float32 (B, h, w) the zero-filled image formed by the workers); ``mask`` bool (B, W); ``target`` float32
 (B, h, w); ``max_value`` float32 (B,) target volume max; ``fname`` list[str];
-``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. Masking,
-IFFT and crop run here, on the module's device, over the whole batch.
+``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. The masking
+(here) and the trainable's physics (IFFT, crop) run on the module's device, over the whole
+batch.
 
 What the loss compares is the trainable's business (:class:`mri_recon.contract.Trainable`):
 the module hands it a :class:`~mri_recon.contract.TrainingBatch` (masked k-space or the
@@ -69,7 +70,9 @@ class ReconModule(pl.LightningModule):
     """Train and validate a network as a reconstructor (:func:`as_reconstructor`).
 
     Args:
-        net: image network float (B, 1, h, w) -> (B, 1, h, w), e.g. ``Unet`` (built by Hydra).
+        net: a :class:`~mri_recon.contract.Trainable` (e.g. ``VarNet``), trained as it is, or
+            an image network float (B, 1, h, w) -> (B, 1, h, w) (e.g. ``Unet``), wrapped in
+            :class:`ImageReconstructor` (built by Hydra).
         optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``, e.g. ``Adam(lr=...)``).
         scheduler: ``Optimizer -> LRScheduler`` stepped every epoch, or None.
         loss: ``loss(terms) -> scalar`` on the trainable's :class:`LossTerms`; default L1.
@@ -152,14 +155,14 @@ class ReconModule(pl.LightningModule):
         trainable runs its physics in float32 and its network under the trainer's autocast,
         if any). A batch carries ``kspace``, or ``image`` (the zero-filled image formed by
         the data workers), which a trainable that ``needs_kspace`` cannot use."""
-        kspace = "kspace" in batch or "image" not in batch or self.reconstructor.needs_kspace
-        required = (*REQUIRED_KEYS, "kspace") if kspace else REQUIRED_KEYS
+        use_kspace = "kspace" in batch or "image" not in batch or self.reconstructor.needs_kspace
+        required = (*REQUIRED_KEYS, "kspace") if use_kspace else REQUIRED_KEYS
         missing = [k for k in required if k not in batch]
         if missing:
             needs = f" ({self.reconstructor.name} trains on k-space)" if "image" in batch else ""
             raise ValueError(f"batch is missing key(s) {missing}{needs}; it has {sorted(batch)}")
         masked_kspace = None
-        if kspace:
+        if use_kspace:
             check_inputs(batch["kspace"], batch["mask"], None, batch["target"].shape[-2:])
             with self._float32():
                 masked_kspace = apply_mask(batch["kspace"], batch["mask"])
@@ -168,7 +171,7 @@ class ReconModule(pl.LightningModule):
             target=batch["target"],
             max_value=batch["max_value"],
             masked_kspace=masked_kspace,
-            zero_filled=None if kspace else batch["image"],
+            zero_filled=None if use_kspace else batch["image"],
             crop=crop,
         )
         return self.reconstructor.loss_terms(inputs)
