@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from mri_recon.contract import LossTerms
 from mri_recon.models.losses import SSIMLoss
 from mri_recon.models.varnet import VarNet
 
@@ -52,7 +53,7 @@ def step(args: argparse.Namespace, checkpointed: bool) -> dict:
     start = time.perf_counter()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
         out = net(kspace, mask, None, crop)
-    SSIMLoss()(out.float(), target, torch.ones(1, device=device)).backward()
+    SSIMLoss()(LossTerms(out.float(), target, torch.ones(1, device=device), None)).backward()
     seconds = time.perf_counter() - start
     peak = _rss_mib() - base if device.type == "cpu" else torch.cuda.max_memory_allocated() / 2**20
     return {"checkpoint_cascades": checkpointed, "peak_mib": round(peak), "seconds": seconds}

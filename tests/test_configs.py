@@ -19,6 +19,7 @@ from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import ConfigError
 from mri_recon.cli.train import build_group, build_list, build_module, train
 from mri_recon.cli.validate import check_train_config
+from mri_recon.contract import LossTerms
 from mri_recon.lit.datamodule import FastMRIDataModule
 from mri_recon.lit.training import torch_flags_restored
 
@@ -101,7 +102,7 @@ def build_everything(cfg: DictConfig) -> None:
         mask = torch.zeros(1, 36, dtype=torch.bool)
         mask[:, 15:21] = True
         assert module(masked_kspace * mask, mask, None, (16, 20)).shape == (1, 16, 20)
-    loss = module.loss(image[:, 0], torch.rand(1, 16, 20), torch.ones(1))
+    loss = module.loss(LossTerms(image[:, 0], torch.rand(1, 16, 20), torch.ones(1), None))
     assert loss.ndim == 0 and torch.isfinite(loss)
     optimizers = module.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers

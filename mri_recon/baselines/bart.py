@@ -28,8 +28,6 @@ def write_cfl(base: str | Path, array: np.ndarray) -> None:
     """Write ``base.hdr`` and ``base.cfl`` (``base``: path without extension) of an array of
     up to 16 dims as complex64 in column-major (Fortran) order, as BART stores it."""
     array = np.asarray(array)
-    if array.ndim > BART_DIMS:
-        raise ValueError(f"{base}: BART supports at most {BART_DIMS} dims, got {array.shape}")
     dims = list(array.shape) + [1] * (BART_DIMS - array.ndim)
     base = Path(base)
     base.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
@@ -42,10 +40,7 @@ def read_cfl(base: str | Path) -> np.ndarray:
     array of the header's dims, trailing singleton dims removed."""
     base = Path(base)
     lines = [ln for ln in base.with_suffix(".hdr").read_text().splitlines() if ln.strip()]
-    try:
-        dims = [int(v) for v in lines[lines.index("# Dimensions") + 1].split()]
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{base.with_suffix('.hdr')}: no '# Dimensions' line") from exc
+    dims = [int(v) for v in lines[lines.index("# Dimensions") + 1].split()]  # as BART writes it
     while len(dims) > 1 and dims[-1] == 1:
         dims.pop()
     data = np.fromfile(base.with_suffix(".cfl"), dtype=np.complex64)
@@ -79,6 +74,17 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _run(cmd: list[str]) -> tuple[float, float]:
+    """Run a ``bart`` command; its wall and CPU seconds (RuntimeError with its stderr if it
+    fails)."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return wall, cpu
+
+
 def run_bart_pics(
     kspace: np.ndarray,
     sens_maps: np.ndarray | None,
@@ -98,12 +104,11 @@ def run_bart_pics(
     Returns:
         BartRun with the (H, W) complex image and the subprocess's wall and CPU seconds.
     """
-    if kspace.ndim != 3:
-        raise ValueError(f"kspace must be (C, H, W), got shape {kspace.shape}")
-    if sens_maps is None:
-        sens_maps = np.ones_like(kspace)
-    if sens_maps.shape != kspace.shape:
-        raise ValueError(f"sens_maps shape {sens_maps.shape} != kspace shape {kspace.shape}")
+    sens_maps = np.ones_like(kspace) if sens_maps is None else sens_maps
+    if kspace.ndim != 3 or sens_maps.shape != kspace.shape:
+        raise ValueError(
+            f"kspace and sens_maps must be (C, H, W), got {kspace.shape}, {sens_maps.shape}"
+        )
     with tempfile.TemporaryDirectory(prefix="bart_") as tmp:
         tmp = Path(tmp)
         # [C, H, W] -> BART's [1, H, W, C] (x, y, z, coil), as fastMRI's run_bart.py.
@@ -122,11 +127,7 @@ def run_bart_pics(
             str(tmp / "sens"),
             str(tmp / "out"),
         ]
-        cpu0, t0 = _children_cpu(), time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        wall, cpu = _run(cmd)
         image = read_cfl(tmp / "out").reshape(kspace.shape[1:])
     return BartRun(image=image, wall_s=wall, cpu_s=cpu)
 
@@ -149,18 +150,12 @@ def run_bart_ecalib(
     Returns:
         BartRun whose ``image`` is the complex64 (C, H, W) maps.
     """
-    if kspace.ndim != 3:
-        raise ValueError(f"kspace must be (C, H, W), got shape {kspace.shape}")
     with tempfile.TemporaryDirectory(prefix="bart_") as tmp:
         tmp = Path(tmp)
         write_cfl(tmp / "kspace", np.transpose(kspace, (1, 2, 0))[None])  # (1, H, W, C)
         cmd = [bart, "ecalib", "-m1", "-k", str(kernel_size), "-t", str(threshold)]
         cmd += ["-c", str(crop), "-r", str(calib_size), str(tmp / "kspace"), str(tmp / "maps")]
-        cpu0, t0 = _children_cpu(), time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        wall, cpu = _run(cmd)
         maps = read_cfl(tmp / "maps").reshape(kspace.shape[1:] + kspace.shape[:1])
     return BartRun(
         image=np.ascontiguousarray(np.transpose(maps, (2, 0, 1))), wall_s=wall, cpu_s=cpu

@@ -28,15 +28,14 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from mri_recon.baselines.base import check_inputs
+from mri_recon.checks import boolean, number, positive, positive_int
+from mri_recon.contract import check_inputs
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fft2c, ifft2c, ifftc
 from mri_recon.physics.operators import GRAD_NORM_SQ, SenseOperator, div2d, grad2d
 
 CHECK_EVERY = 5
-# Primal steps (sigma follows from tau). Measured on the synthetic knee data (640 x 368..384,
-# 4x and 8x, lam = 0.001..0.003): tau = 10 reaches an objective gap of ~1e-3 in 100
-# iterations for both solvers; tau = 1 or 100 needs several times more.
+# Primal steps (sigma follows from tau); how they were chosen: docs/RESULTS.md.
 TAU_SINGLE = 10.0
 TAU_SENSE = 10.0
 
@@ -144,10 +143,9 @@ class _SingleCoilStep:
 
 
 class _SenseStep:
-    """The reconstructor contract: complex (B, C, H, W), bool (B, W), sens_maps complex
-    (B, C, H, W) (may be None when C = 1) -> real (B, h, w), float32 for complex64 input:
-    |x| single-coil, RSS of the coil images S x multi-coil. For the solver's diagnostics
-    (iterations, convergence) call :func:`solve_tv`."""
+    """One Chambolle-Pock step for y = M F S x: dual steps on both blocks of K = [A; grad]
+    (the data residual q, a prox of 1/2 ||q||^2 + <q, y>, and the TV dual p, projected onto
+    |p_i| <= lam_eff), then the primal step x - tau K^H (q, p); no primal prox (G = 0)."""
 
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
         m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
@@ -197,7 +195,7 @@ def solve_tv(
         lam: relative weight; ``lam_eff = lam * data_scale(masked_kspace)``.
         max_iters: iteration cap.
         tol: per-slice stopping threshold on the relative change of x (0 disables it).
-        tau: primal step; None picks the default of the single- or multi-coil solver.
+        tau: primal step > 0; None picks the default of the single- or multi-coil solver.
         progress: show a tqdm bar over iterations.
 
     Returns:
@@ -208,8 +206,6 @@ def solve_tv(
         raise ValueError(
             f"sens_maps is required for multi-coil masked_kspace {tuple(masked_kspace.shape)}"
         )
-    if tau is not None and not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
     lam_eff = lam * data_scale(masked_kspace)  # (B,)
     mask = mask.to(masked_kspace.device)
     if _is_ones(sens_maps):
@@ -250,12 +246,8 @@ def _iterate(step, max_iters: int, tol: float, progress: bool):
 
 
 class TVReconstructor:
-    """TV compressed sensing obeying the reconstructor contract (name "tv").
-
-    Defaults were tuned on the synthetic knee data (singlecoil, 640 x 368..384): at 4x the
-    SSIM optimum of the converged solution is flat over lam = 0.001..0.003, at 8x it is
-    at 0.002; tau = 10, max_iters = 200, tol = 1e-4 stop 4x slices after ~100-150
-    iterations.
+    """TV compressed sensing obeying the reconstructor contract (name "tv"). The defaults
+    were tuned on the synthetic single-coil data (docs/RESULTS.md).
 
     Args:
         lam: relative TV weight (``lam_eff = lam * max |zero-filled|`` per slice).
@@ -281,17 +273,10 @@ class TVReconstructor:
         tau: float | None = None,
         data_consistency: bool = False,
     ) -> None:
-        if not lam >= 0:
-            raise ValueError(f"tv.lam must be >= 0, got {lam}")
-        if int(max_iters) < 1:
-            raise ValueError(f"tv.max_iters must be >= 1, got {max_iters}")
-        if not tol >= 0:
-            raise ValueError(f"tv.tol must be >= 0, got {tol}")
-        if tau is not None and not tau > 0:
-            raise ValueError(f"tv.tau must be > 0, got {tau}")
-        self.lam, self.max_iters, self.tol = float(lam), int(max_iters), float(tol)
-        self.progress, self.tau = bool(progress), tau
-        self.data_consistency = bool(data_consistency)
+        self.lam, self.tol = number("lam", lam, 0), number("tol", tol, 0)
+        self.max_iters = positive_int("max_iters", max_iters)
+        self.progress, self.tau = boolean("progress", progress), positive("tau", tau, optional=True)
+        self.data_consistency = boolean("data_consistency", data_consistency)
 
     def __call__(
         self,

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from mri_recon.baselines.base import Reconstructor
 from mri_recon.checks import number, one_of
+from mri_recon.contract import Reconstructor
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mri_recon.baselines.base import Reconstructor
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
+from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction

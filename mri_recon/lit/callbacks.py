@@ -37,11 +37,6 @@ def comparison_row(
     Returns:
         float32 (1, h, 4 w) in [0, 1] (CHW, as ``SummaryWriter.add_image`` expects).
     """
-    if not (target.shape == zero_filled.shape == recon.shape) or target.ndim != 2:
-        raise ValueError(
-            f"comparison_row: need three (h, w) images, got {tuple(target.shape)}, "
-            f"{tuple(zero_filled.shape)}, {tuple(recon.shape)}"
-        )
     t, z, r = (x.detach().float().cpu() for x in (target, zero_filled, recon))
     scale = t.max().clamp_min(1e-12)
     error = (r - t).abs()

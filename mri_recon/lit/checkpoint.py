@@ -74,18 +74,17 @@ def build_from_spec(spec: Mapping[str, Any], where: str = "net_spec") -> nn.Modu
         The built ``nn.Module``.
     """
     target = spec.get("_target_") if isinstance(spec, Mapping) else None
-    if not isinstance(target, str) or "." not in target:
-        raise ValueError(f"{where}: net_spec needs a '_target_' like 'pkg.module.Class'")
-    module_name, _, attr = target.rpartition(".")
     try:
+        module_name, _, attr = target.rpartition(".")
         cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"{where}: cannot import net_spec._target_={target!r} ({err})") from err
-    kwargs = {k: v for k, v in spec.items() if not str(k).startswith("_")}
-    net = cls(**kwargs)
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"{where}: net_spec._target_={target!r} did not build an nn.Module")
-    return net
+    except (AttributeError, ImportError, ValueError) as err:  # no str, no module, no class
+        cls = err
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(
+            f"{where}: net_spec needs a '_target_' naming an nn.Module class like "
+            f"'pkg.module.Class', got {target!r} ({cls!r})"
+        )
+    return cls(**{k: v for k, v in spec.items() if not str(k).startswith("_")})
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -93,14 +92,12 @@ def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "c
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: one line naming the file if it is empty, not a torch checkpoint (random
+        ValueError: one line naming the file if it is not a torch checkpoint (empty, random
             bytes, truncated) or not a mri_recon one.
     """
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: not a torch checkpoint (empty file)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # torch raises many types for a non-checkpoint file
@@ -188,16 +185,23 @@ def check_resume(ckpt_path: str | Path, module: Any, checkpoint_dir: str | None 
     """
     path = Path(ckpt_path)
     if checkpoint_dir is not None and path.resolve().parent != Path(checkpoint_dir).resolve():
-        raise ValueError(
-            f"{path}: not in this run's checkpoint folder {checkpoint_dir}: a resume "
-            "continues the run that wrote the checkpoint, in its directory"
+        problem = (
+            f"not in this run's checkpoint folder {checkpoint_dir}: a resume continues the "
+            "run that wrote the checkpoint, in its directory"
         )
-    ckpt = read_checkpoint(path)
+    else:
+        problem = _resume_problem(read_checkpoint(path), module)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+
+
+def _resume_problem(ckpt: dict, module: Any) -> str | None:
+    """What keeps ``module`` from continuing ``ckpt`` (the first difference), or None."""
     if "optimizer_states" not in ckpt or "loops" not in ckpt:
-        raise ValueError(f"{path}: weights only (no optimizer or loop state): it cannot resume")
+        return "weights only (no optimizer or loop state): it cannot resume"
     saved_hparams = ckpt.get("hyper_parameters", {})
     common = [k for k in module.hparams if k != "net_spec" and k in saved_hparams]
-    problem = (
+    return (
         _first_difference("model", ckpt[CHECKPOINT_KEY]["net_spec"], module.hparams.net_spec)
         or _first_difference(
             "module",
@@ -207,8 +211,6 @@ def check_resume(ckpt_path: str | Path, module: Any, checkpoint_dir: str | None 
         or _weights_difference(ckpt["state_dict"], module.state_dict())
         or _optimizer_difference(ckpt, module.configure_optimizers())
     )
-    if problem:
-        raise ValueError(f"{path}: {problem}")
 
 
 def load_reconstructor(

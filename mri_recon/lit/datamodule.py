@@ -3,8 +3,9 @@
 Data workers only read k-space and draw the (tiny) column mask; masking, the IFFT and the
 crop run in :class:`mri_recon.lit.module.ReconModule` on the device over the whole batch
 (``transform="device"``, the default). With ``transform="worker"`` the workers form the
-zero-filled (h, w) image themselves (:func:`mri_recon.physics.fft.ifft2c_sampled_crop`, RSS
-over coils) and only it crosses to the device: multi-coil k-space is C times larger.
+zero-filled (h, w) image themselves (:func:`mri_recon.physics.zero_filled.zero_filled`, the
+function the module and the evaluation use) and only it crosses to the device: multi-coil
+k-space is C times larger.
 
 Masks:
 - training: a fresh mask per sample, seeded by ``(seed, epoch, sample index)`` through
@@ -29,12 +30,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mri_recon.checks import boolean, integer, one_of, positive_int, rate
 from mri_recon.data.fastmri import CHALLENGES
 from mri_recon.data.prescan import check_prescan
 from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
-from mri_recon.physics.crop import rss
-from mri_recon.physics.fft import ifft2c_sampled_crop
 from mri_recon.physics.masks import (
     MASK_COLUMNS,
     ColumnMaskFunc,
@@ -42,10 +42,11 @@ from mri_recon.physics.masks import (
     mask_columns,
     seed_label,
 )
+from mri_recon.physics.zero_filled import zero_filled
 
-BATCH_KEYS = (
+# what an item carries over from its SliceDataset sample (its mask is drawn here)
+ITEM_KEYS = (
     "kspace",
-    "mask",
     "target",
     "max_value",
     "fname",
@@ -105,18 +106,14 @@ class MaskedSlices(Dataset):
         if self.per_file_masks:
             stored = sample["mask"]
             mask = stored if stored.numel() else self._file_mask(sample["fname"], width)
-        elif mask_seed is None:
-            raise ValueError(
-                f"training item {index} has no mask seed: index this dataset "
-                "with (index, mask_seed) pairs from BucketBatchSampler"
-            )
         else:
+            assert mask_seed is not None, "training items are (index, mask_seed) pairs"
             mask = self.mask_func(width, seed=int(mask_seed)).mask
-        out = {key: sample[key] for key in BATCH_KEYS if key != "mask"}
+        out = {key: sample[key] for key in ITEM_KEYS}
         out["mask"] = mask
         if self.transform == "worker":
-            image = ifft2c_sampled_crop(out.pop("kspace"), mask, sample["crop_size"])
-            out["image"] = image[0].abs() if image.shape[0] == 1 else rss(image, dim=0)  # (h, w)
+            kspace = out.pop("kspace")[None]  # (1, C, H, W), fully sampled: masked in there
+            out["image"] = zero_filled(kspace, mask[None], sample["crop_size"])[0]  # (h, w)
         return out
 
     def _file_mask(self, fname: str, width: int) -> torch.Tensor:
@@ -141,8 +138,6 @@ def collate_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Raises:
         ValueError: a tensor's shape differs across the batch (named with the files).
     """
-    if not samples:
-        raise ValueError("collate_slices: empty batch")
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
@@ -162,18 +157,6 @@ def collate_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         else:
             batch[key] = list(values)
     return batch
-
-
-def _check_positive_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"data.{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_rate(name: str, value: Any) -> None:
-    if value is None and name == "volume_sample_rate":
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"data.{name} must be in (0, 1], got {value!r}")
 
 
 class FastMRIDataModule(pl.LightningDataModule):
@@ -228,27 +211,17 @@ class FastMRIDataModule(pl.LightningDataModule):
         transform: str = "device",
     ) -> None:
         super().__init__()
-        if challenge not in CHALLENGES:
-            raise ValueError(f"data.challenge={challenge!r} is not one of {CHALLENGES}")
-        if not callable(mask_func):
-            raise TypeError(f"data.mask_func must be a ColumnMaskFunc, got {type(mask_func)}")
-        _check_positive_int("batch_size", batch_size, 1)
-        _check_positive_int("num_workers", num_workers, 0)
-        _check_positive_int("seed", seed, 0)
-        if val_batch_size is not None:
-            _check_positive_int("val_batch_size", val_batch_size, 1)
-        if prefetch_factor is not None:
-            _check_positive_int("prefetch_factor", prefetch_factor, 1)
-        if transform not in TRANSFORMS:
-            raise ValueError(f"data.transform must be one of {TRANSFORMS}, got {transform!r}")
-        if not isinstance(persistent_workers, bool):
-            raise ValueError(f"data.persistent_workers must be a bool, got {persistent_workers!r}")
-        for name, rate in (
-            ("sample_rate", sample_rate),
-            ("val_sample_rate", val_sample_rate),
-            ("volume_sample_rate", volume_sample_rate),
-        ):
-            _check_rate(name, rate)
+        one_of("challenge", challenge, CHALLENGES)
+        positive_int("batch_size", batch_size)
+        integer("num_workers", num_workers, 0)
+        integer("seed", seed, 0)
+        positive_int("val_batch_size", val_batch_size, optional=True)
+        positive_int("prefetch_factor", prefetch_factor, optional=True)
+        one_of("transform", transform, TRANSFORMS)
+        boolean("persistent_workers", persistent_workers)
+        rate("sample_rate", sample_rate)
+        rate("val_sample_rate", val_sample_rate)
+        rate("volume_sample_rate", volume_sample_rate, optional=True)
         self.root, self.challenge, self.mask_func = root, challenge, mask_func
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_batch_size = batch_size if val_batch_size is None else val_batch_size

@@ -4,13 +4,17 @@ Batches (dicts from ``mri_recon.lit.datamodule``; all samples share shapes):
 ``kspace`` complex64 (B, C, H, W) fully sampled (or, with ``data.transform=worker``,
 ``image`` float32 (B, h, w) the zero-filled image formed by the workers); ``mask`` bool (B, W); ``target`` float32
 (B, h, w); ``max_value`` float32 (B,) target volume max; ``fname`` list[str];
-``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. Masking,
-IFFT and crop run here, on the module's device, over the whole batch.
+``slice_num`` int64 (B,); ``num_slices`` int64 (B,); ``acquisition`` list[str]. The masking
+(here) and the trainable's physics (IFFT, crop) run on the module's device, over the whole
+batch.
 
-What the loss compares is the reconstructor's business (its ``loss_terms``): an image
-network is wrapped in :class:`ImageReconstructor` (fastMRI's ``UnetModule``: normalised
-units, optionally on random crops); a :class:`mri_recon.models.varnet.VarNet` compares its
-reconstruction with the target on the target's scale (fastMRI's ``VarNetModule``).
+What the loss compares is the trainable's business (:class:`mri_recon.contract.Trainable`):
+the module hands it a :class:`~mri_recon.contract.TrainingBatch` (masked k-space or the
+workers' zero-filled image, the crop windows it drew) and the loss the
+:class:`~mri_recon.contract.LossTerms` it returns. An image network is wrapped in
+:class:`ImageReconstructor` (fastMRI's ``UnetModule``: normalised units, optionally on random
+crops); a :class:`mri_recon.models.varnet.VarNet` compares its reconstruction with the target
+on the target's scale (fastMRI's ``VarNetModule``); any other trainable plugs in the same way.
 Validation reconstructs full slices exactly as the evaluation CLI does and logs per-volume
 ``val/ssim``, ``val/psnr``, ``val/nmse`` (identical on every rank, see
 :mod:`mri_recon.metrics.accumulate`).
@@ -35,7 +39,8 @@ from torch.nn import Parameter
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from mri_recon.baselines.zero_filled import zero_filled
+from mri_recon.checks import boolean, integer, one_of, positive_int
+from mri_recon.contract import CropWindows, Loss, LossTerms, TrainingBatch, check_inputs
 from mri_recon.lit.callbacks import comparison_row, log_image_rows
 from mri_recon.lit.checkpoint import (
     CHECKPOINT_KEY,
@@ -54,8 +59,10 @@ from mri_recon.metrics.accumulate import (
 from mri_recon.models.losses import L1Loss
 from mri_recon.models.reconstructor import as_reconstructor
 from mri_recon.physics.masks import apply_mask
+from mri_recon.physics.zero_filled import zero_filled
 
-BATCH_KEYS = ("mask", "target", "max_value", "fname", "slice_num")
+# the keys every batch must have (plus ``kspace``, or ``image`` under data.transform=worker)
+REQUIRED_KEYS = ("mask", "target", "max_value", "fname", "slice_num")
 COMPILE_MODES = (None, "default", "max-autotune")
 
 
@@ -63,10 +70,12 @@ class ReconModule(pl.LightningModule):
     """Train and validate a network as a reconstructor (:func:`as_reconstructor`).
 
     Args:
-        net: image network float (B, 1, h, w) -> (B, 1, h, w), e.g. ``Unet`` (built by Hydra).
+        net: a :class:`~mri_recon.contract.Trainable` (e.g. ``VarNet``), trained as it is, or
+            an image network float (B, 1, h, w) -> (B, 1, h, w) (e.g. ``Unet``), wrapped in
+            :class:`ImageReconstructor` (built by Hydra).
         optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``, e.g. ``Adam(lr=...)``).
         scheduler: ``Optimizer -> LRScheduler`` stepped every epoch, or None.
-        loss: ``loss(pred, target, data_range) -> scalar`` in normalised units; default L1.
+        loss: ``loss(terms) -> scalar`` on the trainable's :class:`LossTerms`; default L1.
         train_crop_size: side of the random square training crop (clipped to the image);
             None trains on whole slices.
         num_log_images: validation slices logged as images (TensorBoard), fixed per run.
@@ -85,7 +94,7 @@ class ReconModule(pl.LightningModule):
         net: nn.Module,
         optimizer: Callable[[Iterable[Parameter]], Optimizer],
         scheduler: Callable[[Optimizer], LRScheduler] | None = None,
-        loss: nn.Module | None = None,
+        loss: Loss | None = None,
         train_crop_size: int | None = None,
         num_log_images: int = 4,
         net_spec: dict | None = None,
@@ -141,43 +150,45 @@ class ReconModule(pl.LightningModule):
         """Autocast off: the physics, statistics, losses and metrics run in float32."""
         return torch.autocast(self.device.type, enabled=False)
 
-    def _prepare(self, batch: dict[str, Any], crop: Callable | None = None) -> tuple:
-        """Mask the batch and ask the reconstructor for the loss terms (the reconstructor runs
-        its physics in float32 and its network under the trainer's autocast, if any).
-
-        Returns:
-            ``(pred, ref, data_range, recon)`` from the reconstructor's ``loss_terms``, float32.
-        """
-        missing = [k for k in BATCH_KEYS if k not in batch]
-        if "kspace" not in batch and "image" not in batch:
-            missing.append("kspace")
+    def _terms(self, batch: dict[str, Any], crop: CropWindows | None = None) -> LossTerms:
+        """The trainable's loss terms for ``batch`` (the masking runs in float32; the
+        trainable runs its physics in float32 and its network under the trainer's autocast,
+        if any). A batch carries ``kspace``, or ``image`` (the zero-filled image formed by
+        the data workers), which a trainable that ``needs_kspace`` cannot use."""
+        use_kspace = "kspace" in batch or "image" not in batch or self.reconstructor.needs_kspace
+        required = (*REQUIRED_KEYS, "kspace") if use_kspace else REQUIRED_KEYS
+        missing = [k for k in required if k not in batch]
         if missing:
-            raise ValueError(f"batch is missing key(s) {missing}; it has {sorted(batch)}")
-        with self._float32():
-            masked_kspace = None
-            if "image" not in batch:  # data.transform=worker: zero-filled by the data workers
+            needs = f" ({self.reconstructor.name} trains on k-space)" if "image" in batch else ""
+            raise ValueError(f"batch is missing key(s) {missing}{needs}; it has {sorted(batch)}")
+        masked_kspace = None
+        if use_kspace:
+            check_inputs(batch["kspace"], batch["mask"], None, batch["target"].shape[-2:])
+            with self._float32():
                 masked_kspace = apply_mask(batch["kspace"], batch["mask"])
-        return self.reconstructor.loss_terms(
-            masked_kspace,
-            batch["mask"],
-            batch["target"],
-            batch["max_value"],
-            crop,
-            zero_filled_image=batch.get("image"),
+        inputs = TrainingBatch(
+            mask=batch["mask"],
+            target=batch["target"],
+            max_value=batch["max_value"],
+            masked_kspace=masked_kspace,
+            zero_filled=None if use_kspace else batch["image"],
+            crop=crop,
         )
+        return self.reconstructor.loss_terms(inputs)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        """The configured loss on the reconstructor's terms, on random crops if configured."""
+        """The configured loss on the trainable's terms, on random crops if configured."""
         crop = None
         if self.hparams.train_crop_size is not None:
-            size, generator = self.hparams.train_crop_size, self._crop_generator(batch_idx)
-            crop = lambda x, ref: random_crop(x, ref, size, generator)  # noqa: E731
-        pred, ref, data_range, _ = self._prepare(batch, crop)
+            generator = self._crop_generator(batch_idx)
+            shape = tuple(batch["target"].shape)  # (B, h, w)
+            crop = CropWindows.random(shape, self.hparams.train_crop_size, generator)
+        terms = self._terms(batch, crop)
         with self._float32():
-            loss = self.loss(pred, ref, data_range)
+            loss = self.loss(terms)
         # The per-step curve keeps the plain key `train/loss` (the interface the loggers and
         # scripts/compare_runs.py read); the epoch mean is logged under its own name.
-        n = pred.shape[0]
+        n = terms.pred.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         self.log(
             "train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
@@ -196,15 +207,16 @@ class ReconModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Full-slice reconstruction; per-slice statistics for the per-volume metrics."""
-        pred, ref, data_range, recon = self._prepare(batch)
+        terms = self._terms(batch)
+        recon = terms.recon  # (B, h, w)
         with self._float32():
-            loss = self.loss(pred, ref, data_range)
+            loss = self.loss(terms)
             self._val_records.extend(
                 slice_stats(
                     batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
                 )
             )
-        self.log("val/loss", loss, sync_dist=True, batch_size=pred.shape[0])
+        self.log("val/loss", loss, sync_dist=True, batch_size=recon.shape[0])
         self._keep_images(batch, recon)
 
     def _keep_images(self, batch: dict[str, Any], recon: torch.Tensor) -> None:
@@ -220,8 +232,9 @@ class ReconModule(pl.LightningModule):
                     zf = batch["image"][i]
                 else:
                     with self._float32():
-                        masked = apply_mask(batch["kspace"][one], batch["mask"][one])
-                        zf = zero_filled(masked, tuple(target.shape))[0]  # (h, w)
+                        mask = batch["mask"][one]
+                        masked = apply_mask(batch["kspace"][one], mask)
+                        zf = zero_filled(masked, mask, target.shape)[0]  # (h, w)
                 self._val_images[tag] = comparison_row(target, zf, recon[i])
 
     def on_validation_epoch_start(self) -> None:
@@ -273,62 +286,25 @@ class ReconModule(pl.LightningModule):
 def _check_arguments(
     train_crop_size: Any, num_log_images: Any, channels_last: Any, compile: Any
 ) -> None:
-    """Raise ValueError naming the ``module.*`` field that is out of range."""
-    if train_crop_size is not None and (
-        isinstance(train_crop_size, bool)
-        or not isinstance(train_crop_size, int)
-        or train_crop_size < 1
-    ):
-        raise ValueError(
-            f"module.train_crop_size must be a positive int or null, got {train_crop_size!r}"
-        )
-    if (
-        isinstance(num_log_images, bool)
-        or not isinstance(num_log_images, int)
-        or num_log_images < 0
-    ):
-        raise ValueError(f"module.num_log_images must be an int >= 0, got {num_log_images!r}")
-    if not isinstance(channels_last, bool):
-        raise ValueError(f"module.channels_last must be true or false, got {channels_last!r}")
-    if compile not in COMPILE_MODES:
-        raise ValueError(f"module.compile must be null, default or max-autotune, got {compile!r}")
+    """Raise ValueError naming the argument that is out of range."""
+    positive_int("train_crop_size", train_crop_size, optional=True)
+    integer("num_log_images", num_log_images, 0)
+    boolean("channels_last", channels_last)
+    one_of("compile", compile, COMPILE_MODES)
 
 
 def _build_once(factory: Any, arg: Any, group: str, base: type) -> Any:
-    """``factory(arg)``, checked to be a ``base``, with torch's own checks (lr, weight_decay,
-    betas, ...) as errors naming ``group``."""
+    """``factory(arg)``, checked to be a ``base`` (a factory of another class is not called),
+    with torch's own checks (lr, weight_decay, betas, ...) as errors naming ``group``."""
     target = getattr(factory, "func", factory)  # Hydra's _partial_ is a functools.partial
-    if not callable(factory) or (isinstance(target, type) and not issubclass(target, base)):
-        name = getattr(target, "__name__", repr(target))
-        raise TypeError(f"{group}._target_: {name} is not an {base.__name__}")
+    other_class = isinstance(target, type) and not issubclass(target, base)
     try:
-        built = factory(arg)
+        built = None if other_class or not callable(factory) else factory(arg)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{group}: {err}") from None
     if not isinstance(built, base):
-        raise TypeError(f"{group}._target_: built {type(built).__name__}, not an {base.__name__}")
+        name = getattr(target, "__name__", repr(target))
+        raise TypeError(
+            f"{group}._target_: {name} is not an {base.__name__} (built {type(built).__name__})"
+        )
     return built
-
-
-def random_crop(
-    x: torch.Tensor, target: torch.Tensor, size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random ``size x size`` window of ``x`` and ``target``, one per sample.
-
-    Args:
-        x: float (B, h, w).
-        target: float (B, h, w).
-        size: crop side, clipped to h and w.
-        generator: CPU generator for the window corners.
-
-    Returns:
-        (x, target) cropped to (B, min(size, h), min(size, w)).
-    """
-    b, h, w = x.shape  # target: the same shape
-    ch, cw = min(size, h), min(size, w)
-    tops = torch.randint(0, h - ch + 1, (b,), generator=generator).tolist()
-    lefts = torch.randint(0, w - cw + 1, (b,), generator=generator).tolist()
-    windows = list(enumerate(zip(tops, lefts, strict=True)))
-    xs = [x[i, top : top + ch, left : left + cw] for i, (top, left) in windows]
-    ts = [target[i, top : top + ch, left : left + cw] for i, (top, left) in windows]
-    return torch.stack(xs), torch.stack(ts)  # (B, ch, cw) each

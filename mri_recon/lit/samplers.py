@@ -71,7 +71,8 @@ class BucketBatchSampler(Sampler[list]):
         drop_last: drop each group's incomplete last batch.
         with_mask_seeds: yield ``(index, mask_seed)`` pairs instead of indices (training).
         num_replicas: world size; None reads the initialised process group at iteration.
-        rank: this process's rank; None reads the initialised process group at iteration.
+        rank: this process's rank in [0, num_replicas) (given with ``num_replicas``); None
+            reads the initialised process group at iteration.
     """
 
     def __init__(
@@ -85,10 +86,6 @@ class BucketBatchSampler(Sampler[list]):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        if len(keys) == 0:
-            raise ValueError("keys is empty: there is nothing to sample")
-        if num_replicas is not None and (rank is None or not 0 <= rank < num_replicas):
-            raise ValueError(f"rank {rank!r} must be in [0, num_replicas={num_replicas})")
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.with_mask_seeds = drop_last, with_mask_seeds
         self.num_replicas, self.rank = num_replicas, rank

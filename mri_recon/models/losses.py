@@ -1,7 +1,9 @@
-"""Training losses with one call: ``loss(pred (B, h, w), target (B, h, w), data_range (B,))``.
+"""Training losses with one call: ``loss(terms)`` on the :class:`~mri_recon.contract.LossTerms`
+a trainable returns (:class:`~mri_recon.contract.Loss`).
 
-Both are plain ``nn.Module``s so a config builds them with ``_target_``; ``data_range`` is
-passed to every loss (L1 ignores it) so the training step does not care which one it has.
+Both losses here compare the image terms, ``pred`` and ``ref`` (B, h, w) with ``data_range``
+(B,) (L1 ignores it); they are plain ``nn.Module``s so a config builds them with ``_target_``.
+A loss on k-space reads ``pred_kspace``, ``ref_kspace`` and ``kspace_mask`` instead.
 """
 
 from __future__ import annotations
@@ -11,28 +13,35 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mri_recon.checks import integer, positive
+from mri_recon.contract import LossTerms
 
-def _check(pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | None) -> None:
-    if pred.ndim != 3 or pred.shape != target.shape:
+
+def _images(terms: LossTerms, min_size: int = 1) -> tuple[torch.Tensor, ...]:
+    """``(pred, ref, data_range)`` of ``terms``, checked: (B, h, w) twice with h, w >=
+    ``min_size``, and (B,)."""
+    pred, ref, data_range = terms.pred, terms.ref, terms.data_range
+    if (
+        pred.ndim != 3
+        or pred.shape != ref.shape
+        or data_range.shape != pred.shape[:1]
+        or min(pred.shape[-2:]) < min_size
+    ):
         raise ValueError(
-            f"loss: pred and target must both be (B, h, w), got {tuple(pred.shape)} "
-            f"and {tuple(target.shape)}"
+            f"loss: pred and ref must both be (B, h, w) with h, w >= {min_size} and "
+            f"data_range (B,), got {tuple(pred.shape)}, {tuple(ref.shape)}, "
+            f"{tuple(data_range.shape)}"
         )
-    if data_range is not None and data_range.shape != (pred.shape[0],):
-        raise ValueError(
-            f"loss: data_range must be (B,) = ({pred.shape[0]},), got {tuple(data_range.shape)}"
-        )
+    return pred, ref, data_range
 
 
 class L1Loss(nn.Module):
     """Mean absolute error over all pixels of the batch (fastMRI's U-Net loss)."""
 
-    def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Mean |pred - target| of float (B, h, w) images; ``data_range`` (B,) is unused."""
-        _check(pred, target, data_range)
-        return F.l1_loss(pred, target)
+    def forward(self, terms: LossTerms) -> torch.Tensor:
+        """Mean |pred - ref| of the float (B, h, w) images; ``data_range`` is unused."""
+        pred, ref, _ = _images(terms)
+        return F.l1_loss(pred, ref)
 
 
 class SSIMLoss(fastmri.losses.SSIMLoss):
@@ -52,23 +61,15 @@ class SSIMLoss(fastmri.losses.SSIMLoss):
     """
 
     def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> None:
-        if win_size < 3 or win_size % 2 == 0:
-            raise ValueError(f"loss.win_size must be an odd int >= 3, got {win_size}")
-        if not (k1 > 0 and k2 > 0):
-            raise ValueError(f"loss.k1 and loss.k2 must be > 0, got {k1}, {k2}")
-        super().__init__(win_size, k1, k2)
+        if integer("win_size", win_size, 3) % 2 == 0:
+            raise ValueError(f"win_size: must be an odd int >= 3, got {win_size!r}")
+        super().__init__(win_size, positive("k1", k1), positive("k2", k2))
         self.register_buffer("w", self.w, persistent=False)
 
-    def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor
-    ) -> torch.Tensor:
-        """1 - mean SSIM of float (B, h, w) ``pred`` (h, w >= win_size) against ``target``, with
-        the dynamic range L = ``data_range`` (B,) of each target (e.g. its volume max): a float
-        scalar in [0, 2], 0 iff the images agree (up to rounding)."""
-        _check(pred, target, data_range)
-        if min(pred.shape[-2:]) < self.win_size:
-            raise ValueError(
-                f"SSIMLoss: images {tuple(pred.shape)} smaller than win_size {self.win_size}"
-            )
+    def forward(self, terms: LossTerms) -> torch.Tensor:
+        """1 - mean SSIM of float (B, h, w) ``pred`` (h, w >= win_size) against ``ref``, with
+        the dynamic range L = ``data_range`` (B,) of each reference (e.g. its volume max): a
+        float scalar in [0, 2], 0 iff the images agree (up to rounding)."""
+        pred, ref, data_range = _images(terms, self.win_size)
         # (B, 1, h, w) images; L in their dtype so float32 training stays float32
-        return super().forward(pred[:, None], target[:, None], data_range.to(pred.dtype))
+        return super().forward(pred[:, None], ref[:, None], data_range.to(pred.dtype))

@@ -19,34 +19,28 @@ from __future__ import annotations
 
 from torch import nn
 
+from mri_recon.checks import one_of
+
 NORM_TYPES = ("group", "batch", "instance", "layer", "none")
 
 
 def group_count(num_channels: int, num_groups: int = 32) -> int:
     """The number of GroupNorm groups for ``num_channels`` (>= 1) channels: the largest
     divisor of ``num_channels`` that is <= ``num_groups`` (>= 1; Wu & He use 32)."""
-    if num_channels < 1 or num_groups < 1:
-        raise ValueError(
-            f"group_count needs num_channels >= 1 and num_groups >= 1, "
-            f"got num_channels={num_channels}, num_groups={num_groups}"
-        )
     return max(g for g in range(1, min(num_groups, num_channels) + 1) if num_channels % g == 0)
 
 
 def make_norm(norm: str, num_channels: int, num_groups: int | None = None) -> nn.Module:
     """The normalisation layer ``norm`` (one of :data:`NORM_TYPES`, the config field
-    ``model.norm``) for a float (B, ch, h, w) feature map with ``num_channels`` = ch;
+    ``model.norm``) for a float (B, ch, h, w) feature map with ``num_channels`` = ch >= 1;
     ``num_groups`` (``model.norm_groups``, ``norm="group"`` only): None for
-    :func:`group_count` ``(ch)``, an int for exactly that many groups.
+    :func:`group_count` ``(ch)``, an int for exactly that many groups (the network that owns
+    the layers checks that it divides ch: :func:`mri_recon.models.unet.check_norm_groups`).
 
     Raises:
-        ValueError: unknown ``norm``, a non-positive channel count, or ``num_groups`` that
-            does not divide ``num_channels`` (torch's GroupNorm message).
+        ValueError: unknown ``norm`` (``norm: must be one of ...``).
     """
-    if norm not in NORM_TYPES:
-        raise ValueError(f"model.norm={norm!r} is not one of {NORM_TYPES}")
-    if not isinstance(num_channels, int) or num_channels < 1:
-        raise ValueError(f"make_norm: num_channels must be a positive int, got {num_channels!r}")
+    one_of("norm", norm, NORM_TYPES)
     if norm == "group":
         groups = group_count(num_channels) if num_groups is None else num_groups
         return nn.GroupNorm(groups, num_channels, affine=True)

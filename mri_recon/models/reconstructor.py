@@ -3,20 +3,19 @@
 The pipeline is fastMRI's ``UnetDataTransform`` + ``UnetModule`` (Zbontar et al. 2018):
 zero-filled magnitude cropped to the target size, per-slice normalisation
 ``(image - mean) / (std + eps)`` clamped to [-6, 6], the network, and the inverse map
-``out * (std + eps) + mean`` back to the target's scale. It obeys the reconstructor
-contract of :mod:`mri_recon.baselines.base`, so the evaluation loop runs it like any
-classical method.
+``out * (std + eps) + mean`` back to the target's scale. It obeys both contracts of
+:mod:`mri_recon.contract`: the evaluation loop runs it like any classical method, and
+``ReconModule`` trains it like any other trainable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from mri_recon.baselines.base import check_inputs
-from mri_recon.baselines.zero_filled import zero_filled
+from mri_recon.checks import number, positive
+from mri_recon.contract import LossTerms, Trainable, TrainingBatch, check_inputs
+from mri_recon.physics.zero_filled import zero_filled
 
 
 class ImageReconstructor(nn.Module):
@@ -31,22 +30,20 @@ class ImageReconstructor(nn.Module):
 
     Attributes:
         needs_sens_maps: False; coil images are combined by root-sum-of-squares.
+        needs_kspace: False; it trains on the zero-filled image, wherever it was formed.
     """
 
     needs_sens_maps = False
+    needs_kspace = False
 
     def __init__(
         self, net: nn.Module, name: str = "unet", eps: float = 1e-11, clamp: float = 6.0
     ) -> None:
         super().__init__()
-        if not isinstance(net, nn.Module):
-            raise TypeError(f"ImageReconstructor: net must be an nn.Module, got {type(net)}")
-        if not clamp > 0 or not eps >= 0:
-            raise ValueError(f"ImageReconstructor: need clamp > 0 and eps >= 0, got {clamp}, {eps}")
         self.net = net
         self.name = name
-        self.eps = float(eps)
-        self.clamp = float(clamp)
+        self.eps = number("eps", eps, 0)
+        self.clamp = positive("clamp", clamp)
 
     def normalize(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-slice normalisation of the network input, as fastMRI's UnetDataTransform.
@@ -91,54 +88,34 @@ class ImageReconstructor(nn.Module):
     ) -> torch.Tensor:
         """The reconstructor contract: complex64 (B, C, H, W), bool (B, W) -> float32 (B, h, w)
         on the target's scale; ``sens_maps`` is ignored (the input is the RSS zero-filled image)."""
-        check_inputs(masked_kspace, mask, sens_maps)
-        x, mean, std = self.normalize(zero_filled(masked_kspace, crop_size))  # zeros in the data
+        check_inputs(masked_kspace, mask, sens_maps, crop_size)
+        x, mean, std = self.normalize(zero_filled(masked_kspace, mask, crop_size))
         out = self.unnormalize(self.predict_normalized(x), mean, std)
         return out.to(torch.float32)
 
-    def loss_terms(
-        self,
-        masked_kspace: torch.Tensor,
-        mask: torch.Tensor,
-        target: torch.Tensor,
-        max_value: torch.Tensor,
-        crop: Callable | None = None,
-        zero_filled_image: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def loss_terms(self, batch: TrainingBatch) -> LossTerms:
         """What the training loss compares (fastMRI's UnetModule): prediction and target in
         normalised units (the target normalised with the input's mean and std, clamped),
-        ``data_range = max_value / std``.
-
-        Args:
-            masked_kspace: complex (B, C, H, W); mask: bool (B, W).
-            target: float (B, h, w); max_value: float (B,).
-            crop: ``(x, ref) -> (x, ref)`` the same random window of the normalised input
-                and target, or None (whole slices).
-            zero_filled_image: float (B, h, w) the zero-filled image if the data workers
-                formed it (``data.transform=worker``; ``masked_kspace`` is then None).
-
-        Returns:
-            ``(pred, ref, data_range, recon)``: pred and ref (B, h', w'), data_range (B,),
-            recon (B, h, w) on the target's scale (None when cropped).
-        """
-        float32 = torch.autocast(target.device.type, enabled=False)
+        ``data_range = max_value / std``; ``recon`` on the target's scale (uncropped only).
+        The input is ``batch.zero_filled``, or the zero-filled image of
+        ``batch.masked_kspace``; the crop, if any, cuts the same windows of input and target."""
+        float32 = torch.autocast(batch.target.device.type, enabled=False)
         with float32:  # the physics and the statistics in float32 under any autocast
-            zf = zero_filled_image
+            zf = batch.zero_filled
             if zf is None:
-                check_inputs(masked_kspace, mask, None)
-                zf = zero_filled(masked_kspace, tuple(target.shape[-2:]))  # (B, h, w)
-            x, mean, std = self.normalize(zf)
-            ref = self.normalize_like(target, mean, std)
-        if crop is not None:
-            x, ref = crop(x, ref)
+                zf = zero_filled(batch.masked_kspace, batch.mask, batch.target.shape[-2:])
+            x, mean, std = self.normalize(zf)  # (B, h, w), (B,), (B,)
+            ref = self.normalize_like(batch.target, mean, std)
+        if batch.crop is not None:
+            x, ref = batch.crop.apply(x), batch.crop.apply(ref)  # (B, h', w')
         pred = self.predict_normalized(x).float()  # the network under the caller's autocast
         with float32:
-            recon = None if crop is not None else self.unnormalize(pred, mean, std)
-        return pred, ref, max_value.to(std.dtype) / std, recon
+            recon = None if batch.crop is not None else self.unnormalize(pred, mean, std)
+        return LossTerms(pred, ref, batch.max_value.to(std.dtype) / std, recon)
 
 
-def as_reconstructor(net: nn.Module) -> nn.Module:
-    """``net`` itself if it is a reconstructor with its own training terms (``loss_terms``,
-    e.g. :class:`mri_recon.models.varnet.VarNet`), else an image network wrapped in
+def as_reconstructor(net: nn.Module) -> Trainable:
+    """``net`` itself if it is a :class:`~mri_recon.contract.Trainable` (e.g.
+    :class:`mri_recon.models.varnet.VarNet`), else an image network wrapped in
     :class:`ImageReconstructor`."""
-    return net if callable(getattr(net, "loss_terms", None)) else ImageReconstructor(net)
+    return net if isinstance(net, Trainable) else ImageReconstructor(net)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mri_recon.checks import boolean, integer, number, positive_int
 from mri_recon.models.norms import make_norm
 
 
@@ -171,24 +172,20 @@ class Unet(nn.Module):
 
 
 def check_norm_groups(norm: str, norm_groups: int | None, channels: list[int]) -> None:
-    """Raise ValueError naming ``model.norm_groups`` unless it is None, or an int >= 1 with
+    """Raise ValueError naming ``norm_groups`` unless it is None, or an int >= 1 with
     ``norm="group"`` that divides every channel count in ``channels`` (the levels of the
     network that owns the layers)."""
-    if norm_groups is None:
+    if integer("norm_groups", norm_groups, 1, optional=True) is None:
         return
-    if isinstance(norm_groups, bool) or not isinstance(norm_groups, int) or norm_groups < 1:
-        raise ValueError(f"model.norm_groups must be null or an int >= 1, got {norm_groups!r}")
-    if norm != "group":
-        raise ValueError(
-            f"model.norm_groups={norm_groups} applies to model.norm=group only, "
-            f"got model.norm={norm!r} (set model.norm_groups=null)"
-        )
     bad = sorted({c for c in channels if c % norm_groups})
-    if bad:
-        raise ValueError(
-            f"model.norm_groups={norm_groups} must divide every level's channel count "
+    if norm != "group" or bad:
+        reason = (
+            f"{norm_groups} applies to norm=group only, got norm={norm!r} (set norm_groups=null)"
+            if norm != "group"
+            else f"{norm_groups} must divide every level's channel count "
             f"{sorted(set(channels))}; it does not divide {bad}"
         )
+        raise ValueError(f"norm_groups: {reason}")
 
 
 def _check_config(
@@ -199,16 +196,14 @@ def _check_config(
     drop_prob: float,
     residual: bool,
 ) -> None:
-    """Raise ValueError naming the ``model.*`` field that is out of range (``model.norm``:
-    :func:`make_norm`)."""
-    for field, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"model.{field} must be a positive int, got {value!r}")
-    if not isinstance(num_pool_layers, int) or num_pool_layers < 1:
-        raise ValueError(f"model.num_pool_layers must be an int >= 1, got {num_pool_layers!r}")
-    if not 0.0 <= float(drop_prob) < 1.0:
-        raise ValueError(f"model.drop_prob must be in [0, 1), got {drop_prob!r}")
-    if residual and in_chans != out_chans:
-        raise ValueError(
-            f"model.residual=true needs in_chans == out_chans, got {in_chans} and {out_chans}"
-        )
+    """Raise ValueError naming the argument that is out of range (``norm``: :func:`make_norm`)."""
+    for name, value in (
+        ("in_chans", in_chans),
+        ("out_chans", out_chans),
+        ("chans", chans),
+        ("num_pool_layers", num_pool_layers),
+    ):
+        positive_int(name, value)
+    number("drop_prob", drop_prob, 0, 1, open_high=True)
+    if boolean("residual", residual) and in_chans != out_chans:
+        raise ValueError(f"residual: true needs in_chans == out_chans, got {in_chans}, {out_chans}")

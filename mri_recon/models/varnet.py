@@ -32,14 +32,13 @@ Reference:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from mri_recon.baselines.base import check_inputs
+from mri_recon.checks import one_of, positive_int
+from mri_recon.contract import LossTerms, TrainingBatch, check_inputs
 from mri_recon.models.unet import Unet
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
@@ -164,12 +163,9 @@ class VarNet(nn.Module):
         maps: str = "learned",
     ) -> None:
         super().__init__()
-        if isinstance(num_cascades, bool) or not isinstance(num_cascades, int) or num_cascades < 1:
-            raise ValueError(f"model.num_cascades must be an int >= 1, got {num_cascades!r}")
-        if challenge not in CHALLENGES:
-            raise ValueError(f"model.challenge must be one of {CHALLENGES}, got {challenge!r}")
-        if maps not in MAPS:
-            raise ValueError(f"model.maps must be one of {MAPS}, got {maps!r}")
+        positive_int("num_cascades", num_cascades)
+        one_of("challenge", challenge, CHALLENGES)
+        one_of("maps", maps, MAPS)
         self.num_cascades, self.chans, self.pools = num_cascades, chans, pools
         self.sens_chans, self.sens_pools, self.norm = sens_chans, sens_pools, norm
         self.challenge, self.crop_readout = challenge, bool(crop_readout)
@@ -220,7 +216,7 @@ class VarNet(nn.Module):
         the RSS of the final coil images. ``sens_maps`` is ignored (the model estimates its
         own); ``num_low_frequencies`` (fastMRI's argument) fixes the map network's centre band
         to ``[(W - n + 1) // 2, + n)``, None uses each slice's :func:`center_band`."""
-        check_inputs(masked_kspace, mask, None)
+        check_inputs(masked_kspace, mask, None, crop_size)
         coils = masked_kspace.shape[1]
         if (coils > 1) != (self.challenge == "multicoil"):
             raise ValueError(
@@ -241,36 +237,13 @@ class VarNet(nn.Module):
         image = rss(ifft2c(kspace), dim=1)  # (B, H, W)
         return center_crop(image, tuple(crop_size)).to(torch.float32)
 
-    def loss_terms(
-        self,
-        masked_kspace: torch.Tensor,
-        mask: torch.Tensor,
-        target: torch.Tensor,
-        max_value: torch.Tensor,
-        crop: Callable | None = None,
-        zero_filled_image: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """What the training loss compares (fastMRI's VarNetModule): the reconstruction and
-        the target on the target's scale, ``data_range`` = the volume max.
-
-        Args:
-            masked_kspace: complex (B, C, H, W); mask: bool (B, W).
-            target: float (B, h, w); max_value: float (B,).
-            crop: ``(pred, ref) -> (pred, ref)`` the same random window of both, or None.
-            zero_filled_image: must be None: the VarNet needs the k-space, not the image the
-                data workers form under ``data.transform=worker``.
-
-        Returns:
-            ``(pred, ref, data_range, recon)``: pred and ref (B, h', w'), data_range (B,),
-            recon (B, h, w) the full reconstruction (None when cropped).
-        """
-        if masked_kspace is None or zero_filled_image is not None:
-            raise ValueError(
-                "data.transform=worker gives the VarNet zero-filled images; it needs the "
-                "k-space: use data.transform=device"
-            )
-        recon = self(masked_kspace, mask, None, tuple(target.shape[-2:]))
-        if crop is None:
-            return recon, target, max_value.to(recon.dtype), recon
-        pred, ref = crop(recon, target)
-        return pred, ref, max_value.to(recon.dtype), None
+    def loss_terms(self, batch: TrainingBatch) -> LossTerms:
+        """What the training loss compares (fastMRI's VarNetModule): the reconstruction of
+        ``batch.masked_kspace`` and the target on the target's scale (the same windows of
+        both when ``batch.crop`` is set), ``data_range`` = the volume max."""
+        target = batch.target  # (B, h, w)
+        recon = self(batch.masked_kspace, batch.mask, None, tuple(target.shape[-2:]))
+        data_range = batch.max_value.to(recon.dtype)
+        if batch.crop is None:
+            return LossTerms(recon, target, data_range, recon)
+        return LossTerms(batch.crop.apply(recon), batch.crop.apply(target), data_range, None)

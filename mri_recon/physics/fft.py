@@ -40,29 +40,32 @@ def ifft2c_sampled_crop(
 ) -> torch.Tensor:
     """``center_crop(ifft2c(kspace * mask), shape)``, computed the cheap way.
 
-    The inverse FFT along H runs on the sampled columns only, the rows are cropped to h,
-    and the inverse FFT along W runs on the (h, W) result with the unsampled columns zero:
-    exact (up to float rounding), since the transform is separable and unsampled columns
-    contribute nothing. The centering shifts are folded into index arithmetic: the input
-    ``ifftshift`` becomes a phase ramp (along H) or a rolled scatter (along W), the output
-    ``fftshift`` + crop a gather of the kept rows or columns.
+    The inverse FFT along H runs on the columns any slice samples only, the rows are cropped
+    to h, and the inverse FFT along W runs on the (h, W) result with the unsampled columns
+    zero: exact (up to float rounding), since the transform is separable and unsampled
+    columns contribute nothing. The centering shifts are folded into index arithmetic: the
+    input ``ifftshift`` becomes a phase ramp (along H) or a rolled scatter (along W), the
+    output ``fftshift`` + crop a gather of the kept rows or columns.
 
     Args:
         kspace: complex (..., H, W).
-        mask: bool (W,) sampled columns (the same for every leading index).
+        mask: bool (W,), or bool broadcastable to ``kspace`` with size 1 along H (e.g.
+            (B, 1, 1, W) for one mask per slice of (B, C, H, W) k-space).
         shape: (h, w) output crop, 0 < h <= H, 0 < w <= W (fastMRI's center offsets).
 
     Returns:
         complex (..., h, w), the dtype of ``kspace``.
     """
     (h, w), (height, width) = shape, kspace.shape[-2:]
-    cols = mask.nonzero().squeeze(-1).to(kspace.device)  # (n,)
+    mask = mask.to(kspace.device)
+    cols = mask.reshape(-1, width).any(dim=0).nonzero().squeeze(-1)  # (n,)
     # rows top..top+h of fftshift(z) are z[(top - H//2 + i) mod H]; same for columns
     rows = (torch.arange(h, device=kspace.device) + (height - h) // 2 - height // 2) % height
     keep = (torch.arange(w, device=kspace.device) + (width - w) // 2 - width // 2) % width
     # ifft(ifftshift(x))[r] = ifft(x)[r] * exp(-2 pi i (H//2) r / H)
     ramp = torch.exp(-2j * torch.pi * (height // 2) * rows.double() / height).to(kspace.dtype)
-    sub = torch.fft.ifft(kspace[..., cols], dim=-2, norm="ortho")  # (..., H, n)
+    sampled = kspace[..., cols] * mask[..., cols]  # (..., H, n) zero where a slice skips one
+    sub = torch.fft.ifft(sampled, dim=-2, norm="ortho")  # (..., H, n)
     sub = sub[..., rows, :] * ramp[:, None]  # (..., h, n) the cropped rows
     full = kspace.new_zeros((*kspace.shape[:-2], h, width))  # (..., h, W), ifftshifted in W
     full[..., (cols - width // 2) % width] = sub

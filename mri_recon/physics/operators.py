@@ -33,16 +33,14 @@ class SenseOperator:
     """
 
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
-        if not sens_maps.is_complex() or sens_maps.ndim != 4:
-            raise TypeError(
-                f"sens_maps must be complex (B, C, H, W), got {sens_maps.dtype} "
-                f"{tuple(sens_maps.shape)}"
-            )
-        b, _, _, w = sens_maps.shape
-        if mask.shape != (b, w):
+        if (
+            not sens_maps.is_complex()
+            or sens_maps.ndim != 4
+            or mask.shape != (sens_maps.shape[0], sens_maps.shape[-1])
+        ):
             raise ValueError(
-                f"mask must be (B, W) = {(b, w)} for sens_maps {tuple(sens_maps.shape)}, "
-                f"got {tuple(mask.shape)}"
+                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W), got "
+                f"sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, mask {tuple(mask.shape)}"
             )
         self._sens_maps = sens_maps
         # (B, 1, 1, W): broadcasts over coils and rows.

@@ -13,8 +13,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from mri_recon.baselines import BASELINES, TVReconstructor, ZeroFilled
 from mri_recon.baselines.bart import bart_available, read_cfl, run_bart_pics, write_cfl
-from mri_recon.baselines.base import Reconstructor
 from mri_recon.baselines.tv import data_scale, solve_tv, tv_norm, tv_objective
+from mri_recon.contract import Reconstructor
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fft2c, ifft2c
@@ -264,12 +264,14 @@ def test_progress_bar_and_bad_config(capsys: pytest.CaptureFixture[str]) -> None
     TVReconstructor(max_iters=3, progress=True)(y, mask, None, CROP)
     assert "TV" in capsys.readouterr().err
     for kwargs, field in [
-        ({"lam": -1}, "tv.lam"),
-        ({"max_iters": 0}, "tv.max_iters"),
-        ({"tol": -1.0}, "tv.tol"),
-        ({"tau": 0.0}, "tv.tau"),
+        ({"lam": -1}, "lam"),
+        ({"max_iters": 0}, "max_iters"),
+        ({"max_iters": 2.5}, "max_iters"),
+        ({"tol": -1.0}, "tol"),
+        ({"tau": 0.0}, "tau"),
+        ({"data_consistency": "yes"}, "data_consistency"),
     ]:
-        with pytest.raises(ValueError, match=field):
+        with pytest.raises(ValueError, match=f"^{field}: must be"):
             TVReconstructor(**kwargs)
 
 

@@ -12,8 +12,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from mri_recon.contract import CropWindows, TrainingBatch
 from mri_recon.lit.callbacks import ValidationTable, comparison_row, log_image_rows
-from mri_recon.lit.module import ReconModule, random_crop
+from mri_recon.lit.module import ReconModule
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.models.losses import SSIMLoss
 from mri_recon.models.unet import Unet
@@ -111,7 +112,8 @@ def test_crop_locations_depend_on_seed_and_batch_only() -> None:
     x = torch.arange(4 * 30 * 30, dtype=torch.float32).reshape(4, 30, 30)
 
     def crop(seed: int, batch: int = 0) -> torch.Tensor:
-        return random_crop(x, x, 8, make_module(seed=seed)._crop_generator(batch))[0]
+        generator = make_module(seed=seed)._crop_generator(batch)
+        return CropWindows.random(tuple(x.shape), 8, generator).apply(x)
 
     assert torch.equal(crop(0), crop(0))  # not the global RNG: same seed, same windows
     assert not torch.equal(crop(0), crop(1))
@@ -126,16 +128,19 @@ def test_ssim_loss_trains() -> None:
     assert 0 < loss < 2
 
 
-def test_random_crop_same_window_for_input_and_target() -> None:
+def test_crop_windows_are_data_one_window_per_sample() -> None:
     x = torch.randn(5, 20, 17)
-    g = torch.Generator().manual_seed(3)
-    cx, ct = random_crop(x, 2 * x, 8, g)
-    assert cx.shape == ct.shape == (5, 8, 8)
-    torch.testing.assert_close(ct, 2 * cx)
-    again, _ = random_crop(x, x, 8, torch.Generator().manual_seed(3))
-    torch.testing.assert_close(again, cx)
-    big, _ = random_crop(x, x, 100, g)  # clipped to the image
-    torch.testing.assert_close(big, x)
+    crop = CropWindows.random((5, 20, 17), 8, torch.Generator().manual_seed(3))
+    assert crop.size == (8, 8) and len(crop.corners) == 5
+    assert all(0 <= t <= 12 and 0 <= s <= 9 for t, s in crop.corners)
+    assert len(set(crop.corners)) > 1  # a window per sample, not one for the batch
+    cx = crop.apply(x)
+    assert cx.shape == (5, 8, 8)
+    for i, (t, s) in enumerate(crop.corners):
+        torch.testing.assert_close(cx[i], x[i, t : t + 8, s : s + 8])
+    assert CropWindows.random((5, 20, 17), 8, torch.Generator().manual_seed(3)) == crop
+    big = CropWindows.random((5, 20, 17), 100, torch.Generator().manual_seed(3))
+    assert big.size == (20, 17) and torch.equal(big.apply(x), x)  # clipped to the image
 
 
 # ----------------------------------------------------------------------------- validation
@@ -234,7 +239,7 @@ def test_configure_optimizers(optimizer: Any, scheduler: Any) -> None:
 def test_constructor_and_batch_errors() -> None:
     with pytest.raises(TypeError, match="optim"):
         make_module(optimizer=None)
-    with pytest.raises(ValueError, match="train_crop_size"):
+    with pytest.raises(ValueError, match=r"^train_crop_size: must be an int >= 1 or null, got 0"):
         make_module(train_crop_size=0)
     with pytest.raises(TypeError, match="_target_"):
         make_module(net_spec={"chans": 4})
@@ -258,16 +263,16 @@ def test_bf16_trains_and_validates_close_to_fp32(monkeypatch: pytest.MonkeyPatch
 
     seen: list[tuple[str, bool, torch.dtype]] = []  # (where, autocast on, dtype)
 
-    def spy_zero_filled(masked_kspace: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def spy_zero_filled(masked_kspace: torch.Tensor, mask, size) -> torch.Tensor:
         seen.append(("zero_filled", torch.is_autocast_enabled("cpu"), masked_kspace.dtype))
-        return zero_filled(masked_kspace, size)
+        return zero_filled(masked_kspace, mask, size)
 
     class SpyLoss(SSIMLoss):
-        def forward(self, pred, target, data_range):  # type: ignore[override]
-            seen.append(("loss", torch.is_autocast_enabled("cpu"), pred.dtype))
-            return super().forward(pred, target, data_range)
+        def forward(self, terms):  # type: ignore[override]
+            seen.append(("loss", torch.is_autocast_enabled("cpu"), terms.pred.dtype))
+            return super().forward(terms)
 
-    from mri_recon.baselines.zero_filled import zero_filled
+    from mri_recon.physics.zero_filled import zero_filled
 
     monkeypatch.setattr(module_py, "zero_filled", spy_zero_filled)
     samples = make_samples()
@@ -299,7 +304,8 @@ def _predict(reconstructor: Any, x: torch.Tensor) -> torch.Tensor:
     b, _, w = x.shape
     kspace = fft2c(x.to(torch.complex64))[:, None]  # (B, 1, h, w)
     mask = torch.ones(b, w, dtype=torch.bool)
-    return reconstructor.loss_terms(kspace, mask, x, x.amax(dim=(-2, -1)))[0]
+    batch = TrainingBatch(mask, x, x.amax(dim=(-2, -1)), masked_kspace=kspace)
+    return reconstructor.loss_terms(batch).pred
 
 
 def test_network_runs_in_bf16_under_autocast_and_returns_float32() -> None:
@@ -368,13 +374,14 @@ def test_max_autotune_compile_matches_eager() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"compile": "fast"}, "module.compile"),
-        ({"compile": True}, "module.compile"),
-        ({"channels_last": "yes"}, "module.channels_last"),
+        ({"compile": "fast"}, "compile"),
+        ({"compile": True}, "compile"),
+        ({"channels_last": "yes"}, "channels_last"),
+        ({"num_log_images": -1}, "num_log_images"),
     ],
 )
-def test_bad_precision_settings_name_the_field(kwargs: dict, field: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{field} must be"):
+def test_bad_settings_name_the_argument(kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{field}: must be"):
         make_module(**kwargs)
 
 

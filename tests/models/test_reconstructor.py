@@ -9,8 +9,8 @@ from fastmri.losses import SSIMLoss as FastmriSSIMLoss
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from mri_recon.baselines.base import Reconstructor
 from mri_recon.baselines.zero_filled import ZeroFilled
+from mri_recon.contract import LossTerms, Reconstructor, Trainable
 from mri_recon.models.losses import L1Loss, SSIMLoss
 from mri_recon.models.reconstructor import ImageReconstructor
 from mri_recon.models.unet import Unet
@@ -87,7 +87,8 @@ def test_normalize_clamps_outliers_to_six() -> None:
 
 def test_reconstructor_contract() -> None:
     recon = ImageReconstructor(Unet(chans=4, num_pool_layers=2), name="unet_small")
-    assert isinstance(recon, Reconstructor)
+    assert isinstance(recon, Reconstructor) and isinstance(recon, Trainable)
+    assert not isinstance(recon.net, Trainable)  # a plain network is wrapped, not trained as is
     assert recon.name == "unet_small" and recon.needs_sens_maps is False
     masked_kspace, mask = _masked()
     with torch.no_grad():
@@ -97,17 +98,23 @@ def test_reconstructor_contract() -> None:
         recon(masked_kspace, mask[:, :-1], None, CROP)
     with pytest.raises(TypeError, match="masked_kspace must be complex"):
         recon(masked_kspace.abs(), mask, None, CROP)
+    with pytest.raises(ValueError, match=r"crop_size \(40, 24\) must fit in \(H, W\) = \(36, 30\)"):
+        recon(masked_kspace, mask, None, (40, 24))
 
 
 def test_predict_normalized_checks_the_network_output() -> None:
     recon = ImageReconstructor(nn.Conv2d(1, 2, 1))
     with pytest.raises(ValueError, match=r"net output shape \(2, 2, 8, 8\)"):
         recon.predict_normalized(torch.randn(2, 8, 8))
-    with pytest.raises(TypeError, match="nn.Module"):
-        ImageReconstructor(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="clamp: must be a number in"):
+        ImageReconstructor(Identity(), clamp=0)
 
 
 # ----------------------------------------------------------------------------------- losses
+
+
+def _terms(pred: torch.Tensor, ref: torch.Tensor, data_range: torch.Tensor) -> LossTerms:
+    return LossTerms(pred, ref, data_range, None)
 
 
 def _images(seed: int, shape: tuple[int, ...] = (3, 20, 17)) -> tuple[torch.Tensor, ...]:
@@ -119,14 +126,14 @@ def _images(seed: int, shape: tuple[int, ...] = (3, 20, 17)) -> tuple[torch.Tens
 
 def test_ssim_loss_is_zero_for_identical_images() -> None:
     _, target = _images(0)
-    loss = SSIMLoss().double()(target, target.clone(), torch.ones(3, dtype=torch.float64))
+    loss = SSIMLoss().double()(_terms(target, target.clone(), torch.ones(3, dtype=torch.float64)))
     assert abs(float(loss)) < 1e-12
 
 
 def test_ssim_loss_equals_one_minus_skimage_ssim() -> None:
     pred, target = _images(1, (1, 24, 19))
     data_range = torch.tensor([1.3], dtype=torch.float64)
-    loss = SSIMLoss().double()(pred, target, data_range)
+    loss = SSIMLoss().double()(_terms(pred, target, data_range))
     reference = structural_similarity(target[0].numpy(), pred[0].numpy(), data_range=1.3)
     # fastmri builds its window 1/49 in float32: ~1e-8 off after .double()
     assert float(loss) == pytest.approx(1 - reference, rel=1e-6)
@@ -136,7 +143,7 @@ def test_ssim_loss_matches_fastmri_with_per_sample_range() -> None:
     pred, target = _images(2)
     pred, target = pred.float(), target.float()
     data_range = torch.tensor([1.0, 2.0, 0.5])
-    ours = SSIMLoss()(pred, target, data_range)
+    ours = SSIMLoss()(_terms(pred, target, data_range))
     theirs = FastmriSSIMLoss()(pred[:, None], target[:, None], data_range)
     torch.testing.assert_close(ours, theirs)
 
@@ -144,20 +151,24 @@ def test_ssim_loss_matches_fastmri_with_per_sample_range() -> None:
 def test_ssim_loss_has_gradients_and_no_state() -> None:
     pred, target = _images(3)
     pred.requires_grad_(True)
-    SSIMLoss().double()(pred, target, torch.ones(3, dtype=torch.float64)).backward()
+    SSIMLoss().double()(_terms(pred, target, torch.ones(3, dtype=torch.float64))).backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert SSIMLoss().state_dict() == {}  # nothing extra in checkpoints
 
 
 def test_l1_loss_and_shape_errors() -> None:
     pred, target = _images(4)
-    torch.testing.assert_close(L1Loss()(pred, target, None), (pred - target).abs().mean())
+    ones = torch.ones(3)
+    torch.testing.assert_close(L1Loss()(_terms(pred, target, ones)), (pred - target).abs().mean())
     with pytest.raises(ValueError, match=r"\(B, h, w\)"):
-        L1Loss()(pred, target[:, :-1], None)
-    with pytest.raises(ValueError, match="data_range must be"):
-        SSIMLoss()(pred, target, torch.ones(2))
-    with pytest.raises(ValueError, match="win_size"):
-        SSIMLoss(win_size=4)
-    with pytest.raises(ValueError, match="smaller than win_size"):
-        SSIMLoss()(pred[:, :5], target[:, :5], torch.ones(3))
-    assert np.isfinite(float(SSIMLoss()(pred.float(), target.float(), torch.ones(3))))
+        L1Loss()(_terms(pred, target[:, :-1], ones))
+    with pytest.raises(ValueError, match=r"data_range \(B,\), got .* \(2,\)"):
+        SSIMLoss()(_terms(pred, target, torch.ones(2)))
+    for win_size in (4, 1, 3.0):
+        with pytest.raises(ValueError, match="^win_size: must be an (odd )?int >= 3"):
+            SSIMLoss(win_size=win_size)
+    with pytest.raises(ValueError, match="^k2: must be a number in"):
+        SSIMLoss(k2=0)
+    with pytest.raises(ValueError, match="h, w >= 7"):
+        SSIMLoss()(_terms(pred[:, :5], target[:, :5], ones))
+    assert np.isfinite(float(SSIMLoss()(_terms(pred.float(), target.float(), ones))))

@@ -81,3 +81,36 @@ def test_ifft2c_sampled_crop_equals_full_ifft2c_then_crop(shape, crop) -> None:
     got = ifft2c_sampled_crop(kspace, mask, crop)
     assert got.shape == expected.shape and got.dtype == kspace.dtype
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "crop"), [((3, 2, 14, 11), (9, 7)), ((2, 1, 9, 13), (9, 13))])
+def test_sampled_crop_takes_one_mask_per_slice(shape, crop) -> None:
+    """(B, 1, 1, W) masks that differ per slice (a column one slice skips, another samples):
+    still ``center_crop(ifft2c(kspace * mask))``."""
+    kspace = _randc(shape, seed=5)
+    mask = torch.rand(shape[0], shape[-1], generator=torch.Generator().manual_seed(2)) < 0.5
+    mask[0] = False
+    mask[0, shape[-1] // 2] = True  # one slice samples a single column
+    mask4 = mask[:, None, None, :]
+    got = ifft2c_sampled_crop(kspace, mask4, crop)
+    torch.testing.assert_close(got, center_crop(ifft2c(kspace * mask4), crop), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "crop"), [((2, 3, 15, 11), (8, 7)), ((3, 1, 12, 9), (12, 9))])
+def test_zero_filled_is_fastmris_rss_of_the_cropped_ifft(shape, crop) -> None:
+    """The one zero-filled function (its implementation the sampled-columns fast path) against
+    fastMRI's own ifft2c, complex_center_crop, complex_abs and rss, on non-square, odd-width
+    k-space with values in the unsampled columns (the mask, not the data, drops them)."""
+    from fastmri.data.transforms import complex_center_crop
+
+    from mri_recon.physics.zero_filled import zero_filled
+
+    kspace = _randc(shape, seed=7)
+    mask = torch.rand(shape[0], shape[-1], generator=torch.Generator().manual_seed(4)) < 0.4
+    mask[:, shape[-1] // 2] = True
+    got = zero_filled(kspace, mask, crop)
+    masked = torch.view_as_real(kspace * mask[:, None, None, :])  # (B, C, H, W, 2)
+    image = complex_center_crop(fastmri.ifft2c(masked), crop)
+    expected = fastmri.rss(fastmri.complex_abs(image), dim=1)
+    assert got.shape == (shape[0], *crop) and got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
