@@ -24,14 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from mri_recon.checks import number, one_of
+from mri_recon.checks import integer, number, one_of
 from mri_recon.contract import Reconstructor
+from mri_recon.data.fastmri import DataError
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv
-from mri_recon.metrics.stats import describe
+from mri_recon.metrics.optional import LOWER_IS_BETTER, OPTIONAL_METRICS
+from mri_recon.metrics.stats import describe, holm, sign_flip_pvalue
 from mri_recon.physics.masks import MASK_TYPES, ColumnMaskFunc
-from mri_recon.viz.figures import grid_heatmap, grid_lines, save_figure
+from mri_recon.physics.perturbations import Perturbation, parse_perturbations, perturbation_seed
+from mri_recon.viz.figures import grid_heatmap, grid_lines, level_lines, save_figure
 
 CENTER_BAND = 0.32  # a cell's centre fraction is CENTER_BAND / R (fastMRI: 0.08 at 4x)
 GRID_COLUMNS = (
@@ -48,27 +51,44 @@ GRID_COLUMNS = (
     "mask_num_sampled",
     "num_low_frequencies",
     "mask_hash",
-)
+    "perturbation",
+    "level",
+    "perturbation_seed",
+)  # then the optional metrics of the run (metrics.optional.OPTIONAL_METRICS order)
 GRID_OUTPUTS = ("grid.csv", "grid.md", "figures")
 _FLOATS = ("acceleration", "center_fraction", "nmse", "psnr", "ssim", "seconds_per_slice")
 _TYPES = {
-    **dict.fromkeys((*_FLOATS, "mask_acceleration"), float),
-    **dict.fromkeys(("mask_num_sampled", "num_low_frequencies"), int),
+    **dict.fromkeys((*_FLOATS, "mask_acceleration", "level", *OPTIONAL_METRICS), float),
+    **dict.fromkeys(("mask_num_sampled", "num_low_frequencies", "perturbation_seed"), int),
 }
+NONE = Perturbation("none")
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (mask type, acceleration, centre fraction) of the grid."""
+    """One (mask type, acceleration, centre fraction, perturbation) of the grid; ``seed``
+    is the run seed of the perturbation's draws (per file and slice)."""
 
     mask_type: str
     acceleration: float
     center_fraction: float
+    perturbation: Perturbation = NONE
+    seed: int = 0
 
     @property
     def name(self) -> str:
-        """``<mask_type>_<R>x_cf<center_fraction>``, e.g. ``poisson_8x_cf0.04``."""
-        return f"{self.mask_type}_{self.acceleration:g}x_cf{self.center_fraction:g}"
+        """``<mask_type>_<R>x_cf<center_fraction>[_<type><level>]``, e.g.
+        ``poisson_8x_cf0.04`` (unperturbed) or ``random_4x_cf0.08_noise2``."""
+        base = f"{self.mask_type}_{self.acceleration:g}x_cf{self.center_fraction:g}"
+        p = self.perturbation
+        return base if p.kind == "none" else f"{base}_{p.kind}{p.level:g}"
+
+    @property
+    def row(self) -> str:
+        """The cell's row in tables and heatmaps: the mask type, plus ``TYPE:LEVEL`` when
+        perturbed (``random``, ``random noise:2``)."""
+        p = self.perturbation
+        return self.mask_type if p.kind == "none" else f"{self.mask_type} {p.label}"
 
     def mask_func(self) -> ColumnMaskFunc:
         """The cell's mask function (the type's default density settings)."""
@@ -79,18 +99,30 @@ def grid_cells(
     masks: Sequence[str],
     accelerations: Sequence[float],
     center_fractions: Sequence[float] | None = None,
+    perturbations: Sequence[str] = ("none",),
+    seed: int = 0,
+    motion_shots: int = 8,
+    motion_max_rotation: float = 0.0,
 ) -> list[Cell]:
-    """The cells, mask type major, checked: every mask function is built once here.
+    """The cells, perturbation major, then mask type, checked: every mask function is built
+    once here.
 
     Args:
         masks: mask types (non-empty, distinct).
         accelerations: R values (non-empty, distinct, each > 1).
         center_fractions: one per acceleration, each in (0, 1) and < 1/R; None: 0.32 / R.
+        perturbations: ``TYPE:LEVEL`` strings, ``none`` alone for the unperturbed cells
+            (:func:`~mri_recon.physics.perturbations.parse_perturbations`).
+        seed: the perturbations' run seed (>= 0; draws per (seed, file, slice)).
+        motion_shots, motion_max_rotation: the motion type's shots and maximum rotation
+            in degrees.
 
     Raises:
         ValueError: ``<argument>: <reason>`` (``masks``, ``accelerations``,
-            ``center_fractions``) for an empty grid, R <= 1, a centre fraction outside
-            (0, 1) or asking for more columns than W/R, a list of the wrong length.
+            ``center_fractions``, ``perturbations``, ``seed``, ``motion_shots``,
+            ``motion_max_rotation``) for an empty grid, R <= 1, a centre fraction outside
+            (0, 1) or asking for more columns than W/R, a list of the wrong length, a bad
+            perturbation spec.
     """
     for name, values in (("masks", masks), ("accelerations", accelerations)):
         if not isinstance(values, Sequence) or isinstance(values, str) or not values:
@@ -108,7 +140,15 @@ def grid_cells(
         number("center_fractions", c, 0, 1, open_low=True, open_high=True) for c in fractions
     ]
     pairs = list(zip(accels, fractions, strict=True))
-    cells = [Cell(str(m), r, c) for m in masks for r, c in pairs]
+    seed = integer("seed", seed, 0)
+    try:
+        kinds = parse_perturbations(perturbations, motion_shots, motion_max_rotation)
+    except ValueError as err:  # shots / max_rotation: name the grid's own arguments
+        text = str(err)
+        for ours, theirs in (("motion_shots", "shots"), ("motion_max_rotation", "max_rotation")):
+            text = text.replace(f"{theirs}: ", f"{ours}: ", 1) if text.startswith(theirs) else text
+        raise ValueError(text) from None
+    cells = [Cell(str(m), r, c, p, seed) for p in kinds for m in masks for r, c in pairs]
     for cell in cells:
         cell.mask_func()  # ColumnMaskFunc names accelerations / center_fractions itself
     return cells
@@ -129,6 +169,16 @@ def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
     write_atomic(path, text)
 
 
+def check_data(cells: Sequence[Cell], infos: Sequence[Any]) -> None:
+    """A perturbation that cannot apply to a selected volume (more coils than it has) is a
+    :class:`DataError` naming the file, before anything is written."""
+    for cell in cells:
+        for info in infos:
+            problem = cell.perturbation.data_problem(info.num_coils)
+            if problem:
+                raise DataError(info.path, f"perturbations: {problem}")
+
+
 def run_grid(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
@@ -137,10 +187,12 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Evaluate ``methods`` on every cell (skipping finished ones) and write the grid outputs
     into ``settings.run_dir``: ``grid.csv``, ``grid.md``, ``figures/grid_ssim_<method>.png``,
-    ``figures/grid_ssim_vs_acceleration.png``, and ``cells/``.
+    ``figures/grid_ssim_vs_acceleration.png`` (with perturbations also
+    ``figures/grid_ssim_vs_level.png``), and ``cells/``.
 
     Args:
-        settings: the evaluation settings of every cell (its mask and run dir are replaced).
+        settings: the evaluation settings of every cell (its mask, perturbation and run dir
+            are replaced).
         methods: name -> reconstructor.
         cells: from :func:`grid_cells`.
         fingerprint: JSON-ready description of what the cells depend on besides the cell.
@@ -152,74 +204,107 @@ def run_grid(
     # the volumes, selected and checked once for every cell before anything is written
     volumes = iter_volumes(settings)
     selection = (volumes.infos, volumes.skipped)
+    check_data(cells, volumes.infos)
     widths = {info.fname: info.image_shape[1] for info in volumes.infos}  # for the true R
-    _check_settings(out / "cells", {**fingerprint, "methods": list(methods)})
+    extra = {"metrics": list(settings.metrics)} if settings.metrics else {}
+    if any(c.perturbation.is_random for c in cells):
+        extra["perturbation_seed"] = cells[0].seed
+    _check_settings(out / "cells", {**fingerprint, "methods": list(methods), **extra})
+    columns = [*GRID_COLUMNS, *settings.metrics]
     rows: list[dict[str, Any]] = []
     for cell in cells:
         done = out / "cells" / f"{cell.name}.csv"
         if not done.is_file():
-            cell_settings = replace(
-                settings,
-                mask_name=cell.name,
-                mask_func=cell.mask_func(),
-                run_dir=out / "cells" / cell.name,
-                save_reconstructions=False,
-                provenance=False,
-            )
-            report = run_evaluation(cell_settings, methods, selection)
-            cell_rows = [
-                {
-                    **row,
-                    "mask_type": cell.mask_type,
-                    "acceleration": cell.acceleration,
-                    "center_fraction": cell.center_fraction,
-                    "mask_acceleration": widths[row["fname"]] / row["mask_num_sampled"],
-                }
-                for row in report.rows
-            ]
-            write_csv(done, cell_rows, GRID_COLUMNS)  # last: the cell is finished
-        rows.extend(read_csv(done, _TYPES))
+            write_csv(done, _run_cell(settings, methods, cell, selection, widths), columns)
+        rows.extend(read_csv(done, _TYPES))  # the cell file is written last: it is finished
     boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}
-    md = grid_markdown(rows, cells, list(methods), **boot, reference=settings.reference)
+    md = grid_markdown(
+        rows, cells, list(methods), **boot, reference=settings.reference, metrics=settings.metrics
+    )
+    coils = max(info.num_coils for info in volumes.infos)
     with Staging(out, GRID_OUTPUTS) as staging:  # the grid's outputs all or none
-        write_csv(staging.path("grid.csv"), rows, GRID_COLUMNS)
+        write_csv(staging.path("grid.csv"), rows, columns)
         write_atomic(staging.path("grid.md"), md)
-        _figures(staging.path("figures"), rows, cells, list(methods))
+        _figures(staging.path("figures"), rows, cells, list(methods), coils)
         staging.publish()
     return rows
 
 
-def _means(
-    rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], method: str, metric: str
-) -> tuple[list[str], list[float], np.ndarray]:
-    """Mask types, accelerations and the (types, accelerations) array of per-cell means."""
-    types = list(dict.fromkeys(c.mask_type for c in cells))
-    accels = list(dict.fromkeys(c.acceleration for c in cells))
-    table = np.full((len(types), len(accels)), np.nan)
-    for i, t in enumerate(types):
-        for j, r in enumerate(accels):
-            values = [
-                row[metric]
-                for row in rows
-                if row["method"] == method and row["mask_type"] == t and row["acceleration"] == r
-            ]
-            if values and None not in values:
-                table[i, j] = float(np.mean(values))
-    return types, accels, table
+def _run_cell(
+    settings: EvalSettings,
+    methods: Mapping[str, Reconstructor],
+    cell: Cell,
+    selection: tuple[Sequence[Any], Sequence[Any]],
+    widths: Mapping[str, int],
+) -> list[dict[str, Any]]:
+    """One cell's evaluation (into ``cells/<cell>/``) and its grid rows."""
+    p = cell.perturbation
+    cell_settings = replace(
+        settings,
+        mask_name=cell.name,
+        mask_func=cell.mask_func(),
+        run_dir=settings.run_dir / "cells" / cell.name,
+        save_reconstructions=False,
+        provenance=False,
+        perturbation=None if p.kind == "none" else p,
+        perturbation_seed=cell.seed,
+    )
+    report = run_evaluation(cell_settings, methods, selection)
+    return [
+        {
+            **row,
+            "mask_type": cell.mask_type,
+            "acceleration": cell.acceleration,
+            "center_fraction": cell.center_fraction,
+            "mask_acceleration": widths[row["fname"]] / row["mask_num_sampled"],
+            "perturbation": p.kind,
+            "level": None if p.kind == "none" else p.level,
+            "perturbation_seed": perturbation_seed(cell.seed, row["fname"])
+            if p.is_random
+            else None,
+        }
+        for row in report.rows
+    ]
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    """A grid row's table row, as :attr:`Cell.row` writes it."""
+    if row["perturbation"] == "none":
+        return row["mask_type"]
+    return f"{row['mask_type']} {row['perturbation']}:{row['level']:g}"
 
 
 def _values(
-    rows: Sequence[Mapping[str, Any]], method: str, mask_type: str, r: float, metric: str
+    rows: Sequence[Mapping[str, Any]], method: str, label: str, r: float, metric: str
 ) -> dict[str, float]:
     """fname -> ``metric`` of one method in one cell (volumes with a target)."""
     return {
         row["fname"]: row[metric]
         for row in rows
         if row["method"] == method
-        and row["mask_type"] == mask_type
+        and _label(row) == label
         and row["acceleration"] == r
         and row[metric] is not None
     }
+
+
+def _means(
+    rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], method: str, metric: str
+) -> tuple[list[str], list[float], np.ndarray]:
+    """Row labels, accelerations and the (rows, accelerations) array of per-cell means."""
+    labels = list(dict.fromkeys(c.row for c in cells))
+    accels = list(dict.fromkeys(c.acceleration for c in cells))
+    table = np.full((len(labels), len(accels)), np.nan)
+    for i, label in enumerate(labels):
+        for j, r in enumerate(accels):
+            values = _values(rows, method, label, r, metric)
+            if values:
+                table[i, j] = float(np.mean(list(values.values())))
+    return labels, accels, table
+
+
+_LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)", "hfen": "HFEN", "haarpsi": "HaarPSI",
+           "vif": "VIF", "ssim_fg": "SSIM (fg)"}  # fmt: skip
 
 
 def grid_markdown(
@@ -229,64 +314,148 @@ def grid_markdown(
     confidence: float = 0.95,
     num_resamples: int = 2000,
     reference: str | None = None,
+    metrics: Sequence[str] = (),
+    alpha: float = 0.05,
 ) -> str:
-    """``grid.md``: per metric (SSIM, PSNR) and method, mask type x acceleration, each cell
-    ``mean [low, high]`` (bootstrap interval of the mean over volumes, seed 0); with a
-    ``reference`` among the methods, also each other method's paired per-volume difference
-    (method - reference) per cell."""
+    """``grid.md``: per metric (SSIM, PSNR and the optional ``metrics``) and method, a table
+    of (mask type, perturbation) rows x acceleration, each cell ``mean [low, high]``
+    (bootstrap interval of the mean over volumes, seed 0); with a ``reference`` among the
+    methods, also each other method's paired per-volume difference (method - reference)
+    per cell with its interval and the p-value of a paired sign-flip permutation test over
+    volumes, and a verdict line: in how many cells the method is better / worse after
+    Holm's adjustment over all of its cells (family-wise error ``alpha``)."""
     level = round(100 * confidence)
     n = len({row["fname"] for row in rows})
     accels = list(dict.fromkeys(c.acceleration for c in cells))
-    types = list(dict.fromkeys(c.mask_type for c in cells))
-    fractions = ", ".join(
-        f"{c.acceleration:g}x: {c.center_fraction:.4g}" for c in cells[: len(accels)]
-    )
+    labels = list(dict.fromkeys(c.row for c in cells))
+    fractions = ", ".join(f"{r:g}x: {c:.4g}" for r, c in dict.fromkeys(
+        (c.acceleration, c.center_fraction) for c in cells))  # fmt: skip
     out = [
         "# Robustness grid",
         "",
         f"{n} volumes per cell; each cell is the mean [{level}% bootstrap interval of the mean]"
-        f" over volumes. Centre fraction per acceleration: {fractions}.",
+        f" over volumes. Centre fraction per acceleration: {fractions}. Rows: mask type and"
+        " perturbation (TYPE:LEVEL; none = as measured).",
     ]
+    if reference in methods:
+        out += [
+            "",
+            f"Paired cells: method - {reference} per volume, [{level}% interval], p = paired"
+            " sign-flip permutation test over volumes (exact when 2^n <= "
+            f"{num_resamples}; the smallest p with n = {n} volumes is {min(1.0, 2 / 2**n):.2g}"
+            " when exact). Verdicts: Holm-adjusted over each method's cells at"
+            f" alpha = {alpha:g}.",
+        ]
     tables = [(method, None) for method in methods]
     if reference in methods:
         tables += [(method, reference) for method in methods if method != reference]
-    for metric, label in (("ssim", "SSIM"), ("psnr", "PSNR (dB)")):
-        digits = 4 if metric == "ssim" else 2
+    boot = {"confidence": confidence, "num_resamples": num_resamples}
+    for metric in ("ssim", "psnr", *metrics):
+        digits = 2 if metric == "psnr" else 4
         for method, ref in tables:
-            title = f"{label}: {method}" + (f" - {ref} (paired per volume)" if ref else "")
+            title = f"{_LABELS[metric]}: {method}" + (
+                f" - {ref} (paired per volume)" if ref else ""
+            )
             out += ["", f"## {title}", ""]
-            out.append("| mask | " + " | ".join(f"{r:g}x" for r in accels) + " |")
+            out.append("| cell | " + " | ".join(f"{r:g}x" for r in accels) + " |")
             out.append("|---" * (len(accels) + 1) + "|")
-            for t in types:
+            tests = []
+            for label in labels:
                 texts = []
                 for r in accels:
-                    values = _values(rows, method, t, r, metric)
+                    values = _values(rows, method, label, r, metric)
                     if ref:
-                        base = _values(rows, ref, t, r, metric)
+                        base = _values(rows, ref, label, r, metric)
                         values = {f: v - base[f] for f, v in values.items() if f in base}
                     if not values:
                         texts.append("")
                         continue
-                    d = describe(
-                        list(values.values()), confidence=confidence, num_resamples=num_resamples
-                    )
+                    d = describe(list(values.values()), **boot)
                     sign = "+" if ref else ""
-                    texts.append(
+                    text = (
                         f"{d.mean:{sign}.{digits}f} [{d.ci_low:{sign}.{digits}f}, "
                         f"{d.ci_high:{sign}.{digits}f}]"
                     )
-                out.append(f"| {t} | " + " | ".join(texts) + " |")
+                    if ref:
+                        p = sign_flip_pvalue(list(values.values()), num_resamples=num_resamples)
+                        tests.append((d.mean, p))
+                        text += f" p={p:.2g}"
+                    texts.append(text)
+                out.append(f"| {label} | " + " | ".join(texts) + " |")
+            if ref and tests:
+                out += ["", _verdict(method, ref, metric, tests, alpha)]
     return "\n".join(out) + "\n"
 
 
+def _verdict(
+    method: str, ref: str, metric: str, tests: Sequence[tuple[float, float]], alpha: float
+) -> str:
+    """``<method> vs <ref> (<metric>): better in a of m cells, worse in b, ...``."""
+    _, rejected = holm([p for _, p in tests], alpha)
+    higher = metric not in LOWER_IS_BETTER
+    better = sum(1 for (d, _), r in zip(tests, rejected, strict=True) if r and (d > 0) == higher)
+    worse = sum(rejected) - better
+    return (
+        f"**{method} vs {ref} ({_LABELS[metric]}): better in {better} of {len(tests)} cells, "
+        f"worse in {worse}, no detectable difference in {len(tests) - better - worse} "
+        f"(Holm-adjusted, alpha {alpha:g}).**"
+    )
+
+
 def _figures(
-    folder: Path, rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], methods: Sequence[str]
+    folder: Path,
+    rows: Sequence[Mapping[str, Any]],
+    cells: Sequence[Cell],
+    methods: Sequence[str],
+    num_coils: int,
 ) -> None:
-    """One SSIM heatmap per method and one line plot of SSIM vs acceleration."""
+    """One SSIM heatmap per method ((mask, perturbation) x acceleration), SSIM vs
+    acceleration lines and, with perturbations, SSIM vs level lines."""
     curves = {}
     for method in methods:
-        types, accels, table = _means(rows, cells, method, "ssim")
-        fig = grid_heatmap(table, types, [f"{r:g}x" for r in accels], title=f"SSIM: {method}")
+        labels, accels, table = _means(rows, cells, method, "ssim")
+        fig = grid_heatmap(table, labels, [f"{r:g}x" for r in accels], title=f"SSIM: {method}")
         save_figure(fig, folder / f"grid_ssim_{method}.png")
-        curves[method] = (types, accels, table)
+        curves[method] = (labels, accels, table)
     save_figure(grid_lines(curves, ylabel="SSIM"), folder / "grid_ssim_vs_acceleration.png")
+    kinds = list(dict.fromkeys(c.perturbation.kind for c in cells if c.perturbation.kind != "none"))
+    if kinds:
+        neutral = {"noise": 0.0, "motion": 0.0, "scale": 1.0, "coils": float(num_coils)}
+        save_figure(
+            level_lines(_level_curves(rows, cells, methods, kinds, neutral), ylabel="SSIM"),
+            folder / "grid_ssim_vs_level.png",
+        )
+
+
+def _level_curves(
+    rows: Sequence[Mapping[str, Any]],
+    cells: Sequence[Cell],
+    methods: Sequence[str],
+    kinds: Sequence[str],
+    neutral: Mapping[str, float],
+) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """type -> line label (method, mask, R) -> (levels, mean SSIM); the unperturbed cell,
+    where there is one, is drawn at the type's no-effect level."""
+    out: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    masks = list(dict.fromkeys(c.mask_type for c in cells))
+    accels = list(dict.fromkeys(c.acceleration for c in cells))
+    for kind in kinds:
+        levels = sorted({c.perturbation.level for c in cells if c.perturbation.kind == kind})
+        lines = {}
+        for method in methods:
+            for mask in masks:
+                for r in accels:
+                    xs, ys = [], []
+                    none = _values(rows, method, mask, r, "ssim")
+                    points = [(neutral[kind], none)] + [
+                        (lv, _values(rows, method, f"{mask} {kind}:{lv:g}", r, "ssim"))
+                        for lv in levels
+                    ]
+                    for x, values in sorted(points, key=lambda p: p[0]):
+                        if values:
+                            xs.append(x)
+                            ys.append(float(np.mean(list(values.values()))))
+                    name = method + (f" {mask}" if len(masks) > 1 else "")
+                    lines[name + (f" {r:g}x" if len(accels) > 1 else "")] = (xs, ys)
+        out[kind] = lines
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruct
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
+from mri_recon.metrics.optional import check_metrics, optional_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
+from mri_recon.physics.perturbations import Perturbation, perturbation_seed
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 EXPORTS = (None, "nifti")
@@ -64,6 +66,13 @@ class EvalSettings:
         coil_maps: ``(masked_kspace (B, C, H, W), mask (B, W)) -> sens_maps (B, C, H, W)``
             for methods that need maps (e.g. ``physics.coils.CoilMaps``); None: the ACS
             estimate :func:`~mri_recon.physics.coils.estimate_sens_maps`.
+        metrics: metric names (:data:`~mri_recon.metrics.optional.ALL_METRICS`); the
+            optional ones among them are computed too, the fastMRI three always.
+        acquisitions: only volumes whose ``acquisition`` attribute is one of these (e.g.
+            ``["CORPD_FBK"]``); None: every volume.
+        perturbation: applied to every volume before masking (the robustness grid's
+            perturbation axes, :mod:`mri_recon.physics.perturbations`); None: none.
+        perturbation_seed: the run seed of the perturbations' draws (per file and slice).
     """
 
     root: Path
@@ -87,6 +96,10 @@ class EvalSettings:
     prescan: str = "full"
     save_reconstructions: bool = True
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    metrics: Sequence[str] = ()
+    acquisitions: Sequence[str] | None = None
+    perturbation: Perturbation | None = None
+    perturbation_seed: int = 0
 
     def __post_init__(self) -> None:
         """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
@@ -104,6 +117,13 @@ class EvalSettings:
         integer("seed", self.seed, 0)
         one_of("export", self.export, EXPORTS)
         one_of("prescan", self.prescan, PRESCAN_MODES)
+        object.__setattr__(self, "metrics", check_metrics(self.metrics))
+        integer("perturbation_seed", self.perturbation_seed, 0)
+        acq = self.acquisitions
+        if acq is not None:
+            if isinstance(acq, str) or not acq or not all(isinstance(a, str) for a in acq):
+                raise ValueError(f"acquisitions: must be a non-empty list of names, got {acq!r}")
+            object.__setattr__(self, "acquisitions", tuple(acq))
 
 
 @dataclass
@@ -178,6 +198,7 @@ class EvalVolumes:
                 max_volumes=s.max_volumes,
                 skip_bad_files=s.skip_bad_files,
                 prescan=s.prescan,
+                acquisitions=s.acquisitions,
             )
         self.infos, self.skipped = list(selection[0]), list(selection[1])
         self.desc = desc
@@ -268,6 +289,7 @@ def evaluate_volume(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    metrics: Sequence[str] = (),
 ) -> dict[str, MethodOutput]:
     """Mask, reconstruct and (when there is a target) score one volume with every method.
 
@@ -276,6 +298,7 @@ def evaluate_volume(
         vmask: its mask; a stored mask is applied again (a no-op on undersampled data).
         methods: name -> reconstructor.
         device, batch_size, coil_maps: see :func:`reconstruct_volume`.
+        metrics: optional metrics computed beside the fastMRI three (checked names).
 
     Returns:
         name -> :class:`MethodOutput`.
@@ -294,11 +317,23 @@ def evaluate_volume(
     )
     results = {}
     for name, (recon, sec) in recons.items():
-        metrics = None
         if volume.target is not None:
-            metrics = volume_metrics(volume.target.numpy(), recon.numpy())
-        results[name] = MethodOutput(recon, sec, metrics)
+            target = volume.target.numpy()
+            values = volume_metrics(target, recon.numpy())
+            values.update(optional_metrics(target, recon.numpy(), metrics))
+        results[name] = MethodOutput(recon, sec, values if volume.target is not None else None)
     return results
+
+
+def perturb_volume(volume: Volume, perturbation: Perturbation | None, seed: int) -> Volume:
+    """``volume`` with ``perturbation`` applied (k-space, target; seeded by ``seed`` and the
+    file name: :func:`~mri_recon.physics.perturbations.perturbation_seed`); the volume
+    itself when None."""
+    if perturbation is None:
+        return volume
+    pseed = perturbation_seed(seed, volume.info.fname)
+    kspace, target, _ = perturbation(volume.kspace, volume.target, None, pseed)
+    return replace(volume, kspace=kspace, target=target)
 
 
 def _rows(
@@ -307,11 +342,13 @@ def _rows(
     mask_name: str,
     split: str,
     results: Mapping[str, MethodOutput],
+    optional: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     rows = []
     mask_columns = vmask.columns()
     for name, res in results.items():
-        metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim"))
+        metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim", *optional))
+        fastmri = {k: metrics[k] for k in ("nmse", "psnr", "ssim")}
         rows.append(
             {
                 "fname": info.fname,
@@ -320,16 +357,17 @@ def _rows(
                 "mask": mask_name if vmask.source == "drawn" else "stored",
                 "acceleration": vmask.acceleration,
                 "center_fraction": vmask.center_fraction,
-                **metrics,
+                **fastmri,
                 "seconds_per_slice": res.seconds_per_slice,
                 "num_slices": info.num_slices,
                 "challenge": info.challenge,
                 "split": split,
                 **mask_columns,
+                **{m: metrics[m] for m in optional},
             }
         )
     assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
-    assert list(rows[0])[len(CSV_COLUMNS) :] == list(EXTRA_COLUMNS)
+    assert list(rows[0])[len(CSV_COLUMNS) :] == [*EXTRA_COLUMNS, *optional]
     return rows
 
 
@@ -383,6 +421,7 @@ def run_evaluation(
     num_figures = 0
     with Staging(s.run_dir) as staging:
         for info, volume, vmask in volumes:
+            volume = perturb_volume(volume, s.perturbation, s.perturbation_seed)
             results = evaluate_volume(
                 volume,
                 vmask,
@@ -390,6 +429,7 @@ def run_evaluation(
                 device=s.device,
                 batch_size=s.batch_size,
                 coil_maps=s.coil_maps,
+                metrics=s.metrics,
             )
             for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
@@ -398,7 +438,7 @@ def run_evaluation(
                     stem = Path(info.fname).stem
                     path = staging.path(f"reconstructions/{name}/{stem}.nii.gz")
                     write_nifti(path, recon, info.voxel_size_mm)
-            rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
+            rows.extend(_rows(info, vmask, s.mask_name, s.split, results, s.metrics))
             masks[info.fname] = vmask
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)
@@ -414,11 +454,19 @@ def run_evaluation(
             "methods": list(methods),
             "coil_maps": repr(s.coil_maps) if s.coil_maps else "acs",
             "device": str(s.device),
+            "metrics": ["nmse", "psnr", "ssim", *s.metrics],
         }
+        if s.acquisitions is not None:
+            run["acquisitions"] = list(s.acquisitions)
+        if s.perturbation is not None:
+            run["perturbation"] = s.perturbation.label
+            run["perturbation_seed"] = s.perturbation_seed
         if s.provenance:
             run["provenance"] = "provenance.json"
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
         skipped = volumes.skipped
-        summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
+        summary, markdown = write_report(
+            staging, rows, skipped, run, **boot, reference=s.reference, optional=s.metrics
+        )
         files = staging.publish()
     return EvalReport(rows, summary, markdown, skipped, files, masks)

@@ -131,6 +131,31 @@ def grid_lines(
     return fig
 
 
+def level_lines(
+    curves: Mapping[str, Mapping[str, tuple[list[float], list[float]]]], ylabel: str = "SSIM"
+) -> Figure:
+    """One panel per perturbation type: a metric vs the perturbation's level, one line per
+    label (e.g. method and acceleration).
+
+    Args:
+        curves: type -> label -> (levels, values).
+        ylabel: the metric's name.
+    """
+    fig = Figure(figsize=(3.2 * len(curves), 2.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    for ax, (kind, lines) in zip(axes, curves.items(), strict=True):
+        for label, (xs, ys) in lines.items():
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel("level")
+        if kind == "scale":
+            ax.set_xscale("log")
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save ``fig`` as PNG atomically (temporary file, then rename) and release it."""
     try:
