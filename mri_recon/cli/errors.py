@@ -1,22 +1,16 @@
 """Run a Hydra entry point so that bad input comes out as ONE line on stderr.
 
-Hydra prints composition problems (an unknown key, a missing config group option, a bad
-override) over several lines, and a task's exception as a traceback. :func:`run_hydra_main`
-first composes the config itself on the user's overrides (every value of every sweep, for
-``-m``) and turns a failure into ``error: <field>: <reason>`` with exit status 2; then it
-hands over to the real ``hydra.main``, so run directories, multirun and ``--cfg`` work as
-usual. Inside the task, :class:`ConfigError` (a bad config value, exit 2) and ``ValueError``
-(including the data layer's ``DataError``; exit 1) become one line as well; ``SystemExit``
-passes through Hydra untouched. ``HYDRA_FULL_ERROR=1`` re-raises with the traceback.
-Before Hydra creates anything, the run (or sweep) directory is checked too: one that runs
-through a file or cannot be written is a one-line error naming the path, not a logging
-traceback; and an entry point may check the composed job config there (training checks a
-resume), before Hydra writes the run's ``.hydra/``. Every CLI's ``main`` is
-``run_hydra_main(task, "<config name>", argv)``.
+:func:`run_hydra_main` composes the config on the user's overrides first (:func:`precompose`,
+each value of every sweep for ``-m``), checks the run directory and calls the entry point's
+``precheck``, all before Hydra writes anything; a failure is ``error: <field>: <reason>``
+(exit 2). Then the real ``hydra.main`` runs the task, whose :class:`ConfigError` (exit 2) and
+``ValueError`` (``DataError`` included; exit 1) become one line as well.
+``HYDRA_FULL_ERROR=1`` re-raises with the traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
@@ -25,7 +19,6 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -38,9 +31,7 @@ from mri_recon.fileio import output_dir_problem
 
 CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
-
-# what composing a config on bad overrides raises (Hydra raises a bare ValueError for e.g.
-# a group override that is not a string)
+# Hydra raises a bare ValueError for e.g. a group override that is not a string
 _COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 
 
@@ -48,8 +39,7 @@ class ConfigError(ValueError):
     """A bad config value; the message is ``<field>: <reason>`` on one line."""
 
     def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = " ".join(str(reason).split())
+        self.field, self.reason = field, one_line(reason)
         super().__init__(f"{field}: {self.reason}")
 
 
@@ -64,103 +54,85 @@ def fail(message: Any, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
-def _override_sets(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """Override lists that together try every value of every sweep at least once."""
-    if not multirun:
-        return [overrides]
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    values = [
-        list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed
-    ]
-    keys = [o.get_key_element() for o in parsed]
-
-    def line(i: int, value: str) -> str:
-        return f"{keys[i]}={value}" if parsed[i].is_sweep_override() else value
-
-    first = [line(i, v[0]) for i, v in enumerate(values)]
-    sets = [first]
-    for i, vals in enumerate(values):
-        for value in vals[1:]:
-            sets.append([*first[:i], line(i, value), *first[i + 1 :]])
-    return sets
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """Hydra's flags and overrides as ``hydra.main`` reads them (pinned to the installed Hydra
+    by ``tests/cli/test_errors.py``); a command line it cannot read is left to Hydra."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("overrides", nargs="*")
+    for flags in ("-h --help", "--hydra-help", "--version", "--resolve", "-r --run",
+                  "-m --multirun", "-sc --shell-completion"):  # fmt: skip
+        parser.add_argument(*flags.split(), action="store_true")
+    for flags in ("-c --cfg", "-p --package", "-cp --config-path", "-cn --config-name",
+                  "-cd --config-dir", "--experimental-rerun"):  # fmt: skip
+        parser.add_argument(*flags.split())
+    parser.add_argument("-i", "--info", nargs="?", const="all")
+    return parser.parse_known_args(list(argv))[0]
 
 
-def _compose_all(config_name: str, override_sets: Sequence[Sequence[str]]) -> DictConfig:
-    """Compose ``config_name`` with each override list; returns the first config (with its
-    ``hydra`` node)."""
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            composed = [
-                compose(config_name, overrides=list(o), return_hydra_config=True)
-                for o in override_sets
-            ]
-    finally:
-        GlobalHydra.instance().clear()
-    return composed[0]
-
-
-def _culprit(config_name: str, overrides: Sequence[str]) -> str | None:
-    """The key of the first override that fails to compose on its own."""
-    for override in overrides:
-        try:
-            _compose_all(config_name, [[override]])
-        except _COMPOSE_ERRORS:
-            return override.split("=", 1)[0].lstrip("+~")
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of a composition error, made self-contained."""
-    if isinstance(exc, MissingConfigException):
-        reason = str(exc).strip().splitlines()[0]
-        if exc.options:
-            reason += f" (available: {', '.join(sorted(exc.options))})"
-        return reason
-    if isinstance(exc.__cause__, OmegaConfBaseException):
-        msg = getattr(exc.__cause__, "msg", None) or str(exc.__cause__)
-        reason = str(msg).strip().splitlines()[0]
-        return f"unknown key ({reason})" if "not in struct" in reason else reason
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "Ambiguous value" in reason:
-        reason += " (a list: key=[a,b]; a sweep: add -m)"
-    return reason
-
-
-def composition_error(exc: BaseException, config_name: str, overrides: Sequence[str]) -> str:
-    """``<field>: <reason>`` for a Hydra/OmegaConf composition error."""
-    field = getattr(exc.__cause__, "full_key", None) or getattr(exc, "full_key", None)
-    if not field and isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
-        field = exc.missing_cfg_file.rpartition("/")[0] or exc.missing_cfg_file
-    field = field or _culprit(config_name, overrides) or "command line"
-    return f"{field}: {one_line(_reason(exc))}"
-
-
-def precompose(config_name: str, overrides: list[str], multirun: bool = False) -> DictConfig:
-    """Compose ``config_name`` on ``overrides`` (each sweep value for multirun).
-
-    Raises:
-        SystemExit: code 2 after printing ``error: <field>: <reason>``.
+def precompose(config_name: str, overrides: Sequence[str], multirun: bool = False) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` on ``overrides`` as Hydra will: once per value of
+    every sweep (``-m``), trying each value once.
 
     Returns:
-        The config composed with the first value of every sweep, ``hydra`` node included.
+        The first job's config, ``hydra`` node included.
+
+    Raises:
+        ConfigError: the override or key that does not compose, and why.
     """
+    sets = [list(overrides)]
     try:
-        return _compose_all(config_name, _override_sets(overrides, multirun))
+        if multirun:
+            parsed = OverridesParser.create().parse_overrides(list(overrides))
+            first = [o.input_line for o in parsed]
+            for i, o in enumerate(parsed):
+                values = list(o.sweep_string_iterator()) if o.is_sweep_override() else []
+                line = [f"{o.get_key_element()}={v}" for v in values]
+                first[i] = line[0] if line else first[i]
+                sets += [[*first[:i], v, *first[i + 1 :]] for v in line[1:]]
+            sets[0] = first
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            composed = [compose(config_name, s, return_hydra_config=True) for s in sets]
+            return composed[0]
     except _COMPOSE_ERRORS as exc:
-        fail(composition_error(exc, config_name, overrides), CONFIG_EXIT)
+        raise ConfigError(*_composition_error(exc, config_name, overrides)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _composition_error(exc: Exception, config_name: str, overrides: Sequence[str]) -> tuple:
+    """(field, reason) of a composition error; the field is the key OmegaConf names, the
+    missing config group, or the first override that does not compose on its own."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+    field = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    reason = str(getattr(cause, "msg", None) or cause or exc).strip() or type(exc).__name__
+    reason = reason.splitlines()[0]
+    if isinstance(exc, MissingConfigException):
+        field = field or (exc.missing_cfg_file or "").rpartition("/")[0] or exc.missing_cfg_file
+        reason += f" (available: {', '.join(sorted(exc.options))})" if exc.options else ""
+    if "not in struct" in reason:
+        reason = f"unknown key ({reason})"
+    if "Ambiguous value" in reason:
+        reason += " (a list: key=[a,b]; a sweep: add -m)"
+    for override in () if field else overrides:
+        try:
+            if len(overrides) > 1:
+                precompose(config_name, [override])
+                continue
+        except ConfigError:
+            pass
+        field = override.split("=", 1)[0].lstrip("+~")
+        break
+    return field or "command line", reason
 
 
 def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
-    """Check the run (or sweep) directory of a composed config before Hydra creates it.
-
-    Returns:
-        The resolved directory (None where it does not resolve; Hydra reports that).
+    """The run (or sweep) directory of a composed config, checked before Hydra creates it;
+    None where it does not resolve (Hydra reports that).
 
     Raises:
-        SystemExit: code 2 after printing ``error: hydra.run.dir: <dir>: <why>`` where the
-            directory (or its ``.hydra``) runs through a file or cannot be created.
+        ConfigError: ``hydra.run.dir: <dir>: <why>`` where the directory (or its ``.hydra``)
+            runs through a file or cannot be created.
     """
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
@@ -169,17 +141,17 @@ def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
     except OmegaConfBaseException:
         return None
     for path in (run_dir, *([os.path.join(run_dir, subdir)] if subdir else [])):
-        problem = output_dir_problem(path)
-        if problem:
-            fail(f"{key}: {path}: {problem}", CONFIG_EXIT)
+        if problem := output_dir_problem(path):
+            raise ConfigError(key, f"{path}: {problem}")
     return run_dir
 
 
-def job_config(cfg: DictConfig, run_dir: str) -> DictConfig:
-    """A composed config as the task sees it in ``run_dir``: ``${hydra:...}`` resolves (the
-    Hydra node is registered with :class:`HydraConfig`) and the ``hydra`` node is gone."""
+def job_config(cfg: DictConfig, run_dir: str | os.PathLike, job_num: int = 0) -> DictConfig:
+    """A composed config as a task sees it in ``run_dir``: its ``hydra`` node is registered
+    with :class:`HydraConfig` (``${hydra:...}`` resolves) and removed."""
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = os.path.abspath(run_dir)
+        cfg.hydra.job.num = int(job_num)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -220,8 +192,7 @@ def run_hydra_main(
     Args:
         task_fn: the task, a plain function of the composed config (e.g. ``train(cfg)``).
         config_name: the primary config, e.g. "eval" or "train".
-        argv: the command line without the program name (default ``sys.argv[1:]``):
-            overrides, ``-m``/``--multirun``, and Hydra's other flags.
+        argv: the command line without the program name (default ``sys.argv[1:]``).
         precheck: called with the job config of a single run after the run directory was
             checked and before Hydra writes into it; its errors are one line, as the task's.
 
@@ -230,23 +201,32 @@ def run_hydra_main(
             ``ValueError`` from the task; the reason is one ``error: ...`` line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = get_args_parser().parse_args(argv)  # Hydra's own: exits on --version, bad flags
-    prints = args.help or args.hydra_help or args.info or args.shell_completion
-    app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(
-        guarded(task_fn)
-    )
-    saved = sys.argv
-    sys.argv = [saved[0] if saved else config_name, *argv]
+    app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)
+    saved, sys.argv = sys.argv, [sys.argv[0] if sys.argv else config_name, *argv]
     try:
-        if not (prints or args.config_path or args.config_name or args.config_dir):
-            cfg = precompose(config_name, args.overrides, multirun=args.multirun)
-            run_dir = check_output_dir(cfg, args.multirun)
-            if precheck is not None and not args.multirun and run_dir is not None:
-                guarded(precheck)(job_config(cfg, run_dir))
-        app()
+        try:
+            args = parse_command_line(argv)
+        except argparse.ArgumentError:
+            args = None  # Hydra's own parser reports it
+        prints = args and (args.help or args.hydra_help or args.version or args.info)
+        if args and not (prints or args.shell_completion or args.config_path
+                         or args.config_name or args.config_dir):  # fmt: skip
+            _check_before_hydra(config_name, args, precheck)
+        app(guarded(task_fn))()
     finally:
         sys.argv = saved
         # leave no Hydra state behind for the next in-process run (tests, notebooks)
         HydraConfig.instance().cfg = None
-        if GlobalHydra.instance().is_initialized():
-            GlobalHydra.instance().clear()
+        GlobalHydra.instance().clear()
+
+
+def _check_before_hydra(
+    config_name: str, args: argparse.Namespace, precheck: Callable[[DictConfig], None] | None
+) -> None:
+    try:
+        cfg = precompose(config_name, args.overrides, args.multirun)
+        run_dir = check_output_dir(cfg, args.multirun)
+    except ConfigError as err:
+        fail(err, CONFIG_EXIT)
+    if precheck is not None and not args.multirun and run_dir is not None:
+        guarded(precheck)(job_config(cfg, run_dir))

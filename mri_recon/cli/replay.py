@@ -7,8 +7,7 @@ and diff its per-volume table against the recorded one.
 From the record alone (its last completed segment): first every input file is checked
 against the manifest (the data files and checkpoints the run read, and for a training run
 its validated checkpoint; a missing or changed file is a one-line error naming it); then an
-evaluation is re-run with the recorded resolved config (and Hydra choices, so the ``mask``
-column reads the same), or a training run's final validation is re-run on its validated
+evaluation is re-run with the recorded resolved config (so the ``mask`` column reads the same), or a training run's final validation is re-run on its validated
 checkpoint (``best`` or ``last``, one device, no loggers or callbacks); the new
 ``per_volume.csv`` (``val_volumes.csv``) is compared row by row (keyed by fname and
 method) with the recorded one, every recorded column but ``seconds_per_slice``.
@@ -33,13 +32,11 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
@@ -108,19 +105,6 @@ def compare_tables(recorded: Path, replayed: Path, keys: Sequence[str]) -> tuple
     return lines, ok
 
 
-@contextmanager
-def hydra_choices(choices: dict[str, Any]) -> Iterator[None]:
-    """Make ``HydraConfig.get().runtime.choices`` read the recorded group choices (the
-    evaluation names its mask after them), and restore Hydra's state afterwards."""
-    instance = HydraConfig.instance()
-    saved = instance.cfg
-    instance.cfg = OmegaConf.create({"hydra": {"runtime": {"choices": choices}}})
-    try:
-        yield
-    finally:
-        instance.cfg = saved
-
-
 def _cpu_if_no_cuda(value: Any, cpu: str) -> Any:
     if str(value).startswith(("cuda", "gpu")) and not torch.cuda.is_available():
         print(f"replay: recorded on {value}, replaying on the CPU (no CUDA here)", flush=True)
@@ -135,8 +119,7 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
     cfg = OmegaConf.create(segment["config"])
     cfg.paths.output_dir = str(out)
     cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
-    with hydra_choices((segment.get("hydra") or {}).get("choices") or {}):
-        evaluate(cfg)
+    evaluate(cfg)  # resolved: the mask's name (Hydra's choice) is recorded as it was
 
 
 def replay_train(segment: dict[str, Any], out: Path) -> None:

@@ -31,15 +31,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon import checks
 from mri_recon.cli.config import register_resolvers
-from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, run_hydra_main
+from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
-from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
+from mri_recon.cli.validate import build_group, check_train_config, checked
 from mri_recon.fileio import output_dir_problem, write_atomic, write_csv
 from mri_recon.lit.checkpoint import check_resume
 
@@ -69,14 +69,13 @@ def build_list(cfg: DictConfig, group: str) -> list[Any]:
 
 def build_module(cfg: DictConfig) -> Any:
     """The ReconModule with its network, optimizer, scheduler and loss built from their groups."""
-    net = build_group(cfg, "model")
-    scheduler = build_group(cfg, "scheduler") if cfg.get("scheduler") else None
     return build_group(
         cfg,
         "module",
-        net=net,
+        groups={"net": "model", "optimizer": "optim", "scheduler": "scheduler", "loss": "loss"},
+        net=build_group(cfg, "model"),
         optimizer=build_group(cfg, "optim"),
-        scheduler=scheduler,
+        scheduler=build_group(cfg, "scheduler") if cfg.get("scheduler") else None,
         loss=build_group(cfg, "loss"),
         net_spec=OmegaConf.to_container(cfg.model, resolve=True),
         _recursive_=False,
@@ -118,41 +117,46 @@ def check_before_hydra(cfg: DictConfig) -> None:
     check_output_folders(cfg)
     if cfg.get("ckpt_path") is not None:
         check_train_config(cfg)
+        check_validate_ckpt(cfg)
         check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
+
+
+def check_validate_ckpt(cfg: DictConfig) -> None:
+    """``validate_ckpt`` is one the final validation can load (imports Lightning)."""
+    from mri_recon.lit.training import VALIDATE_CKPTS
+
+    checked(checks.one_of, "validate_ckpt", cfg.get("validate_ckpt"), VALIDATE_CKPTS)
 
 
 def resume_argv(argv: list[str]) -> list[str]:
     """The command line of a resume: the run's own overrides, then ``argv``'s, in its directory.
 
     ``ckpt_path=<run>/checkpoints/<name>.ckpt`` continues ``<run>``: the overrides saved in
-    ``<run>/.hydra/overrides.yaml`` come first (those whose key ``argv`` sets are dropped), and
+    ``<run>/.hydra/overrides.yaml`` whose key ``argv`` does not set come first, and
     ``hydra.run.dir=<run>`` last unless ``argv`` sets it. Other command lines are returned as
     they are (a multirun, no or no such checkpoint: the config checks report those).
     """
-    args = get_args_parser().parse_args(argv)
+    args = parse_command_line(argv)
     try:
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        given = {
+            o.key_or_group: o for o in OverridesParser.create().parse_overrides(args.overrides)
+        }
     except HydraException:
-        return list(argv)  # composing reports it
-    keys = {o.key_or_group for o in parsed}
-    ckpt = next((o.value() for o in reversed(parsed) if o.key_or_group == "ckpt_path"), None)
-    if not isinstance(ckpt, str) or args.multirun or not os.path.isfile(ckpt):
-        return list(argv)
+        return argv  # composing reports it
+    ckpt = given["ckpt_path"].value() if "ckpt_path" in given else None
+    if args.multirun or not isinstance(ckpt, str) or not os.path.isfile(ckpt):
+        return argv
     run_dir = Path(os.path.abspath(ckpt)).parent.parent
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
-        fail(
-            f"ckpt_path: {ckpt}: not in a run directory (no {saved}): a resume continues the "
-            "run that wrote the checkpoint, in its directory",
-            CONFIG_EXIT,
-        )
+        fail(f"ckpt_path: {ckpt}: not in a run directory (no {saved}): a resume continues the "
+             "run that wrote the checkpoint, in its directory", CONFIG_EXIT)  # fmt: skip
     try:
-        previous = [str(o) for o in OmegaConf.load(saved)]
-        parsed_previous = OverridesParser.create().parse_overrides(previous)
+        previous = OverridesParser.create().parse_overrides([str(o) for o in OmegaConf.load(saved)])
     except Exception as err:  # not YAML, not a list, or not overrides Hydra can parse
         fail(f"{saved}: not a list of overrides ({type(err).__name__})", CONFIG_EXIT)
-    kept = [o.input_line for o in parsed_previous if o.key_or_group not in keys]
-    run = [] if "hydra.run.dir" in keys else [f'hydra.run.dir="{run_dir}"']
+    kept = [o.input_line for o in previous if o.key_or_group not in given]
+    run = [] if "hydra.run.dir" in given else [f'hydra.run.dir="{run_dir}"']
     flags = [arg for arg in argv if arg not in args.overrides]  # with their values, in order
     return [*flags, *kept, *args.overrides, *run]
 
@@ -187,7 +191,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         torch_flags_restored,
     )
 
-    set_torch_threads(cfg)
+    check_validate_ckpt(cfg)
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)

@@ -22,10 +22,11 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig
 from tqdm.auto import tqdm
 
+from mri_recon import checks
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import mask_name, resolve_device, settings_from_config
-from mri_recon.cli.validate import build_group, require_number
+from mri_recon.cli.evaluate import resolve_device, settings_from_config
+from mri_recon.cli.validate import build_group, checked
 from mri_recon.data.fastmri import DataError, load_volume
 from mri_recon.evaluation.run import reconstruct_volume
 from mri_recon.evaluation.volumes import select_volumes, volume_mask
@@ -44,7 +45,7 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
             raise ConfigError("lams", f"expected a non-empty list of numbers, got {cfg.lams!r}")
         lams = [float(v) for v in cfg.lams]
     else:
-        num = require_number(cfg, "num_lams", 2, integer=True)
+        num = checked(checks.integer, "num_lams", cfg.num_lams, 2)
         if not float(cfg.lam_span) > 1:
             raise ConfigError("lam_span", f"must be > 1, got {cfg.lam_span}")
         if not float(cfg.tv.lam) > 0:
@@ -78,7 +79,9 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
         raise ConfigError(
             "data.split", f"{s.split!r} files have no targets to tune against; use val (or train)"
         )
-    count = require_number(cfg, "max_slices_per_volume", 1, integer=True)
+    count = checked(
+        checks.positive_int, "max_slices_per_volume", cfg.max_slices_per_volume, optional=True
+    )
     methods = {f"{lam!r}": build_group(cfg, "tv", lam=lam) for lam in lams}
     infos, _ = select_volumes(
         s.root, s.challenge, s.split, max_volumes=s.max_volumes, skip_bad_files=False
@@ -168,7 +171,7 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     best = best_lambda(points, cfg.select_by)
     run_dir = Path(str(cfg.paths.output_dir))
     curve_csv = write_csv(run_dir / "tv_lambda_curve.csv", points, CURVE_COLUMNS)
-    mask = mask_name(build_group(cfg, "mask"))
+    mask = cfg.evaluation.mask_name
     yaml = (
         f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "
         f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"
