@@ -42,7 +42,7 @@ def _field(cfg: DictConfig, group: str, arg: str) -> str | None:
 # transitional (issue 19): constructors not yet converted spell the config path
 # ("model.norm='x' is not ...", "data.batch_size must be ..."); delete once all name their own
 # argument
-_OLD_STYLE = re.compile(r"([A-Za-z_][\w.]*)(?::\s*|=|\s+)(.*)")
+_OLD_STYLE = re.compile(r"([A-Za-z_][\w.]*)(?::\s*|=|\s+(?=must |'))(.*)")
 
 
 def config_error(
