@@ -83,17 +83,19 @@ def precompose(config_name: str, overrides: Sequence[str], multirun: bool = Fals
     try:
         if multirun:
             parsed = OverridesParser.create().parse_overrides(list(overrides))
-            first = [o.input_line for o in parsed]
-            for i, o in enumerate(parsed):
-                values = list(o.sweep_string_iterator()) if o.is_sweep_override() else []
-                line = [f"{o.get_key_element()}={v}" for v in values]
-                first[i] = line[0] if line else first[i]
-                sets += [[*first[:i], v, *first[i + 1 :]] for v in line[1:]]
-            sets[0] = first
+            values = [
+                [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+                if o.is_sweep_override()
+                else [o.input_line]
+                for o in parsed
+            ]
+            first = [v[0] for v in values]
+            sets = [first] + [
+                [*first[:i], v, *first[i + 1 :]] for i, vs in enumerate(values) for v in vs[1:]
+            ]
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            composed = [compose(config_name, s, return_hydra_config=True) for s in sets]
-            return composed[0]
+            return [compose(config_name, o, return_hydra_config=True) for o in sets][0]
     except _COMPOSE_ERRORS as exc:
         raise ConfigError(*_composition_error(exc, config_name, overrides)) from None
     finally:
@@ -127,11 +129,11 @@ def _composition_error(exc: Exception, config_name: str, overrides: Sequence[str
 
 
 def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
-    """The run (or sweep) directory of a composed config, checked before Hydra creates it;
-    None where it does not resolve (Hydra reports that).
+    """The run (sweep) directory of a composed config, checked before Hydra creates it; None
+    where it does not resolve (Hydra reports that).
 
     Raises:
-        ConfigError: ``hydra.run.dir: <dir>: <why>`` where the directory (or its ``.hydra``)
+        ConfigError: ``hydra.run.dir: <dir>: <why>`` for a directory (or its ``.hydra``) that
             runs through a file or cannot be created.
     """
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -158,27 +160,32 @@ def job_config(cfg: DictConfig, run_dir: str | os.PathLike, job_num: int = 0) ->
     return cfg
 
 
-def guarded(task_fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Wrap a task so ConfigError / ValueError / config errors exit with one line."""
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` whose ConfigError and Hydra/OmegaConf errors exit 2, and other ValueErrors
+    (``DataError``: the message names the file) exit 1, with one line."""
 
-    @functools.wraps(task_fn)
-    def wrapper(cfg: DictConfig) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            return task_fn(cfg)
+            return fn(*args)
         try:
-            return task_fn(cfg)
+            return fn(*args)
         except ConfigError as exc:
             fail(exc, CONFIG_EXIT)
-        except OmegaConfBaseException as exc:
-            key = getattr(exc, "full_key", None)
-            msg = str(getattr(exc, "msg", None) or exc).strip().splitlines()[0]
+        except (OmegaConfBaseException, HydraException) as exc:  # InstantiationException...
+            key, msg = getattr(exc, "full_key", None), getattr(exc, "msg", None) or exc
             fail(f"{key}: {msg}" if key else msg, CONFIG_EXIT)
-        except HydraException as exc:  # e.g. InstantiationException
-            fail(exc, CONFIG_EXIT)
-        except ValueError as exc:  # DataError included: its message names the file
+        except ValueError as exc:
             fail(exc, DATA_EXIT)
 
     return wrapper
+
+
+def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> None:
+    cfg = precompose(config_name, args.overrides, args.multirun)
+    run_dir = check_output_dir(cfg, args.multirun)
+    if precheck is not None and not args.multirun and run_dir is not None:
+        precheck(job_config(cfg, run_dir))
 
 
 def run_hydra_main(
@@ -187,18 +194,13 @@ def run_hydra_main(
     argv: Sequence[str] | None = None,
     precheck: Callable[[DictConfig], None] | None = None,
 ) -> None:
-    """Run ``task_fn`` as a Hydra app on ``configs/<config_name>.yaml``.
-
-    Args:
-        task_fn: the task, a plain function of the composed config (e.g. ``train(cfg)``).
-        config_name: the primary config, e.g. "eval" or "train".
-        argv: the command line without the program name (default ``sys.argv[1:]``).
-        precheck: called with the job config of a single run after the run directory was
-            checked and before Hydra writes into it; its errors are one line, as the task's.
+    """Run ``task_fn(cfg)`` as a Hydra app on ``configs/<config_name>.yaml`` and ``argv``
+    (default ``sys.argv[1:]``); ``precheck`` gets the job config of a single run before
+    Hydra writes into its directory.
 
     Raises:
         SystemExit: 2 for a bad command line or config value, 1 for bad data or another
-            ``ValueError`` from the task; the reason is one ``error: ...`` line on stderr.
+            ``ValueError``; the reason is one ``error: ...`` line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)
@@ -208,25 +210,13 @@ def run_hydra_main(
             args = parse_command_line(argv)
         except argparse.ArgumentError:
             args = None  # Hydra's own parser reports it
-        prints = args and (args.help or args.hydra_help or args.version or args.info)
-        if args and not (prints or args.shell_completion or args.config_path
+        asks = args and (args.help or args.hydra_help or args.version or args.info)
+        if args and not (asks or args.shell_completion or args.config_path
                          or args.config_name or args.config_dir):  # fmt: skip
-            _check_before_hydra(config_name, args, precheck)
+            guarded(_before_hydra)(args, config_name, precheck)
         app(guarded(task_fn))()
     finally:
         sys.argv = saved
         # leave no Hydra state behind for the next in-process run (tests, notebooks)
         HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()
-
-
-def _check_before_hydra(
-    config_name: str, args: argparse.Namespace, precheck: Callable[[DictConfig], None] | None
-) -> None:
-    try:
-        cfg = precompose(config_name, args.overrides, args.multirun)
-        run_dir = check_output_dir(cfg, args.multirun)
-    except ConfigError as err:
-        fail(err, CONFIG_EXIT)
-    if precheck is not None and not args.multirun and run_dir is not None:
-        guarded(precheck)(job_config(cfg, run_dir))

@@ -6,11 +6,9 @@
     mri-recon-eval -m mask=random_4x,random_8x      # one run directory per mask setting
 
 :func:`evaluate` is a plain function of the composed ``configs/eval.yaml``: it checks the
-config (a bad value is a one-line :class:`ConfigError` naming the field), builds the methods
-(``tv`` from the ``tv`` group, ``unet`` from ``ckpt_path``), and runs
-:func:`mri_recon.evaluation.run_evaluation`, which writes ``per_volume.csv``,
-``summary.md``, ``summary.json``, ``figures/`` and ``reconstructions/<method>/<fname>``
-into the run directory; the Markdown summary is printed.
+methods, builds them and the ``evaluation`` node's :class:`EvalSettings`, and runs
+:func:`mri_recon.evaluation.run_evaluation` (``per_volume.csv``, ``summary.md``,
+``summary.json``, ``figures/``, ``reconstructions/`` in the run directory).
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.baselines import BASELINES, Reconstructor
-from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, set_torch_threads
@@ -60,78 +57,61 @@ def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
     """The method names and the named checkpoints (``{name: path}``) of an eval config.
 
     Methods are a non-empty list of distinct names, each built in (``unet`` needs an existing
-    ``ckpt_path``) or a name of ``checkpoints``; names become CSV values and folder names, so
-    they are letters, digits, ``_ . -`` and shadow no built-in method; ``stats.reference``
-    is a method (or the default, zero_filled, absent: then there are no paired differences).
+    ``ckpt_path``) or a name of ``checkpoints``; those names become CSV values and folder
+    names (letters, digits, ``_ . -``) and shadow no built-in method. ``stats.reference`` is
+    a method (or the default, zero_filled, absent: then there are no paired differences).
 
     Raises:
-        ConfigError: the field and what is wrong with it.
+        ConfigError: the first field that is wrong, and why.
     """
     checkpoints = {str(k): v for k, v in (cfg.get("checkpoints") or {}).items()}
-    for name, path in checkpoints.items():
-        if not _CHECKPOINT_NAME.fullmatch(name) or name in METHODS:
-            raise ConfigError(
-                f"checkpoints.{name}",
-                f"shadows the built-in method {name!r}; use ckpt_path for unet, or another name"
-                if name in METHODS
-                else "a name of letters, digits, _ . - is needed",
-            )
-        if path is None or not Path(str(path)).is_file():
-            raise ConfigError(f"checkpoints.{name}", f"{path}: no such checkpoint file")
-    methods = cfg.get("methods")
-    if not OmegaConf.is_list(methods) or not methods:
-        raise ConfigError(
-            "methods", f"expected a non-empty list like [zero_filled,tv], got {methods!r}"
-        )
-    names = [str(m) for m in methods]
+    methods, ckpt = cfg.get("methods"), cfg.get("ckpt_path")
+    names = [str(m) for m in methods] if OmegaConf.is_list(methods) else []
     unknown = [m for m in names if m not in METHODS and m not in checkpoints]
-    if unknown or len(set(names)) != len(names):
-        raise ConfigError(
-            "methods",
-            f"a method is listed twice: {names}"
-            if not unknown
-            else f"unknown method(s) {unknown}; known: {list(METHODS)}"
-            + (f" and checkpoints {list(checkpoints)}" if checkpoints else ""),
-        )
-    if "unet" in names and not Path(str(cfg.get("ckpt_path") or "")).is_file():
-        raise ConfigError(
-            "ckpt_path",
-            f"{cfg.ckpt_path}: no such checkpoint file"
-            if cfg.get("ckpt_path")
-            else "the unet method needs ckpt_path=<run>/checkpoints/best.ckpt",
-        )
+    known = f"known: {list(METHODS)}" + (
+        f" and checkpoints {list(checkpoints)}" if checkpoints else ""
+    )
     reference = OmegaConf.select(cfg, "stats.reference", default=REFERENCE)
-    if reference not in names and reference != REFERENCE:
-        raise ConfigError("stats.reference", f"{reference!r} is not one of the methods {names}")
-    return names, {k: str(v) for k, v in checkpoints.items()}
+    problems = [
+        *((f"checkpoints.{name}", problem) for name, path in checkpoints.items() for problem in (
+            name in METHODS and f"shadows the built-in method {name!r}; use ckpt_path for unet, or another name",
+            not _CHECKPOINT_NAME.fullmatch(name) and "a name of letters, digits, _ . - is needed",
+            not Path(str(path)).is_file() and f"{path}: no such checkpoint file",
+        )),
+        ("methods", not names and f"expected a non-empty list like [zero_filled,tv], got {methods!r}"),
+        ("methods", unknown and f"unknown method(s) {unknown}; {known}"),
+        ("methods", len(set(names)) != len(names) and f"a method is listed twice: {names}"),
+        ("ckpt_path", "unet" in names and not ckpt and "the unet method needs ckpt_path=<run>/checkpoints/best.ckpt"),
+        ("ckpt_path", "unet" in names and ckpt and not Path(str(ckpt)).is_file() and f"{ckpt}: no such checkpoint file"),
+        ("stats.reference", reference not in (*names, REFERENCE) and f"{reference!r} is not one of the methods {names}"),
+    ]  # fmt: skip
+    for field, problem in problems:
+        if problem:
+            raise ConfigError(field, problem)
+    return names, {name: str(path) for name, path in checkpoints.items()}
 
 
-def _load_checkpoint(
-    field: str, path: str, device: torch.device, challenge: str | None = None
-) -> Reconstructor:
+def _load_checkpoint(field: str, path: str, device: torch.device, challenge: str) -> Reconstructor:
     """The reconstructor of checkpoint ``path``: a U-Net for ``ckpt_path`` (the ``unet``
-    method), any for a named checkpoint; one that takes only one challenge's k-space (a
-    VarNet's ``challenge``) must match ``challenge``, the data's."""
-    try:  # lazily: the training package is needed only for learned methods
-        from mri_recon.lit.checkpoint import load_reconstructor
-    except ImportError as err:
-        raise ConfigError("methods", f"learned methods need mri_recon.lit ({err})") from None
+    method), any for a named checkpoint; one trained for one challenge (a VarNet) must
+    match the data's."""
+    from mri_recon.lit.checkpoint import load_reconstructor  # lazily: Lightning
+
     try:
         method = load_reconstructor(path, map_location=device)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(field, str(err)) from None
-    if field == "ckpt_path" and not isinstance(method, ImageReconstructor):
-        raise ConfigError(
-            field,
-            f"{path}: holds a {type(method).__name__}, not a U-Net (the unet method); name it "
-            f"instead: +checkpoints.NAME={path} 'methods=[...,NAME]'",
-        )
     trained_on = getattr(method, "challenge", None)
-    if challenge is not None and trained_on not in (None, challenge):
-        raise ConfigError(
-            field, f"{path}: a {trained_on} model cannot reconstruct data.challenge={challenge}"
+    if field == "ckpt_path" and not isinstance(method, ImageReconstructor):
+        problem = (
+            f"holds a {type(method).__name__}, not a U-Net (the unet method); name it instead: "
+            f"+checkpoints.NAME={path} 'methods=[...,NAME]'"
         )
-    return method
+    elif trained_on not in (None, challenge):
+        problem = f"a {trained_on} model cannot reconstruct data.challenge={challenge}"
+    else:
+        return method
+    raise ConfigError(field, f"{path}: {problem}")
 
 
 def build_methods(
@@ -183,13 +163,8 @@ def settings_and_methods(cfg: DictConfig) -> tuple[EvalSettings, dict[str, Recon
 
 
 def evaluate(cfg: DictConfig) -> EvalReport:
-    """Run the evaluation described by a composed ``configs/eval.yaml``.
-
-    Args:
-        cfg: the config; ``paths.output_dir`` is the run directory.
-
-    Returns:
-        The :class:`EvalReport` (rows, summary, Markdown, skipped files, written files).
+    """Run the evaluation of a composed ``configs/eval.yaml`` (``paths.output_dir`` is the
+    run directory); returns the :class:`EvalReport`.
 
     Raises:
         ConfigError: a bad config value (one line naming the field).
@@ -206,7 +181,6 @@ def evaluate(cfg: DictConfig) -> EvalReport:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-eval`` (Hydra command line)."""
-    register_resolvers()
     run_hydra_main(evaluate, "eval", argv)
 
 

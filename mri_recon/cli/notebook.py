@@ -23,11 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.baselines.tv import TVReconstructor
-from mri_recon.cli.config import config_dir, register_resolvers
+from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import job_config
 from mri_recon.cli.validate import build_group
-
-register_resolvers()
 
 
 def compose_job(

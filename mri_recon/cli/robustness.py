@@ -18,7 +18,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.evaluate import check_methods, settings_and_methods
 from mri_recon.cli.validate import build_group
@@ -51,7 +50,6 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-robustness`` (Hydra command line)."""
-    register_resolvers()
     run_hydra_main(robustness, "robustness", argv, precheck=precheck)
 
 

@@ -1,25 +1,17 @@
 """``mri-recon-train``: train a network on fastMRI-layout data (Hydra, ``configs/train.yaml``).
 
     mri-recon-train experiment=default_cpu
-    mri-recon-train model.norm=batch optim=rmsprop mask=random_8x trainer.max_epochs=5 \\
-        data.root=/data/knee
+    mri-recon-train model.norm=batch optim=rmsprop mask=random_8x trainer.max_epochs=5
     mri-recon-train -m optim=adam,rmsprop,sgd            # one run directory per optimizer
     mri-recon-train ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN, in RUN
-    mri-recon-train trainer=ddp trainer.devices=2 trainer.accelerator=cpu
 
-:func:`train` is a plain function of the composed config: it checks the config (a bad value
-is a one-line error naming the field, before anything is built), seeds, instantiates the
-data module, network, ReconModule, loggers, callbacks and trainer from their groups, fits
-(resuming from ``ckpt_path``), validates the best (or last) checkpoint, and writes
-``metrics.json``, ``val_volumes.csv`` and ``provenance.json`` (code, data hashes, versions,
-hardware, resources; :mod:`mri_recon.cli.provenance`) into the run directory (``paths.output_dir``),
-next to ``checkpoints/``, ``csv/``, ``tensorboard/`` and Hydra's ``.hydra/``.
-
-A resume continues its run: ``mri-recon-train ckpt_path=<run>/checkpoints/last.ckpt`` runs
-with the run's own overrides (``<run>/.hydra/overrides.yaml``, then any given on the command
-line) in ``<run>`` itself, so the best checkpoint's tracking and the logs carry on and the
-result is the uninterrupted run's. A checkpoint the configured module cannot continue (not a
-checkpoint, another model or optimizer) is a one-line error before anything is written.
+:func:`train` is a plain function of the composed config: it checks the config, builds the
+data module, network, ReconModule, loggers, callbacks and trainer from their groups, fits,
+validates the best (or last) checkpoint and writes ``metrics.json``, ``val_volumes.csv`` and
+``provenance.json`` into the run directory (``paths.output_dir``). A resume runs with the
+run's own overrides (``<run>/.hydra/overrides.yaml``, then the command line's) in ``<run>``,
+so the result is the uninterrupted run's; a checkpoint the configured module cannot continue
+is a one-line error before anything is written.
 """
 
 from __future__ import annotations
@@ -36,35 +28,23 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon import checks
-from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, check_train_config, checked
-from mri_recon.fileio import output_dir_problem, write_atomic, write_csv
+from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.lit.checkpoint import check_resume
 
 if TYPE_CHECKING:
     from mri_recon.lit.training import RunResult
 
-register_resolvers()
 
 VOLUME_COLUMNS = ("fname", "num_slices", "nmse", "psnr", "ssim")
 
 
 def build_list(cfg: DictConfig, group: str) -> list[Any]:
-    """Instantiate every ``_target_`` node of a group that may list several (loggers, callbacks).
-
-    Returns:
-        The objects, in config order (empty for an empty group).
-    """
-    node = cfg.get(group)
-    if not node:
-        return []
-    return [
-        build_group(cfg, f"{group}.{key}")
-        for key, value in node.items()
-        if isinstance(value, DictConfig) and "_target_" in value
-    ]
+    """Every ``_target_`` node of a group that lists several (loggers, callbacks), built."""
+    node = cfg.get(group) or {}
+    return [build_group(cfg, f"{group}.{k}") for k, v in node.items() if "_target_" in (v or {})]
 
 
 def build_module(cfg: DictConfig) -> Any:
@@ -90,52 +70,27 @@ def checkpoint_dir(cfg: DictConfig) -> str | None:
     )
 
 
-def check_output_folders(cfg: DictConfig) -> None:
-    """The folders of the checkpoints and loggers are folders, or can be made.
-
-    Raises:
-        ConfigError: e.g. ``callbacks.model_checkpoint.dirpath: <run>/checkpoints is a file,
-            not a folder``.
-    """
-    for group in ("callbacks", "logger"):
-        for name, node in (cfg.get(group) or {}).items():
-            if not isinstance(node, DictConfig):
-                continue
-            key, folder = "dirpath", node.get("dirpath")
-            if not folder and node.get("save_dir"):  # a logger: <save_dir>/<name>/version_<n>
-                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
-            problem = folder and output_dir_problem(folder)
-            if problem:
-                where = problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
-                raise ConfigError(f"{group}.{name}.{key}", where)
-
-
 def check_before_hydra(cfg: DictConfig) -> None:
-    """What ``mri-recon-train`` checks before Hydra writes into the run directory: the output
-    folders and, for a resume, the config and the checkpoint (a failed resume must leave the
-    run's ``.hydra/`` as it was: its overrides are the next resume's config)."""
-    check_output_folders(cfg)
+    """What ``mri-recon-train`` checks before Hydra writes into the run directory: the config
+    and, for a resume, the checkpoint (a failed resume leaves the run's ``.hydra/`` as it
+    was: its overrides are the next resume's config)."""
+    check_train_config(cfg)
     if cfg.get("ckpt_path") is not None:
-        check_train_config(cfg)
         check_validate_ckpt(cfg)
         check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
 
 
 def check_validate_ckpt(cfg: DictConfig) -> None:
-    """``validate_ckpt`` is one the final validation can load (imports Lightning)."""
-    from mri_recon.lit.training import VALIDATE_CKPTS
+    from mri_recon.lit.training import VALIDATE_CKPTS  # imports Lightning
 
     checked(checks.one_of, "validate_ckpt", cfg.get("validate_ckpt"), VALIDATE_CKPTS)
 
 
 def resume_argv(argv: list[str]) -> list[str]:
-    """The command line of a resume: the run's own overrides, then ``argv``'s, in its directory.
-
-    ``ckpt_path=<run>/checkpoints/<name>.ckpt`` continues ``<run>``: the overrides saved in
-    ``<run>/.hydra/overrides.yaml`` whose key ``argv`` does not set come first, and
-    ``hydra.run.dir=<run>`` last unless ``argv`` sets it. Other command lines are returned as
-    they are (a multirun, no or no such checkpoint: the config checks report those).
-    """
+    """The command line of a resume (``ckpt_path=<run>/checkpoints/<name>.ckpt``): the
+    overrides saved in ``<run>/.hydra/overrides.yaml`` whose key ``argv`` does not set, then
+    ``argv``'s, then ``hydra.run.dir=<run>`` unless set. Other command lines are returned as
+    they are (a multirun, no or no such checkpoint: the config checks report those)."""
     args = parse_command_line(argv)
     try:
         given = {
@@ -162,11 +117,7 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and validate as the config says; see the module docstring.
-
-    Args:
-        cfg: the composed ``configs/train.yaml`` (``paths.output_dir`` must resolve: under
-            Hydra it is the run directory; set it when composing in Python).
+    """Train and validate as the config says (``paths.output_dir`` is the run directory).
 
     Returns:
         The final metrics: ``val/ssim``, ``val/psnr``, ``val/nmse`` (per-volume means of the
@@ -177,12 +128,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         DataError: a bad data file (one line naming the file).
     """
     check_train_config(cfg)
-    check_output_folders(cfg)
     mask_func = build_group(cfg, "mask")
     if cfg.get("coils"):  # checked with the rest of the config; no network here takes maps
         build_group(cfg, "coils")
-    # Lightning is imported only once the config checks passed: a bad command line fails
-    # in about a second, not after Lightning's import
+    # Lightning is imported once the config checks passed: a bad command line fails fast
     from mri_recon.lit.callbacks import SliceCounter
     from mri_recon.lit.training import (
         callbacks_for_loggers,
@@ -217,10 +166,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         run_dir = Path(cfg.paths.output_dir)
         write_run_outputs(run_dir, result)
         record.finish_train(result, trainer, counter.slices * trainer.world_size)
-        print(
-            f"run directory: {run_dir} (validated {result.checkpoint or 'final weights'})",
-            flush=True,
-        )
+        validated = result.checkpoint or "final weights"
+        print(f"run directory: {run_dir} (validated {validated})", flush=True)
     return result.metrics
 
 

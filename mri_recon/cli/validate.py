@@ -9,6 +9,7 @@ sees: paths, and values torch and Lightning accept but that cannot train.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon import checks
 from mri_recon.cli.errors import ConfigError, one_line
+from mri_recon.fileio import output_dir_problem
 
 # Lightning accepts more (16-true, bf16-true, 64-true): those cast the batch, so the targets
 # and metrics would leave float32; ReconModule keeps the physics in float32 under these only
@@ -121,6 +123,14 @@ def check_train_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: one line ``<field>: <reason>``.
     """
+    for group in ("callbacks", "logger"):  # the checkpoints' and logs' folders
+        for name, node in (cfg.get(group) or {}).items():
+            key, folder = "dirpath", (node or {}).get("dirpath")
+            if not folder and (node or {}).get("save_dir"):  # <save_dir>/<name>/version_<n>
+                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
+            if problem := folder and output_dir_problem(folder):
+                where = problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
+                raise ConfigError(f"{group}.{name}.{key}", where)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
         raise ConfigError("ckpt_path", f"{ckpt_path}: no such checkpoint file")

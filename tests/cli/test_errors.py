@@ -70,7 +70,7 @@ def test_command_line_is_read_as_the_installed_hydra_reads_it(argv: list[str]) -
 
 
 def test_precompose_tries_every_sweep_value_and_returns_the_first_job() -> None:
-    cfg = precompose("eval", ["batch_size=2,5", "mask=random_8x"], multirun=True)
+    cfg = precompose("eval", ["batch_size=2,5", "mask=random_8x,random_4x"], multirun=True)
     assert cfg.batch_size == 2 and cfg.hydra.runtime.choices.mask == "random_8x"
     with pytest.raises(ConfigError) as err:
         precompose("eval", ["batch_size=2", "mask=random_4x,nope"], multirun=True)
