@@ -14,7 +14,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 import hydra
@@ -41,6 +41,13 @@ class ConfigError(ValueError):
     def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, one_line(reason)
         super().__init__(f"{field}: {self.reason}")
+
+
+def first_problem(problems: Iterable[tuple[str, Any]]) -> None:
+    """Raise a ConfigError for the first ``(field, problem)`` with a problem (not falsy)."""
+    for field, problem in problems:
+        if problem:
+            raise ConfigError(field, problem)
 
 
 def one_line(text: Any) -> str:
@@ -142,9 +149,8 @@ def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
         subdir = None if multirun else OmegaConf.select(cfg, "hydra.output_subdir")
     except OmegaConfBaseException:
         return None
-    for path in (run_dir, *([os.path.join(run_dir, subdir)] if subdir else [])):
-        if problem := output_dir_problem(path):
-            raise ConfigError(key, f"{path}: {problem}")
+    paths = (run_dir, *([os.path.join(run_dir, subdir)] if subdir else []))
+    first_problem((key, (p := output_dir_problem(path)) and f"{path}: {p}") for path in paths)
     return run_dir
 
 

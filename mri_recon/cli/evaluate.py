@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.baselines import BASELINES, Reconstructor
-from mri_recon.cli.errors import ConfigError, run_hydra_main
+from mri_recon.cli.errors import ConfigError, first_problem, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
@@ -42,15 +42,13 @@ def resolve_device(name: Any) -> torch.device:
     name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError("device", f"{name!r} is not one of auto, cpu, cuda, cuda:N")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError("device", str(err)) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", f"{name!r} asked for, but CUDA is not available here")
-    return device
+    first_problem([
+        ("device", not re.fullmatch(r"cpu|cuda(:\d+)?", name)
+         and f"{name!r} is not one of auto, cpu, cuda, cuda:N"),
+        ("device", name.startswith("cuda") and not torch.cuda.is_available()
+         and f"{name!r} asked for, but CUDA is not available here"),
+    ])  # fmt: skip
+    return torch.device(name)
 
 
 def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
@@ -85,9 +83,7 @@ def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
         ("ckpt_path", "unet" in names and ckpt and not Path(str(ckpt)).is_file() and f"{ckpt}: no such checkpoint file"),
         ("stats.reference", reference not in (*names, REFERENCE) and f"{reference!r} is not one of the methods {names}"),
     ]  # fmt: skip
-    for field, problem in problems:
-        if problem:
-            raise ConfigError(field, problem)
+    first_problem(problems)
     return names, {name: str(path) for name, path in checkpoints.items()}
 
 
@@ -102,16 +98,14 @@ def _load_checkpoint(field: str, path: str, device: torch.device, challenge: str
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(field, str(err)) from None
     trained_on = getattr(method, "challenge", None)
-    if field == "ckpt_path" and not isinstance(method, ImageReconstructor):
-        problem = (
-            f"holds a {type(method).__name__}, not a U-Net (the unet method); name it instead: "
-            f"+checkpoints.NAME={path} 'methods=[...,NAME]'"
-        )
-    elif trained_on not in (None, challenge):
-        problem = f"a {trained_on} model cannot reconstruct data.challenge={challenge}"
-    else:
-        return method
-    raise ConfigError(field, f"{path}: {problem}")
+    first_problem([
+        (field, field == "ckpt_path" and not isinstance(method, ImageReconstructor)
+         and f"{path}: holds a {type(method).__name__}, not a U-Net (the unet method); name "
+         f"it instead: +checkpoints.NAME={path} 'methods=[...,NAME]'"),
+        (field, trained_on not in (None, challenge)
+         and f"{path}: a {trained_on} model cannot reconstruct data.challenge={challenge}"),
+    ])  # fmt: skip
+    return method
 
 
 def build_methods(

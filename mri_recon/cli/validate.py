@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon import checks
-from mri_recon.cli.errors import ConfigError, one_line
+from mri_recon.cli.errors import ConfigError, first_problem, one_line
 from mri_recon.fileio import output_dir_problem
 
 # Lightning accepts more (16-true, bf16-true, 64-true): those cast the batch, so the targets
@@ -123,24 +123,19 @@ def check_train_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: one line ``<field>: <reason>``.
     """
-    for group in ("callbacks", "logger"):  # the checkpoints' and logs' folders
-        for name, node in (cfg.get(group) or {}).items():
-            key, folder = "dirpath", (node or {}).get("dirpath")
-            if not folder and (node or {}).get("save_dir"):  # <save_dir>/<name>/version_<n>
-                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
-            if problem := folder and output_dir_problem(folder):
-                where = problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
-                raise ConfigError(f"{group}.{name}.{key}", where)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
-        raise ConfigError("ckpt_path", f"{ckpt_path}: no such checkpoint file")
-    root = OmegaConf.select(cfg, "data.root")
-    if root is not None and not Path(str(root)).is_dir():
-        raise ConfigError(
-            "data.root",
-            f"{root}: no such directory (build the synthetic data "
-            "with `mri-recon-data synth --out DIR` or set MRI_RECON_DATA)",
-        )
+    root, ckpt = OmegaConf.select(cfg, "data.root"), cfg.get("ckpt_path")
+    no_data = "no such directory (build the synthetic data with `mri-recon-data synth --out DIR`"
+    first_problem([
+        *_folder_problems(cfg),
+        ("ckpt_path", ckpt is not None and not Path(str(ckpt)).is_file()
+         and f"{ckpt}: no such checkpoint file"),
+        ("data.root", root is not None and not Path(str(root)).is_dir()
+         and f"{root}: {no_data} or set MRI_RECON_DATA)"),
+        ("trainer.use_distributed_sampler",
+         OmegaConf.select(cfg, "trainer.use_distributed_sampler") not in (False, None)
+         and "must be false: the data module's batch sampler buckets by k-space shape and "
+         "shards across ranks itself"),
+    ])  # fmt: skip
     set_torch_threads(cfg)
     for check, key, *args in (
         (checks.positive, "optim.lr"),
@@ -153,9 +148,17 @@ def check_train_config(cfg: DictConfig) -> None:
             checked(check, key, OmegaConf.select(cfg, key), *args)
     if OmegaConf.select(cfg, "trainer.max_epochs") not in (-1, None):  # -1: no limit
         checked(checks.positive_int, "trainer.max_epochs", cfg.trainer.max_epochs)
-    if OmegaConf.select(cfg, "trainer.use_distributed_sampler") not in (False, None):
-        raise ConfigError(
-            "trainer.use_distributed_sampler",
-            "must be false: the data module's "
-            "batch sampler buckets by k-space shape and shards across ranks itself",
-        )
+
+
+def _folder_problems(cfg: DictConfig) -> Iterator[tuple[str, str | None]]:
+    """``(field, problem)`` of each checkpoint and log folder that cannot be a folder."""
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            key, folder = "dirpath", (node or {}).get("dirpath")
+            if not folder and (node or {}).get("save_dir"):  # <save_dir>/<name>/version_<n>
+                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
+            problem = folder and output_dir_problem(folder)
+            where = problem and (
+                problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
+            )
+            yield f"{group}.{name}.{key}", where

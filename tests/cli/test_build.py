@@ -53,7 +53,9 @@ def test_a_message_naming_a_key_of_the_node_names_group_dot_key() -> None:
     cfg.mask.accelerations = [4, 0.5]
     assert _error(cfg, "mask") == "mask.accelerations: must be a number in [1, inf), got 0.5"
     cfg.module.crop = 0
-    assert _error(cfg, "module", optimizer=None) == "module.crop: must be an int >= 1 or null, got 0"
+    assert (
+        _error(cfg, "module", optimizer=None) == "module.crop: must be an int >= 1 or null, got 0"
+    )
 
 
 def test_an_interpolated_value_names_the_key_it_reads() -> None:
