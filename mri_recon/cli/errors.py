@@ -77,11 +77,8 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def precompose(config_name: str, overrides: Sequence[str], multirun: bool = False) -> DictConfig:
-    """Compose ``configs/<config_name>.yaml`` on ``overrides`` as Hydra will: once per value of
-    every sweep (``-m``), trying each value once.
-
-    Returns:
-        The first job's config, ``hydra`` node included.
+    """Compose ``configs/<config_name>.yaml`` on ``overrides`` as Hydra will (with ``-m``,
+    each value of every sweep once); returns the first job's config, ``hydra`` node included.
 
     Raises:
         ConfigError: the override or key that does not compose, and why.
@@ -123,16 +120,18 @@ def _composition_error(exc: Exception, config_name: str, overrides: Sequence[str
         reason = f"unknown key ({reason})"
     if "Ambiguous value" in reason:
         reason += " (a list: key=[a,b]; a sweep: add -m)"
-    for override in () if field else overrides:
-        try:
-            if len(overrides) > 1:
-                precompose(config_name, [override])
-                continue
-        except ConfigError:
-            pass
-        field = override.split("=", 1)[0].lstrip("+~")
-        break
-    return field or "command line", reason
+    if not field:  # the first override that does not compose on its own
+        bad = (o for o in overrides if not _composes(config_name, overrides, o))
+        field = next((o.split("=", 1)[0].lstrip("+~") for o in bad), "command line")
+    return field, reason
+
+
+def _composes(config_name: str, overrides: Sequence[str], override: str) -> bool:
+    """Whether ``override`` of ``overrides`` composes on its own (not when it is the only one)."""
+    try:
+        return len(overrides) > 1 and precompose(config_name, [override]) is not None
+    except ConfigError:
+        return False
 
 
 def check_output_dir(cfg: DictConfig, multirun: bool = False) -> str | None:
@@ -202,12 +201,7 @@ def run_hydra_main(
 ) -> None:
     """Run ``task_fn(cfg)`` as a Hydra app on ``configs/<config_name>.yaml`` and ``argv``
     (default ``sys.argv[1:]``); ``precheck`` gets the job config of a single run before
-    Hydra writes into its directory.
-
-    Raises:
-        SystemExit: 2 for a bad command line or config value, 1 for bad data or another
-            ``ValueError``; the reason is one ``error: ...`` line on stderr.
-    """
+    Hydra writes into its directory. Errors exit as :func:`guarded` says."""
     argv = list(sys.argv[1:] if argv is None else argv)
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)
     saved, sys.argv = sys.argv, [sys.argv[0] if sys.argv else config_name, *argv]
