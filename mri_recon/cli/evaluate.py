@@ -158,7 +158,8 @@ def settings_and_methods(cfg: DictConfig) -> tuple[EvalSettings, dict[str, Recon
 
 def evaluate(cfg: DictConfig) -> EvalReport:
     """Run the evaluation of a composed ``configs/eval.yaml`` (``paths.output_dir`` is the
-    run directory); returns the :class:`EvalReport`.
+    run directory; from Python, compose with :func:`mri_recon.cli.notebook.compose_job` so
+    that ``${hydra:...}`` resolves); returns the :class:`EvalReport`.
 
     Raises:
         ConfigError: a bad config value (one line naming the field).
