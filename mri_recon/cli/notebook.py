@@ -1,15 +1,8 @@
-"""Training runs from Python (notebooks, tests) that look exactly like ``mri-recon-train`` runs.
+"""Runs from Python (notebooks, tests) that look exactly like the CLIs' runs: configs composed
+from ``configs/`` with the command line's overrides (:func:`compose_job`), Hydra's ``.hydra/``
+in the run directory, so ``scripts/compare_runs.py`` reads them like any other.
 
-Hydra's compose API builds the config from ``configs/`` with the same overrides the command
-line takes (:func:`compose_job`); the run directory gets Hydra's ``.hydra/`` (``config.yaml``,
-``hydra.yaml``, ``overrides.yaml``), so :mod:`mri_recon.viz.logs` and
-``scripts/compare_runs.py`` read these runs like any other.
-
-    from mri_recon.cli.notebook import train_run
     metrics = train_run(["experiment=default_cpu", "trainer.max_epochs=1"], "outputs/nb/run0")
-
-:func:`tv_reconstructor` builds TV from ``configs/tv/`` as ``mri-recon-eval`` does, so a
-notebook uses the configured (tuned) settings rather than a copy of them.
 """
 
 from __future__ import annotations

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
 from mri_recon.runinfo import RECORD_NAME, RecordError, check_manifest, last_completed, read_record
 
@@ -99,6 +101,10 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
     from mri_recon.cli.evaluate import evaluate
 
     cfg = OmegaConf.create(segment["config"])
+    if "evaluation" not in cfg:  # recorded before eval.yaml had it: today's, on the record
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg.evaluation = OmegaConf.to_container(compose("eval").evaluation)
+        cfg.evaluation.mask_name = segment["hydra"]["choices"]["mask"]
     cfg.paths.output_dir = str(out)
     cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
     evaluate(cfg)  # resolved: the mask's name (Hydra's choice) is recorded as it was
