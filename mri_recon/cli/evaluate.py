@@ -70,18 +70,23 @@ def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
         f" and checkpoints {list(checkpoints)}" if checkpoints else ""
     )
     reference = OmegaConf.select(cfg, "stats.reference", default=REFERENCE)
+    shadows = "shadows the built-in method {!r}; use ckpt_path for unet, or another name"
     problems = [
         *((f"checkpoints.{name}", problem) for name, path in checkpoints.items() for problem in (
-            name in METHODS and f"shadows the built-in method {name!r}; use ckpt_path for unet, or another name",
+            name in METHODS and shadows.format(name),
             not _CHECKPOINT_NAME.fullmatch(name) and "a name of letters, digits, _ . - is needed",
             not Path(str(path)).is_file() and f"{path}: no such checkpoint file",
         )),
-        ("methods", not names and f"expected a non-empty list like [zero_filled,tv], got {methods!r}"),
+        ("methods", not names
+         and f"expected a non-empty list like [zero_filled,tv], got {methods!r}"),
         ("methods", unknown and f"unknown method(s) {unknown}; {known}"),
         ("methods", len(set(names)) != len(names) and f"a method is listed twice: {names}"),
-        ("ckpt_path", "unet" in names and not ckpt and "the unet method needs ckpt_path=<run>/checkpoints/best.ckpt"),
-        ("ckpt_path", "unet" in names and ckpt and not Path(str(ckpt)).is_file() and f"{ckpt}: no such checkpoint file"),
-        ("stats.reference", reference not in (*names, REFERENCE) and f"{reference!r} is not one of the methods {names}"),
+        ("ckpt_path", "unet" in names and not ckpt
+         and "the unet method needs ckpt_path=<run>/checkpoints/best.ckpt"),
+        ("ckpt_path", "unet" in names and ckpt and not Path(str(ckpt)).is_file()
+         and f"{ckpt}: no such checkpoint file"),
+        ("stats.reference", reference not in (*names, REFERENCE)
+         and f"{reference!r} is not one of the methods {names}"),
     ]  # fmt: skip
     first_problem(problems)
     return names, {name: str(path) for name, path in checkpoints.items()}
