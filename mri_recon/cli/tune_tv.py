@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
+from mri_recon import checks
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import mask_name, resolve_device, settings_from_config
-from mri_recon.cli.validate import build_group, require_number
+from mri_recon.cli.evaluate import resolve_device, settings_from_config
+from mri_recon.cli.validate import build_group, checked
 from mri_recon.evaluation.run import iter_volumes, reconstruct_volume
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS, volume_metrics
@@ -46,9 +47,9 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
                 "lams", f"expected a non-empty list of finite numbers > 0, got {cfg.lams!r}"
             )
         return sorted({float(v) for v in lams})
-    num = require_number(cfg, "num_lams", 2, integer=True)
-    span = float(require_number(cfg, "lam_span", 1, strict=True))
-    center = float(require_number(cfg, "tv.lam", 0, strict=True))  # the sweep's centre
+    num = checked(checks.integer, "num_lams", cfg.num_lams, 2)
+    span = checked(checks.number, "lam_span", cfg.lam_span, 1, open_low=True)
+    center = checked(checks.positive, "tv.lam", cfg.tv.lam)  # the sweep's centre
     return sorted({float(f"{v:.3g}") for v in np.geomspace(center / span, center * span, num)})
 
 
@@ -72,7 +73,9 @@ def sweep(cfg: DictConfig, lams: Sequence[float]) -> list[dict[str, Any]]:
         raise ConfigError(
             "data.split", f"{s.split!r} files have no targets to tune against; use val (or train)"
         )
-    count = require_number(cfg, "max_slices_per_volume", 1, integer=True)
+    count = checked(
+        checks.positive_int, "max_slices_per_volume", cfg.max_slices_per_volume, optional=True
+    )
     methods = {f"{lam!r}": build_group(cfg, "tv", lam=lam) for lam in lams}
     rows = []
     for info, volume, vmask in iter_volumes(s, desc="tune tv"):  # train/val: all have targets
@@ -156,7 +159,7 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     best = best_lambda(points, cfg.select_by)
     run_dir = Path(str(cfg.paths.output_dir))
     curve_csv = write_csv(run_dir / "tv_lambda_curve.csv", points, CURVE_COLUMNS)
-    mask = mask_name(build_group(cfg, "mask"))
+    mask = cfg.evaluation.mask_name
     yaml = (
         f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "
         f"{cfg.data.challenge} {cfg.data.split} volumes, mask {mask}\n"

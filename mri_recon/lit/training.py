@@ -17,6 +17,9 @@ import torch
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_warn
 
+# the checkpoints the final validation may load (validation_checkpoint; the CLI's validate_ckpt)
+VALIDATE_CKPTS = ("best", "last")
+
 
 @dataclass
 class RunResult:

@@ -84,6 +84,7 @@ def test_tune_writes_yaml_and_matches_the_evaluation(val_root, tmp_path, capsys)
             "num_figures=0",
             "progress=false",
             f"paths.output_dir={tmp_path / 'eval'}",
+            "evaluation.mask_name=random_4x",  # Hydra's choice in a Hydra job
         ],
     )
     (row,) = eval_cli.evaluate(cfg).rows
