@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +24,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info, split_dir
-from mri_recon.evaluation.volumes import VolumeMask, volume_mask
+from mri_recon.evaluation.provenance import eval_fields, file_manifest, train_fields
 from mri_recon.physics.masks import ColumnMaskFunc
 from mri_recon.runinfo import (
     ResourceMeter,
     append_segment,
     git_state,
     hardware,
-    manifest,
     package_versions,
     replace_last_segment,
 )
@@ -41,14 +38,6 @@ from mri_recon.runinfo import (
 if TYPE_CHECKING:
     from mri_recon.evaluation import EvalReport, EvalSettings
     from mri_recon.lit.training import RunResult
-
-PER_FILE_SEEDING = (
-    "per file: mask_func(W, seed=file_seed(fname)), file_seed = tuple(map(ord, fname))"
-)
-TRAIN_SEEDING = (
-    "per sample: mask_func(W, seed=mask_seeds(num_samples, seed, epoch)[index]) "
-    "(mri_recon.lit.samplers: numpy SeedSequence([seed, epoch, 1]) -> torch.Generator)"
-)
 
 
 def _now() -> str:
@@ -79,45 +68,6 @@ def hydra_info() -> dict[str, Any] | None:
         "choices": dict(OmegaConf.select(hc, "runtime.choices", default={}) or {}),
         "overrides": list(overrides) if overrides is not None else None,
     }
-
-
-def describe_mask_func(mask_func: ColumnMaskFunc | None) -> dict[str, Any] | None:
-    """The public settings of a mask function (type, centre fractions, accelerations)."""
-    if mask_func is None:
-        return None
-    return {k: v for k, v in vars(mask_func).items() if not k.startswith("_") and v is not None}
-
-
-def mask_entry(fname: str, vm: VolumeMask) -> dict[str, Any]:
-    """One volume's mask as the record lists it: source, acceleration, centre fraction and
-    the :data:`~mri_recon.physics.masks.MASK_COLUMNS` of ``per_volume.csv``."""
-    return {
-        "fname": fname,
-        "source": vm.source,
-        "acceleration": vm.acceleration,
-        "center_fraction": vm.center_fraction,
-        **vm.columns(),
-    }
-
-
-def volume_masks(
-    paths: Iterable[Path], mask_func: ColumnMaskFunc | None, challenge: str, split: str
-) -> list[dict[str, Any]]:
-    """Per validation volume of a training run: the mask validation uses (a bad file: its
-    error). An evaluation records the masks it scored instead (``EvalReport.masks``)."""
-    rows = []
-    for path in paths:
-        try:
-            vm = volume_mask(read_volume_info(path, challenge, split), mask_func)
-        except DataError as err:  # a skipped file
-            rows.append({"fname": Path(path).name, "error": str(err)})
-            continue
-        rows.append(mask_entry(Path(path).name, vm))
-    return rows
-
-
-def _files(paths: Iterable[str | os.PathLike | None]) -> list[dict[str, Any]]:
-    return manifest(sorted({str(p) for p in paths if p}))
 
 
 class RunRecord:
@@ -155,22 +105,17 @@ class RunRecord:
         if not record.enabled:
             return record
         data = cfg.data
-        root, challenge = Path(str(data.root)), str(data.challenge)
         splits = [str(data.get("train_split", "train")), str(data.get("val_split", "val"))]
-        files = {s: list_volumes(root, challenge, s) for s in splits}
         record.segment.update(
             resumed_from=cfg.get("ckpt_path"),
-            data={"root": str(root), "files": _files(p for s in splits for p in files[s])},
-            checkpoints=_files([cfg.get("ckpt_path")]),
-            masks={
-                "mask_func": describe_mask_func(mask_func),
-                "seed": cfg.get("seed"),
-                "training": TRAIN_SEEDING,
-                "validation": PER_FILE_SEEDING,
-                "validation_volumes": volume_masks(
-                    files[splits[1]], mask_func, challenge, splits[1]
-                ),
-            },
+            **train_fields(
+                str(data.root),
+                str(data.challenge),
+                splits,
+                mask_func,
+                cfg.get("seed"),
+                cfg.get("ckpt_path"),
+            ),
         )
         append_segment(record.run_dir, "train", record.segment)
         record.meter = ResourceMeter()  # the run's resources, not the hashing above
@@ -188,7 +133,7 @@ class RunRecord:
             return
         on_gpu = trainer.strategy.root_device.type == "cuda"
         resources = self.meter.read(num_gpus=trainer.world_size if on_gpu else 0, slices=slices)
-        validated = _files([result.checkpoint])
+        validated = file_manifest([result.checkpoint])
         self._finish(
             resources,
             {
@@ -212,26 +157,10 @@ class RunRecord:
             num_gpus=1 if settings.device.type == "cuda" else 0,
             slices=sum(r["num_slices"] for r in report.rows if r["method"] == first),
         )
-        folder = split_dir(settings.root, settings.challenge, settings.split)
-        evaluated = list(dict.fromkeys(r["fname"] for r in report.rows))
         config = self.segment["config"]
         methods = config.get("methods") or []
         ckpts = [config.get("ckpt_path")] if "unet" in methods else []
         ckpts += [p for m, p in (config.get("checkpoints") or {}).items() if m in methods]
-        self.segment.update(
-            data={
-                "root": str(settings.root),
-                "files": _files(
-                    folder / f for f in [*evaluated, *(s.fname for s in report.skipped)]
-                ),
-            },
-            checkpoints=_files(ckpts),
-            masks={
-                "mask_func": describe_mask_func(settings.mask_func),
-                "mask_name": settings.mask_name,
-                "seeding": PER_FILE_SEEDING,
-                "volumes": [mask_entry(f, vm) for f, vm in report.masks.items()],
-            },
-        )
+        self.segment.update(eval_fields(settings, report, ckpts))
         self._finish(resources, {"table": "per_volume.csv", "summary": "summary.md"})
         append_segment(self.run_dir, "eval", self.segment)

@@ -6,10 +6,7 @@ training run's validated checkpoint) is checked against the manifest; then an ev
 re-run with the recorded resolved config, or a training run's final validation on its
 validated checkpoint (one device, no loggers or callbacks), into ``RUN_DIR/replay`` (or
 ``--out``); a run recorded on a GPU is replayed on the CPU when there is none. The new table
-is compared row by row with the recorded one, every column but ``seconds_per_slice``; metrics
-within :data:`TOLERANCES` (absolute: float32 on another CPU or a GPU moves SSIM by ~1e-6,
-PSNR by ~1e-4 dB, NMSE by ~1e-7; the tolerances leave two orders of magnitude over that and
-stay far below the differences between methods) still reproduce.
+is compared with the recorded one by :func:`mri_recon.runinfo.compare.compare_tables`.
 
 Exit status: 0 reproduced; 1 an input file missing or changed (or another data error); 2 no
 usable record or bad arguments; 3 the tables differ past the tolerance.
@@ -18,7 +15,6 @@ usable record or bad arguments; 3 the tables differ past the tolerance.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,58 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
-from mri_recon.fileio import read_csv
 from mri_recon.runinfo import RECORD_NAME, RecordError, check_manifest, last_completed, read_record
+from mri_recon.runinfo.compare import KEYS, TABLES, compare_tables
 
-TOLERANCES = {"nmse": 1e-5, "psnr": 1e-2, "ssim": 1e-4}
-IGNORED = ("seconds_per_slice",)
 DIFFERS_EXIT = 3
-KEYS = {"eval": ("fname", "method"), "train": ("fname",)}
-TABLES = {"eval": "per_volume.csv", "train": "val_volumes.csv"}
-
-
-def _difference(a: str, b: str) -> float:
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
-        return math.inf
-    return abs(x - y) if math.isfinite(x - y) else math.inf
-
-
-def compare_tables(recorded: Path, replayed: Path, keys: Sequence[str]) -> tuple[list[str], bool]:
-    """(report lines, whether the replay reproduces the record): see the module docstring."""
-    old_rows, new_rows = read_csv(recorded), read_csv(replayed)
-    columns = list(old_rows[0]) if old_rows else []
-    if not set(keys) <= set(columns):
-        raise RecordError(f"{recorded}: no {' and '.join(keys)} columns")
-    old = {tuple(r[k] for k in keys): r for r in old_rows}
-    new = {tuple(r[k] for k in keys): r for r in new_rows}
-    if old.keys() != new.keys():
-        missing, extra = sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
-        return [f"rows differ: missing {missing[:5]}, extra {extra[:5]}"], False
-    worst: dict[str, tuple[float, tuple]] = {}
-    others: list[str] = []
-    for key, a in old.items():
-        b = new[key]
-        for col in columns:
-            if col in IGNORED or a[col] == b.get(col):
-                continue
-            if col in TOLERANCES:
-                d = _difference(a[col], b.get(col, ""))
-                if d >= worst.get(col, (-1.0,))[0]:
-                    worst[col] = (d, key)
-            else:
-                others.append(f"{col} of {'/'.join(key)}: {a[col]!r} recorded, {b.get(col)!r} now")
-    if not worst and not others:
-        return [f"identical to the record ({len(old)} rows; {IGNORED[0]} not compared)"], True
-    lines = [
-        f"largest |d {m}| = {d:.3g} ({'/'.join(key)}); tolerance {TOLERANCES[m]:g}"
-        + ("" if d <= TOLERANCES[m] else "  <- past tolerance")
-        for m, (d, key) in worst.items()
-    ]
-    lines += others[:10]
-    ok = not others and all(d <= TOLERANCES[m] for m, (d, _) in worst.items())
-    return lines, ok
 
 
 def _cpu_if_no_cuda(value: Any, cpu: str) -> Any:

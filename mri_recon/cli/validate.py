@@ -41,12 +41,6 @@ def _field(cfg: DictConfig, group: str, arg: str) -> str | None:
     return inner if inner and all(p.isidentifier() for p in inner.split(".")) else f"{group}.{arg}"
 
 
-# transitional (issue 19): constructors not yet converted spell the config path
-# ("model.norm='x' is not ...", "data.batch_size must be ..."); delete once all name their own
-# argument
-_OLD_STYLE = re.compile(r"([A-Za-z_][\w.]*)(?::\s*|=|\s+(?=must |'))(.*)")
-
-
 def config_error(
     cfg: DictConfig, group: str, err: BaseException, groups: Mapping[str, str] | None = None
 ) -> ConfigError:
@@ -61,6 +55,9 @@ def config_error(
     reason = one_line(err.__cause__ or err)
     if isinstance(err.__cause__, ImportError):  # Hydra could not import the _target_
         return ConfigError(f"{group}._target_", reason)
+    unknown = re.search(r"got an unexpected keyword argument '(\w+)'", reason)
+    if unknown:  # a key added to a _target_ node (+grid.seeds=3): name it, not the call
+        return ConfigError(f"{group}.{unknown[1]}", "unknown key (not an argument of its _target_)")
     arg, sep, rest = reason.partition(": ")
     groups = groups or {}
     if sep and (arg in groups or arg in groups.values()):
@@ -68,12 +65,6 @@ def config_error(
     field = _field(cfg, group, arg) if sep else None
     if field:
         return ConfigError(field, rest)
-    old = _OLD_STYLE.fullmatch(reason)  # transitional, see _OLD_STYLE
-    if old:
-        parent, _, leaf = (old[1] if "." in old[1] else f"{group}.{old[1]}").rpartition(".")
-        field = _field(cfg, parent, leaf)
-        if field:
-            return ConfigError(field, old[2])
     return ConfigError(group, reason)
 
 

@@ -15,7 +15,8 @@ import h5py
 import pytest
 
 from mri_recon.cli.evaluate import main as eval_main
-from mri_recon.cli.replay import DIFFERS_EXIT, TOLERANCES, main
+from mri_recon.cli.replay import DIFFERS_EXIT, main
+from mri_recon.runinfo.compare import TOLERANCES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 

@@ -132,7 +132,7 @@ def test_a_failure_mid_grid_resumes_and_loses_nothing(tiny_data, tmp_path, monke
         ("grid.center_fractions=[0.1]", "error: grid.center_fractions: "),
         ("grid.center_fractions=[0.6,0.1]", "error: grid.center_fractions: .*0.6"),
         ("grid.masks=[random,zigzag]", "error: grid.masks: .*'zigzag'"),
-        ("+grid.seeds=3", "error: grid: .*unexpected keyword argument 'seeds'"),
+        ("+grid.seeds=3", "error: grid.seeds: unknown key"),
         ("methods=[]", "error: methods: expected a non-empty list"),
         ("coils.method=sense", "error: coils.method: .*'sense'"),
     ],

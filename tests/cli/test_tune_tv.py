@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from mri_recon.cli import evaluate as eval_cli
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import ConfigError
-from mri_recon.cli.tune_tv import best_lambda, central_slices, lambda_grid, main
+from mri_recon.cli.tune_tv import lambda_grid, main
 from mri_recon.data.synthetic import generate_dataset
+from mri_recon.evaluation.tuning import best_lambda, central_slices
 
 
 @pytest.fixture(scope="module")
