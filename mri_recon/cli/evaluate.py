@@ -27,7 +27,6 @@ from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
-from mri_recon.models.reconstructor import ImageReconstructor
 
 METHODS = (*BASELINES, "unet")
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -94,23 +93,16 @@ def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
 
 def _load_checkpoint(field: str, path: str, device: torch.device, challenge: str) -> Reconstructor:
     """The reconstructor of checkpoint ``path``: a U-Net for ``ckpt_path`` (the ``unet``
-    method), any for a named checkpoint; one trained for one challenge (a VarNet) must
-    match the data's."""
+    method), any for a named checkpoint, built for the data's challenge."""
     from mri_recon.lit.checkpoint import load_reconstructor  # lazily: Lightning
 
     try:
-        method = load_reconstructor(path, map_location=device)
+        return load_reconstructor(path, device, challenge, image_only=field == "ckpt_path")
     except (FileNotFoundError, ValueError) as err:
-        raise ConfigError(field, str(err)) from None
-    trained_on = getattr(method, "challenge", None)
-    first_problem([
-        (field, field == "ckpt_path" and not isinstance(method, ImageReconstructor)
-         and f"{path}: holds a {type(method).__name__}, not a U-Net (the unet method); name "
-         f"it instead: +checkpoints.NAME={path} 'methods=[...,NAME]'"),
-        (field, trained_on not in (None, challenge)
-         and f"{path}: a {trained_on} model cannot reconstruct data.challenge={challenge}"),
-    ])  # fmt: skip
-    return method
+        hint = (
+            " (name it: +checkpoints.NAME=PATH 'methods=[...,NAME]')" if "U-Net" in str(err) else ""
+        )
+        raise ConfigError(field, f"{err}{hint}") from None
 
 
 def build_methods(

@@ -55,7 +55,7 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
 def replay_train(segment: dict[str, Any], out: Path) -> None:
     """Re-run a training run's final validation on its validated checkpoint into ``out``
     (``val_volumes.csv`` and ``metrics.json``)."""
-    from mri_recon.cli.train import build_module, write_run_outputs
+    from mri_recon.cli.train import build_module
     from mri_recon.cli.validate import build_group, set_torch_threads
     from mri_recon.lit.training import RunResult, torch_flags_restored
 
@@ -79,7 +79,7 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
         )
     metrics = {k: float(v) for r in results for k, v in r.items()}
     volumes = list(getattr(module, "last_val_table", []) or [])
-    write_run_outputs(out, RunResult(metrics, volumes, checkpoint=ckpt["path"]))
+    RunResult(metrics, volumes, checkpoint=ckpt["path"]).write(out)
 
 
 def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:

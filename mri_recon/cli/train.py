@@ -16,7 +16,6 @@ is a one-line error before anything is written.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -31,14 +30,10 @@ from mri_recon import checks
 from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
 from mri_recon.cli.provenance import RunRecord
 from mri_recon.cli.validate import build_group, check_train_config, checked
-from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.lit.checkpoint import check_resume
 
 if TYPE_CHECKING:
-    from mri_recon.lit.training import RunResult
-
-
-VOLUME_COLUMNS = ("fname", "num_slices", "nmse", "psnr", "ssim")
+    pass
 
 
 def build_list(cfg: DictConfig, group: str) -> list[Any]:
@@ -144,7 +139,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)
-    if datamodule.transform == "worker" and getattr(module.reconstructor, "needs_kspace", False):
+    if datamodule.transform == "worker" and module.reconstructor.needs_kspace:
         raise ConfigError(
             "data.transform",
             f"'worker' gives {type(module.reconstructor).__name__} zero-filled images; it "
@@ -164,24 +159,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     if result.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
-        write_run_outputs(run_dir, result)
+        result.write(run_dir)
         record.finish_train(result, trainer, counter.slices * trainer.world_size)
         validated = result.checkpoint or "final weights"
         print(f"run directory: {run_dir} (validated {validated})", flush=True)
     return result.metrics
-
-
-def write_run_outputs(run_dir: Path, result: RunResult) -> None:
-    """Write ``metrics.json`` (final metrics and checkpoint paths) and ``val_volumes.csv``
-    (per-volume metrics of the final validation) into ``run_dir``, atomically."""
-    summary = {
-        "metrics": result.metrics,
-        "validated_checkpoint": result.checkpoint,
-        "best_checkpoint": result.best_checkpoint,
-        "last_checkpoint": result.last_checkpoint,
-    }
-    write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    write_csv(run_dir / "val_volumes.csv", result.volumes, VOLUME_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

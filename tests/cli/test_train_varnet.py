@@ -224,7 +224,7 @@ def test_wrong_challenge_and_wrong_method_are_one_line(two_epochs, tmp_path, cap
         (
             [f"data.root={single}", "methods=[varnet]", f"+checkpoints.varnet={ckpt}"],
             r"error: checkpoints\.varnet: .*best\.ckpt: a multicoil model cannot reconstruct "
-            r"data\.challenge=singlecoil",
+            r"singlecoil data",
         ),
         (
             [f"data.root={single}", "methods=[unet]", f"ckpt_path={ckpt}"],
