@@ -16,38 +16,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.baselines import BASELINES, Reconstructor
 from mri_recon.cli.errors import ConfigError, first_problem, run_hydra_main
-from mri_recon.cli.provenance import RunRecord
+from mri_recon.cli.provenance import run_record
 from mri_recon.cli.validate import build_group, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
 
 METHODS = (*BASELINES, "unet")
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def resolve_device(name: Any) -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
-
-    Raises:
-        ConfigError: an unknown name, or CUDA asked for but not available.
-    """
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    first_problem([
-        ("device", not re.fullmatch(r"cpu|cuda(:\d+)?", name)
-         and f"{name!r} is not one of auto, cpu, cuda, cuda:N"),
-        ("device", name.startswith("cuda") and not torch.cuda.is_available()
-         and f"{name!r} asked for, but CUDA is not available here"),
-    ])  # fmt: skip
-    return torch.device(name)
 
 
 def check_methods(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
@@ -126,20 +107,20 @@ def build_methods(
     return methods
 
 
-def settings_from_config(cfg: DictConfig, device: torch.device) -> EvalSettings:
+def settings_from_config(cfg: DictConfig) -> EvalSettings:
     """The :class:`EvalSettings` of an ``eval`` (``robustness``, ``tune_tv``) config: its
     ``evaluation`` node, with the mask and coil maps built from their groups.
 
     Raises:
         ConfigError: a value a constructor rejects, naming the key the user set.
     """
+    set_torch_threads(cfg)
     return build_group(
         cfg,
         "evaluation",
         mask_func=build_group(cfg, "mask"),
         coil_maps=build_group(cfg, "coils") if cfg.get("coils") else None,
         run_dir=Path(str(cfg.paths.output_dir)),
-        device=device,
     )
 
 
@@ -147,10 +128,8 @@ def settings_and_methods(cfg: DictConfig) -> tuple[EvalSettings, dict[str, Recon
     """The checked settings and the built methods of an eval-style config (also the
     robustness grid's): methods and checkpoints, device, threads, settings."""
     names, checkpoints = check_methods(cfg)
-    device = resolve_device(cfg.device)
-    set_torch_threads(cfg)
-    settings = settings_from_config(cfg, device)
-    return settings, build_methods(cfg, names, device, checkpoints)
+    settings = settings_from_config(cfg)
+    return settings, build_methods(cfg, names, settings.device, checkpoints)
 
 
 def evaluate(cfg: DictConfig) -> EvalReport:
@@ -163,7 +142,7 @@ def evaluate(cfg: DictConfig) -> EvalReport:
         DataError: a bad input file (nothing is written).
     """
     settings, methods = settings_and_methods(cfg)
-    record = RunRecord(cfg)
+    record = run_record(cfg)
     report = run_evaluation(settings, methods)
     record.finish_eval(settings, report)  # provenance.json
     print(report.markdown, flush=True)

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon import checks
 from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
-from mri_recon.cli.provenance import RunRecord
+from mri_recon.cli.provenance import run_record
 from mri_recon.cli.validate import build_group, check_train_config, checked
 from mri_recon.lit.checkpoint import check_resume
 
@@ -153,7 +153,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(counter := SliceCounter())
     with torch_flags_restored():
         trainer = build_group(cfg, "trainer", logger=loggers or False, callbacks=callbacks)
-        record = RunRecord.start_train(cfg, mask_func)  # provenance.json: a running segment
+        record = run_record(cfg).start_train(mask_func)  # provenance.json: a running segment
         result = fit_and_validate(
             trainer, module, datamodule, ckpt_path=cfg.ckpt_path, validate_ckpt=cfg.validate_ckpt
         )

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, ListConfig
 from mri_recon import checks
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import resolve_device, settings_from_config
+from mri_recon.cli.evaluate import settings_from_config
 from mri_recon.cli.validate import build_group, checked
 from mri_recon.evaluation.tuning import CURVE_COLUMNS, best_lambda, curve, curve_table, sweep
 from mri_recon.fileio import write_atomic, write_csv
@@ -62,7 +62,7 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     """
     lams = lambda_grid(cfg)
     select_by = checked(checks.one_of, "select_by", cfg.select_by, METRICS)
-    settings = settings_from_config(cfg, resolve_device(cfg.device))
+    settings = settings_from_config(cfg)
     if settings.split in ("test", "challenge"):
         raise ConfigError(
             "data.split",

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import h5py
 import pytest
-import torch
 
 import mri_recon.evaluation.grid as grid_module
 from mri_recon.cli.evaluate import main as eval_main
@@ -166,7 +165,7 @@ def test_coils_node_selects_the_estimator(tiny_data, tmp_path) -> None:
     for config in ("eval", "robustness"):
         overrides = [f"data.root={tiny_data}", "coils.method=espirit", "coils.crop=0.8"]
         cfg = compose_job(config, overrides, tmp_path)
-        coil_maps = settings_from_config(cfg, torch.device("cpu")).coil_maps
+        coil_maps = settings_from_config(cfg).coil_maps
         assert isinstance(coil_maps, CoilMaps) and coil_maps.method == "espirit"
         assert coil_maps.settings["crop"] == 0.8 and coil_maps.settings["kernel_size"] is None
 
