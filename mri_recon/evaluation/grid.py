@@ -26,7 +26,7 @@ import numpy as np
 
 from mri_recon.checks import integer, number, one_of
 from mri_recon.contract import Reconstructor
-from mri_recon.data.fastmri import DataError
+from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv
@@ -169,6 +169,21 @@ def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
     write_atomic(path, text)
 
 
+def check_coils(cells: Sequence[Cell], root: Any, challenge: str, split: str) -> None:
+    """:func:`check_data` on the headers of every volume of the split (no k-space read), for
+    a check before anything is written; a no-op without a ``coils`` cell. Files that cannot
+    be read are left to the run's own checks."""
+    if not any(c.perturbation.kind == "coils" for c in cells):
+        return
+    infos = []
+    for path in list_volumes(root, challenge, split):
+        try:
+            infos.append(read_volume_info(path, challenge, split))
+        except DataError:
+            continue
+    check_data(cells, infos)
+
+
 def check_data(cells: Sequence[Cell], infos: Sequence[Any]) -> None:
     """A perturbation that cannot apply to a selected volume (more coils than it has) is a
     :class:`DataError` naming the file, before anything is written."""
@@ -269,7 +284,7 @@ def _run_cell(
 
 def _label(row: Mapping[str, Any]) -> str:
     """A grid row's table row, as :attr:`Cell.row` writes it."""
-    if row["perturbation"] == "none":
+    if row.get("perturbation", "none") == "none":
         return row["mask_type"]
     return f"{row['mask_type']} {row['perturbation']}:{row['level']:g}"
 

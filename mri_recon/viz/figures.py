@@ -91,7 +91,8 @@ def grid_heatmap(
     """A (rows, cols) table of values (e.g. SSIM per mask type x acceleration) as an annotated
     heatmap; NaN cells are blank."""
     rows, cols = table.shape
-    fig = Figure(figsize=(1.0 + 0.9 * cols, 0.8 + 0.45 * rows), layout="constrained")
+    label_width = 0.07 * max((len(label) for label in row_labels), default=0)
+    fig = Figure(figsize=(2.0 + 0.9 * cols + label_width, 1.2 + 0.45 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     im = ax.imshow(table, cmap="viridis", aspect="auto")
