@@ -136,3 +136,23 @@ def test_grid_statistics_p_values_and_holm_verdict() -> None:
     assert (
         "**b vs a (SSIM): better in 2 of 4 cells, worse in 0, no detectable difference in 2" in md
     )
+
+
+def test_eval_optional_metrics_in_csv_and_summary_and_acquisition_filter(
+    tiny_data, tmp_path
+) -> None:
+    from mri_recon.cli.evaluate import main as eval_main
+
+    out = tmp_path / "eval"
+    eval_main([f"data.root={tiny_data}", "methods=[zero_filled,tv]", "tv.max_iters=20",
+               "metrics=[ssim,hfen,haarpsi,vif,ssim_fg]", "data.acquisitions=[SYNTH_PDFS]",
+               "num_figures=0", "progress=false", f"hydra.run.dir={out}"])  # fmt: skip
+    rows = _read(out / "per_volume.csv")
+    assert list(rows[0])[-4:] == ["hfen", "haarpsi", "vif", "ssim_fg"]
+    assert {r["acquisition"] for r in rows} == {"SYNTH_PDFS"} and len(rows) == 2
+    md = (out / "summary.md").read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert head.endswith("| SSIM | HFEN | HaarPSI | VIF | SSIM (fg) | s/slice |")
+    paired = md[md.index("## Paired differences") :]
+    assert "| ΔHFEN | ΔHaarPSI | ΔVIF | ΔSSIM (fg) |" in paired
+    assert re.search(r"\| tv \| 4 \| all \| 1 \| .*\|", paired)
