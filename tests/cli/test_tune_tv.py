@@ -122,10 +122,8 @@ def test_tune_multicoil_with_espirit_maps_through_the_evaluation_loop(
 
     fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,))
     calls, loads = [], []
-    real_espirit, real_load = coils.espirit_maps, run_module.load_volume
-    monkeypatch.setattr(
-        coils, "espirit_maps", lambda *a, **k: calls.append(1) or real_espirit(*a, **k)
-    )
+    real_espirit, real_load = coils._espirit, run_module.load_volume
+    monkeypatch.setattr(coils, "_espirit", lambda *a, **k: calls.append(1) or real_espirit(*a, **k))
     monkeypatch.setattr(
         run_module,
         "load_volume",
