@@ -225,9 +225,11 @@ class Perturbation:
                 cols = shot == k
                 if k == still:
                     continue
-                moved = kspace[s][..., cols]  # (C, H, n)
-                if self.max_rotation > 0:
-                    moved = fft2c(rotate(ifft2c(kspace[s]), float(angles[k])))[..., cols]
+                measured = kspace[s][..., cols]  # (C, H, n)
+                moved = measured
+                if self.max_rotation > 0:  # unmeasured (zero) samples stay zero
+                    rotated = fft2c(rotate(ifft2c(kspace[s]), float(angles[k])))[..., cols]
+                    moved = torch.where(measured != 0, rotated, 0)
                 out[s][..., cols] = moved * phase_ramp((h, w), shifts[k])[:, cols]
         return out
 
