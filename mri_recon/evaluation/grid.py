@@ -361,6 +361,13 @@ def grid_markdown(
             " when exact). Verdicts: Holm-adjusted over each method's cells at"
             f" alpha = {alpha:g}.",
         ]
+        m = len(labels) * len(accels)
+        p_min = 2 / 2**n if 2**n <= num_resamples else 1 / (1 + num_resamples)
+        if m * p_min > alpha:
+            out[-1] += (
+                f" With {n} volumes and {m} cells no cell can pass ({m} x {p_min:.2g} >"
+                f" {alpha:g}): the verdicts need more volumes or fewer cells."
+            )
     tables = [(method, None) for method in methods]
     if reference in methods:
         tables += [(method, reference) for method in methods if method != reference]
