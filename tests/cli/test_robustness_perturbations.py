@@ -73,6 +73,7 @@ def test_no_effect_cells_equal_the_unperturbed_one_and_scale_changes_no_ssim(
     md = (out / "grid.md").read_text()
     assert "| random noise:2 | " in md and "## HFEN: unet - zero_filled (paired per volume)" in md
     assert re.search(r"\*\*tv vs zero_filled \(SSIM\): better in \d+ of 6 cells", md)
+    assert "With 2 volumes and 6 cells no cell can pass (6 x 0.5 > 0.05)" in md
     assert (out / "figures" / "grid_ssim_vs_level.png").stat().st_size > 1000
 
 
