@@ -5,7 +5,7 @@ write anything, and ``mri-recon-data check`` calls it on every file it lists, so
 agree on what is bad. ``prescan="header"`` validates layout, header, attrs and shapes
 (:func:`~mri_recon.data.fastmri.read_volume_info`); ``"full"`` also reads every slice for
 NaN/Inf (:func:`~mri_recon.data.fastmri.check_values`). A clean value scan is remembered
-per (resolved path, size, mtime) in :func:`cache_dir`, never next to the data (inputs are
+per (resolved path, size, mtime, inode change time, inode, device) in :func:`cache_dir`, never next to the data (inputs are
 read-only), so a second run on unchanged files costs a header read. One small JSON file per
 volume: concurrent runs (DDP ranks, multirun jobs) never lose each other's entries.
 """
@@ -49,7 +49,17 @@ def _entry(path: Path) -> tuple[Path, dict] | None:
         st = real.stat()
     except OSError:
         return None
-    key = {"path": str(real), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "v": SCAN_VERSION}
+    # ctime cannot be set by utime (touch -d, cp -p, rsync -a) and moves with every write;
+    # inode and device tell a replaced file from the one that was scanned
+    key = {
+        "path": str(real),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+        "device": st.st_dev,
+        "v": SCAN_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return cache_dir() / "prescan" / f"{digest}.json", key
 
@@ -63,7 +73,7 @@ def _known_clean(entry: Path, key: dict) -> bool:
 
 def scan_values(info: VolumeInfo, rescan: bool = False) -> None:
     """:func:`~mri_recon.data.fastmri.check_values` unless a clean scan of the file as it is
-    now (same resolved path, size and mtime) is cached; a clean scan is cached.
+    now (same resolved path, size, mtime, ctime, inode and device) is cached; a clean scan is cached.
 
     Raises:
         DataError: the first NaN/Inf (slice and key), or an unreadable slice.
