@@ -13,6 +13,7 @@ the maps (it is part of what that method costs per slice).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
+from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
@@ -296,9 +298,43 @@ def evaluate_volume(
     for name, (recon, sec) in recons.items():
         metrics = None
         if volume.target is not None:
-            metrics = volume_metrics(volume.target.numpy(), recon.numpy())
+            metrics = score_volume(info, name, volume.target.numpy(), recon.numpy())
+        else:  # nothing to score against: a non-finite image is still never published
+            check_finite(info.path, f"the {name} reconstruction", recon.numpy())
         results[name] = MethodOutput(recon, sec, metrics)
     return results
+
+
+def score_volume(
+    info: VolumeInfo,
+    method: str,
+    target: Any,
+    recon: Any,
+    max_value: float | None = None,
+    first_slice: int = 0,
+) -> dict[str, float]:
+    """:func:`~mri_recon.metrics.image.volume_metrics` of one method's reconstruction of
+    (some slices of) a volume, which stops rather than let a NaN through.
+
+    Args:
+        info: the volume (its path names it in an error).
+        method: the method's name.
+        target, recon: float32 (s, h, w) numpy arrays.
+        max_value: the data range (default: the target's max).
+        first_slice: the volume slice index of ``target[0]`` (for the message).
+
+    Raises:
+        DataError: ``<path>: <what> has NaN or Inf values (first in slice N)`` for a
+            non-finite target or reconstruction, or a NaN metric (naming the slices scored).
+    """
+    check_finite(info.path, info.target_key or "target", target, first_slice)
+    check_finite(info.path, f"the {method} reconstruction", recon, first_slice)
+    metrics = volume_metrics(target, recon, max_value)
+    bad = [k for k, v in metrics.items() if math.isnan(v)]
+    if bad:
+        last = first_slice + len(target) - 1
+        raise DataError(info.path, f"{method}: {bad[0]} is NaN (slices {first_slice}-{last})")
+    return metrics
 
 
 def _rows(

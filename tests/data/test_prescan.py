@@ -110,13 +110,13 @@ def test_an_in_place_edit_with_size_and_mtime_kept_is_scanned_again(tmp_path, fa
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = path.stat()
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-    with pytest.raises(DataError, match=r"file1.h5: kspace has NaN or Inf values \(first in slice 1\)"):
+    with pytest.raises(
+        DataError, match=r"file1.h5: kspace has NaN or Inf values \(first in slice 1\)"
+    ):
         ps.scan_volume(path)
 
 
-def test_a_file_replaced_by_another_with_the_same_stat_is_scanned_again(
-    tmp_path, fastmri_volume
-):
+def test_a_file_replaced_by_another_with_the_same_stat_is_scanned_again(tmp_path, fastmri_volume):
     """A new inode (an archive re-extracted over the old file) is a new file."""
     path = fastmri_volume(tmp_path / "file1.h5", num_slices=3)
     ps.scan_volume(path)
