@@ -86,3 +86,25 @@ def test_one_volume_without_a_value_never_drops_the_metric_from_the_summary():
     markdown = summary_markdown(summary, entries, paired)
     assert "No targets" not in markdown
     assert "PSNR (dB): no finite value in 1 (volume, method) row(s)" in markdown
+
+
+def test_a_nan_tuning_curve_stops_naming_file_and_slice(tmp_path, fastmri_split):
+    from mri_recon.evaluation.tuning import sweep
+
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36,), num_slices=5)
+    settings = EvalSettings(
+        root=tmp_path / "data",
+        challenge="singlecoil",
+        split="val",
+        mask_name="random_4x",
+        mask_func=ColumnMaskFunc("random", [0.08], [4]),
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    # the central 3 slices are 1..3; the broken method's row 1 is volume slice 2
+    methods = {0.01: ZeroFilled(), 0.1: NaNOnSlice(calls_before=0, row=1)}
+    with pytest.raises(DataError) as info:
+        sweep(settings, methods, max_slices=3)
+    assert str(info.value) == (
+        f"{paths[0]}: the lam=0.1 reconstruction has NaN or Inf values (first in slice 2)"
+    )

@@ -1,0 +1,65 @@
+"""Issue 21 through the command lines: a cached verdict never hides bad data, a failed
+command never rewrites a finished run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mri_recon.data.prescan import scan_volume
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
+
+TINY_TRAIN = [
+    "debug=fast",
+    "logger=none",
+    "model.chans=4",
+    "model.num_pool_layers=2",
+    "trainer.max_epochs=1",
+]
+
+
+def _stderr_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_an_in_place_edit_with_mtime_restored_stops_check_eval_tune_and_train(
+    tmp_path, fastmri_split, capsys
+):
+    from mri_recon.cli import data as data_cli
+    from mri_recon.cli import evaluate as eval_cli
+    from mri_recon.cli import train as train_cli
+    from mri_recon.cli import tune_tv as tune_cli
+
+    root = tmp_path / "data"
+    fastmri_split(root, split="train", widths=(36, 40), num_slices=2)
+    val = fastmri_split(root, split="val", widths=(36, 40), num_slices=3)
+    for path in sorted(root.rglob("*.h5")):
+        scan_volume(path)  # every command's clean verdict is cached
+    stat = val[1].stat()
+    with h5py.File(val[1], "r+") as hf:  # bit rot: same size, mtime put back
+        hf["kspace"][2, 4, 5] = np.nan
+    os.utime(val[1], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert val[1].stat().st_size == stat.st_size
+    reason = f"{val[1]}: kspace has NaN or Inf values (first in slice 2)"
+
+    assert data_cli.main(["check", str(root / "singlecoil_val")]) == 1
+    assert f"BAD {reason}" in capsys.readouterr().out
+    common = [f"data.root={root}", "data.challenge=singlecoil"]
+    commands = {
+        "eval": (eval_cli.main, ["methods=[zero_filled]"]),
+        "tune": (tune_cli.main, ["lams=[0.01]"]),
+        "train": (train_cli.main, TINY_TRAIN),
+    }
+    for name, (main, extra) in commands.items():
+        run_dir = tmp_path / f"run_{name}"
+        with pytest.raises(SystemExit) as exc:
+            main([*common, *extra, f"hydra.run.dir={run_dir}"])
+        assert exc.value.code == 1, name
+        assert _stderr_line(capsys) == f"error: {reason}", name
