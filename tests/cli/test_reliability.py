@@ -4,7 +4,6 @@ command never rewrites a finished run."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import h5py
 import numpy as np
