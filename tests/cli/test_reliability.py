@@ -3,7 +3,13 @@ command never rewrites a finished run."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -62,3 +68,50 @@ def test_an_in_place_edit_with_mtime_restored_stops_check_eval_tune_and_train(
             main([*common, *extra, f"hydra.run.dir={run_dir}"])
         assert exc.value.code == 1, name
         assert _stderr_line(capsys) == f"error: {reason}", name
+
+
+FAULTS = Path(__file__).resolve().parents[1] / "faults"  # sitecustomize: kill before a replace
+
+
+def _killed_before_replace(argv: list[str], text: str, n: int = 1, cwd: Path | None = None):
+    """Run ``python -m <argv>`` killed just before the n-th os.replace onto a path with ``text``."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(FAULTS), env.get("PYTHONPATH", "")])
+    env["MRI_RECON_KILL_BEFORE_REPLACE"] = f"{text}:{n}"
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", *argv], capture_output=True, text=True, env=env, cwd=cwd,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture
+def logging_restored():
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    yield
+    root.handlers[:], root.level = saved
+
+
+def test_resume_after_a_kill_in_the_final_writes_equals_the_uninterrupted_run(
+    tiny_data, tmp_path, logging_restored
+):
+    """Issue 21 item 7: metrics.json of the resumed run has train/loss and train/loss_epoch,
+    equal to the uninterrupted run's."""
+    from mri_recon.cli.train import main
+
+    overrides = [*TINY_TRAIN, "trainer.limit_train_batches=2", f"data.root={tiny_data}"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    main([*overrides, f"hydra.run.dir={straight}"])
+    _killed_before_replace(
+        ["mri_recon.cli.train", *overrides, f"hydra.run.dir={killed}"], "metrics.json"
+    )
+    assert (killed / "checkpoints" / "last.ckpt").is_file()
+    assert not (killed / "metrics.json").exists()
+    main([f"ckpt_path={killed}/checkpoints/last.ckpt"])
+    expected = json.loads((straight / "metrics.json").read_text())["metrics"]
+    got = json.loads((killed / "metrics.json").read_text())["metrics"]
+    assert {"train/loss", "train/loss_epoch"} <= set(expected)
+    assert got == expected
