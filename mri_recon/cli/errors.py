@@ -11,6 +11,7 @@ each value of every sweep for ``-m``), checks the run directory and calls the en
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
@@ -27,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.cli.config import config_dir
-from mri_recon.fileio import output_dir_problem
+from mri_recon.fileio import output_dir_problem, restored_on_failure
 
 CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
@@ -186,11 +187,12 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> None:
+def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> str | None:
     cfg = precompose(config_name, args.overrides, args.multirun)
     run_dir = check_output_dir(cfg, args.multirun)
     if precheck is not None and not args.multirun and run_dir is not None:
         precheck(job_config(cfg, run_dir))
+    return None if args.multirun else run_dir
 
 
 def run_hydra_main(
@@ -211,10 +213,24 @@ def run_hydra_main(
         except argparse.ArgumentError:
             args = None  # Hydra's own parser reports it
         asks = args and (args.help or args.hydra_help or args.version or args.info)
+        run_dir = None
         if args and not (asks or args.shell_completion or args.config_path
                          or args.config_name or args.config_dir):  # fmt: skip
-            guarded(_before_hydra)(args, config_name, precheck)
-        app(guarded(task_fn))()
+            run_dir = guarded(_before_hydra)(args, config_name, precheck)
+        used: list[str] = []  # the directory Hydra made (``${now:}`` may differ by a second)
+
+        @functools.wraps(task_fn)
+        def task(cfg: DictConfig) -> Any:
+            used.append(HydraConfig.get().runtime.output_dir)
+            return task_fn(cfg)
+
+        # a failed task leaves an existing run's .hydra/ and log as they were, no new folder
+        with (
+            restored_on_failure(run_dir, lambda: used[0] if used else None)
+            if run_dir
+            else (contextlib.nullcontext())
+        ):
+            app(guarded(task))()
     finally:
         sys.argv = saved
         # leave no Hydra state behind for the next in-process run (tests, notebooks)

@@ -42,24 +42,32 @@ def cache_dir() -> Path:
     return Path(xdg) / "mri_recon"
 
 
-def _entry(path: Path) -> tuple[Path, dict] | None:
-    """(cache file, key) of a volume as it is now; None if it cannot be stat'ed."""
-    try:
-        real = path.resolve()
-        st = real.stat()
-    except OSError:
-        return None
-    # ctime cannot be set by utime (touch -d, cp -p, rsync -a) and moves with every write;
-    # inode and device tell a replaced file from the one that was scanned
-    key = {
+def stat_key(path: str | os.PathLike) -> dict:
+    """What identifies a file's content without reading it: resolved path, size, mtime,
+    inode change time (``utime``, ``touch -d``, ``cp -p`` and ``rsync -a`` cannot set it;
+    every write moves it), inode and device.
+
+    Raises:
+        OSError: the file cannot be stat'ed.
+    """
+    real = Path(path).resolve()
+    st = real.stat()
+    return {
         "path": str(real),
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "ctime_ns": st.st_ctime_ns,
         "inode": st.st_ino,
         "device": st.st_dev,
-        "v": SCAN_VERSION,
     }
+
+
+def _entry(path: Path) -> tuple[Path, dict] | None:
+    """(cache file, key) of a volume as it is now; None if it cannot be stat'ed."""
+    try:
+        key = {**stat_key(path), "v": SCAN_VERSION}
+    except OSError:
+        return None
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return cache_dir() / "prescan" / f"{digest}.json", key
 
