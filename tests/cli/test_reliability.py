@@ -3,9 +3,11 @@ command never rewrites a finished run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,16 +97,100 @@ def logging_restored():
     root.handlers[:], root.level = saved
 
 
+def _tree_hash(path: Path) -> dict[str, str]:
+    """Every file below ``path`` (relative name -> sha256 of its bytes)."""
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _with_bad_file(tiny_data: Path, dest: Path) -> Path:
+    """A copy of ``tiny_data`` whose first validation file has a NaN in slice 1."""
+    shutil.copytree(tiny_data, dest)
+    bad = sorted((dest / "singlecoil_val").glob("*.h5"))[0]
+    with h5py.File(bad, "r+") as hf:
+        hf["kspace"][1, 3, 3] = np.nan
+    return bad
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A finished one-epoch training run made by the CLI, and its overrides."""
+    from mri_recon.cli.train import main
+
+    overrides = [*TINY_TRAIN, "trainer.limit_train_batches=2", f"data.root={tiny_data}"]
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        main([*overrides, f"hydra.run.dir={run_dir}"])
+    finally:
+        root.handlers[:], root.level = saved
+    return run_dir, overrides
+
+
+def test_a_failed_resume_leaves_every_file_of_the_run_byte_identical(
+    finished, tiny_data, tmp_path, capsys, logging_restored
+):
+    """Issue 21 item 2: ``ckpt_path=RUN/... data.root=OTHER`` with a bad file in OTHER fails
+    with one line and leaves RUN (its .hydra/overrides.yaml, the next resume's config, and
+    its log) as it was."""
+    from mri_recon.cli.train import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    bad = _with_bad_file(tiny_data, tmp_path / "other")
+    before = _tree_hash(run_dir)
+    with pytest.raises(SystemExit) as exc:
+        main([f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"data.root={tmp_path / 'other'}"])
+    assert exc.value.code == 1
+    assert _stderr_line(capsys) == (
+        f"error: {bad}: kspace has NaN or Inf values (first in slice 1)"
+    )
+    assert _tree_hash(run_dir) == before
+
+
+def test_refused_reruns_leave_the_finished_directory_byte_identical(
+    tiny_data, tmp_path, capsys, logging_restored
+):
+    """eval into its finished directory on bad data, the grid with other settings: refused,
+    every file as it was; a failed run into a new directory leaves none behind."""
+    from mri_recon.cli import evaluate as eval_cli
+    from mri_recon.cli import robustness as grid_cli
+
+    _with_bad_file(tiny_data, tmp_path / "other")
+    base = ["methods=[zero_filled]", "data.max_volumes=1", "progress=false", "num_figures=0"]
+    grid = ["grid.masks=[random]", "grid.accelerations=[4]"]
+    for main, extra in ((eval_cli.main, []), (grid_cli.main, grid)):
+        out = tmp_path / main.__module__.rpartition(".")[2]
+        main([f"data.root={tiny_data}", *base, *extra, f"hydra.run.dir={out}"])
+        capsys.readouterr()
+        before = _tree_hash(out)
+        for again in ([f"data.root={tmp_path / 'other'}"], ["data.max_volumes=2"]):
+            if main is eval_cli.main and again == ["data.max_volumes=2"]:
+                continue  # eval may rerun with other settings: it replaces its outputs
+            with pytest.raises(SystemExit) as exc:
+                main([f"data.root={tiny_data}", *base, *extra, *again, f"hydra.run.dir={out}"])
+            assert exc.value.code == 1, (main, again)
+            _stderr_line(capsys)
+            assert _tree_hash(out) == before, (main, again)
+    new = tmp_path / "new"
+    with pytest.raises(SystemExit):
+        eval_cli.main([f"data.root={tmp_path / 'other'}", *base, f"hydra.run.dir={new}"])
+    assert not new.exists()
+
+
 def test_resume_after_a_kill_in_the_final_writes_equals_the_uninterrupted_run(
-    tiny_data, tmp_path, logging_restored
+    finished, tmp_path, logging_restored
 ):
     """Issue 21 item 7: metrics.json of the resumed run has train/loss and train/loss_epoch,
     equal to the uninterrupted run's."""
     from mri_recon.cli.train import main
 
-    overrides = [*TINY_TRAIN, "trainer.limit_train_batches=2", f"data.root={tiny_data}"]
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    main([*overrides, f"hydra.run.dir={straight}"])
+    straight, overrides = finished
+    killed = tmp_path / "killed"
     _killed_before_replace(
         ["mri_recon.cli.train", *overrides, f"hydra.run.dir={killed}"], "metrics.json"
     )
