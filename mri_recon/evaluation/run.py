@@ -29,12 +29,13 @@ from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
-from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
+from mri_recon.evaluation.outputs import OUTPUTS, Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
+from mri_recon.runinfo import RECORD_NAME
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 EXPORTS = (None, "nifti")
@@ -405,6 +406,7 @@ def run_evaluation(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
     selection: Selection | None = None,
+    record: Callable[[EvalReport, Path], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
@@ -417,6 +419,9 @@ def run_evaluation(
         settings: the run.
         methods: name -> reconstructor (at least one).
         selection: ``(infos, skipped)`` already selected (see :class:`EvalVolumes`).
+        record: with ``settings.provenance``, ``record(report, folder)`` writes
+            ``provenance.json`` into ``folder`` (the staging folder) before anything is
+            published, so the record and the outputs it describes are published together.
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
@@ -436,7 +441,8 @@ def run_evaluation(
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}
     num_figures = 0
-    with Staging(s.run_dir) as staging:
+    outputs = (*OUTPUTS, RECORD_NAME) if s.provenance and record else OUTPUTS
+    with Staging(s.run_dir, outputs) as staging:
         for info, volume, vmask in volumes:
             results = evaluate_volume(
                 volume,
@@ -475,5 +481,8 @@ def run_evaluation(
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
         skipped = volumes.skipped
         summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
-        files = staging.publish()
-    return EvalReport(rows, summary, markdown, skipped, files, masks)
+        report = EvalReport(rows, summary, markdown, skipped, [], masks)
+        if RECORD_NAME in outputs:
+            record(report, staging.root)
+        report.files = staging.publish()
+    return report

@@ -12,6 +12,8 @@ from mri_recon.runinfo.record import (
     last_completed,
     read_record,
     replace_last_segment,
+    replay_inputs,
+    resolved_root,
 )
 
 __all__ = [
@@ -29,4 +31,6 @@ __all__ = [
     "package_versions",
     "read_record",
     "replace_last_segment",
+    "replay_inputs",
+    "resolved_root",
 ]

@@ -201,3 +201,73 @@ def test_resume_after_a_kill_in_the_final_writes_equals_the_uninterrupted_run(
     got = json.loads((killed / "metrics.json").read_text())["metrics"]
     assert {"train/loss", "train/loss_epoch"} <= set(expected)
     assert got == expected
+
+
+def test_a_kill_while_the_record_is_written_publishes_neither(tiny_data, tmp_path, capsys):
+    """Issue 21 item 5: provenance.json is published with the outputs it describes, as one
+    set: an evaluation killed while writing it leaves the previous outputs and record."""
+    from mri_recon.cli import evaluate as eval_cli
+    from mri_recon.fileio import read_csv
+    from mri_recon.runinfo import last_completed, read_record
+
+    out = tmp_path / "eval"
+    base = [f"data.root={tiny_data}", "methods=[zero_filled]", "progress=false",
+            "num_figures=0", f"hydra.run.dir={out}"]  # fmt: skip
+    eval_cli.main([*base, "data.max_volumes=1"])
+    capsys.readouterr()
+    _killed_before_replace(["mri_recon.cli.evaluate", *base, "data.max_volumes=2"],
+                           "provenance.json")  # fmt: skip
+    scored = {row["fname"] for row in read_csv(out / "per_volume.csv")}
+    segment = last_completed(read_record(out))
+    recorded = {Path(f["path"]).name for f in segment["data"]["files"]}
+    assert scored == recorded and len(scored) == 1
+
+
+def _replay_code(*args) -> int:
+    from mri_recon.cli.replay import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_replay_refuses_a_used_out_and_resolves_a_relative_root(
+    tiny_data, tmp_path, capsys, monkeypatch
+):
+    """Issue 21 item 3: an edited table is never reported identical, whatever --out is
+    (the record's own directory and another run are refused, untouched); a relative
+    data.root is the recorded working directory's."""
+    from mri_recon.cli import evaluate as eval_cli
+
+    shutil.copytree(tiny_data / "singlecoil_val", tmp_path / "data" / "singlecoil_val")
+    monkeypatch.chdir(tmp_path)
+    runs = {}
+    for name in ("a", "b"):
+        runs[name] = tmp_path / name
+        eval_cli.main(["data.root=data", "methods=[zero_filled]", "data.max_volumes=1",
+                       "progress=false", "num_figures=0", f"hydra.run.dir={runs[name]}"])  # fmt: skip
+    table = runs["a"] / "per_volume.csv"
+    table.write_text(table.read_text().replace(",zero_filled,", ",edited,", 1))
+    monkeypatch.chdir(tmp_path / "data")  # the caller's cwd is not the recorded one
+    capsys.readouterr()
+    for out in (runs["a"], runs["b"]):
+        before = _tree_hash(out)
+        assert _replay_code(runs["a"], "--out", out) == 2
+        assert "--out: " in _stderr_line(capsys)
+        assert _tree_hash(out) == before
+    assert _replay_code(runs["b"], "--out", tmp_path / "fresh") == 0
+    assert _replay_code(runs["a"], "--out", tmp_path / "fresh2") == 3
+
+
+def test_replay_of_a_resumed_training_run(finished, tmp_path, capsys, logging_restored):
+    """The resume overwrote the last.ckpt it started from: replay checks what the final
+    validation read (the validated checkpoint), and reproduces."""
+    from mri_recon.cli.train import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    main([f"ckpt_path={run_dir}/checkpoints/last.ckpt", "trainer.max_epochs=2"])
+    capsys.readouterr()
+    assert _replay_code(run_dir, "--out", tmp_path / "replayed") == 0, capsys.readouterr().err
