@@ -168,7 +168,8 @@ def job_config(cfg: DictConfig, run_dir: str | os.PathLike, job_num: int = 0) ->
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` whose ConfigError and Hydra/OmegaConf errors exit 2, and other ValueErrors
-    (``DataError``: the message names the file) exit 1, with one line."""
+    (``DataError``: the message names the file) and OSErrors (disk full) exit 1, with one
+    line."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
@@ -183,6 +184,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{key}: {msg}" if key else msg, CONFIG_EXIT)
         except ValueError as exc:
             fail(exc, DATA_EXIT)
+        except OSError as exc:  # disk full, a folder turned read-only: the path and why
+            fail(f"{exc.filename or 'an output'}: {exc.strerror or exc}", DATA_EXIT)
 
     return wrapper
 

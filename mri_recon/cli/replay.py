@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(err, CONFIG_EXIT)
     except ValueError as err:  # a changed input file, a DataError
         fail(err, DATA_EXIT)
+    except OSError as err:  # disk full
+        fail(f"{err.filename or args.out}: {err.strerror or err}", DATA_EXIT)
     for line in lines:
         print(f"replay: {line}", flush=True)
     if not ok:

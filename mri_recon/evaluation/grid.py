@@ -153,6 +153,11 @@ def _inputs_key(infos: Sequence[Any], checkpoints: Sequence[str | Path]) -> dict
     }
 
 
+def _by_width(widths: Mapping[str, int]) -> list[tuple[str, int]]:
+    """One (fname, width) per distinct width."""
+    return list({w: (f, w) for f, w in sorted(widths.items(), reverse=True)}.values())
+
+
 def _cell_is_current(done: Path, key_path: Path, key: str) -> bool:
     """A finished cell (its CSV exists) computed from these inputs."""
     return done.is_file() and key_path.is_file() and key_path.read_text() == key
@@ -197,6 +202,12 @@ def run_grid(
         )
     selection = (volumes.infos, volumes.skipped)
     widths = {info.fname: info.image_shape[1] for info in volumes.infos}  # for the true R
+    for cell, (fname, width) in ((c, w) for c in cells for w in _by_width(widths)):
+        if not cell.mask_func()(width, seed=0).mask.any():  # before anything is written
+            raise ValueError(
+                f"accelerations: {cell.acceleration:g} (centre fraction "
+                f"{cell.center_fraction:g}) samples no column of {fname}'s {width}"
+            )
     fingerprint = {**fingerprint, "methods": list(methods)}
     key = {"settings": fingerprint, **_inputs_key(volumes.infos, checkpoints)}
     key_text = json.dumps(key, indent=2, sort_keys=True, default=str) + "\n"

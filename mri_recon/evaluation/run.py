@@ -432,11 +432,12 @@ def run_evaluation(
     s = settings
     volumes = iter_volumes(s, selection)
     for info in volumes.infos if s.export == "nifti" else ():
-        if info.voxel_size_mm is None:
+        fov, size = info.recon_fov_mm, info.recon_size
+        if fov is None or not all(0 < v < math.inf for v in (*fov, *size)):
             raise DataError(
                 info.path,
-                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
-                "(export=nifti needs it for the voxel size)",
+                f"ismrmrd_header encoding/reconSpace/fieldOfView_mm {fov} and matrixSize "
+                f"{tuple(size)} must be finite and > 0 (export=nifti needs the voxel size)",
             )
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}

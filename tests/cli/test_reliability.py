@@ -271,3 +271,37 @@ def test_replay_of_a_resumed_training_run(finished, tmp_path, capsys, logging_re
     main([f"ckpt_path={run_dir}/checkpoints/last.ckpt", "trainer.max_epochs=2"])
     capsys.readouterr()
     assert _replay_code(run_dir, "--out", tmp_path / "replayed") == 0, capsys.readouterr().err
+
+
+def test_disk_full_and_a_tampered_record_are_one_line(tiny_data, tmp_path, capsys, monkeypatch):
+    """Issue 21 item 6: ENOSPC while publishing is one line naming the file (no traceback,
+    no run directory left behind); a record with missing keys or wrong types is one line."""
+    import errno
+
+    from mri_recon.cli import evaluate as eval_cli
+
+    out = tmp_path / "eval"
+    args = [f"data.root={tiny_data}", "methods=[zero_filled]", "data.max_volumes=1",
+            "progress=false", "num_figures=0", f"hydra.run.dir={out}"]  # fmt: skip
+    replace = os.replace
+
+    def full(src, dst, *a, **k):
+        if str(dst).endswith("per_volume.csv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(SystemExit) as exc:
+        eval_cli.main(args)
+    assert exc.value.code == 1
+    line = _stderr_line(capsys)
+    assert line.startswith("error: ") and line.endswith("per_volume.csv: No space left on device")
+    assert not out.exists()
+    monkeypatch.setattr(os, "replace", replace)
+    eval_cli.main(args)
+    capsys.readouterr()
+    record = json.loads((out / "provenance.json").read_text())
+    for tamper in ({"status": "completed"}, {**record["segments"][0], "data": "x"}):
+        (out / "provenance.json").write_text(json.dumps({**record, "segments": [tamper]}))
+        assert _replay_code(out, "--out", tmp_path / "replayed") == 2
+        assert _stderr_line(capsys).startswith(f"error: {out / 'provenance.json'}: malformed")
