@@ -11,7 +11,6 @@ each value of every sweep for ``-m``), checks the run directory and calls the en
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
@@ -198,6 +197,12 @@ def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> 
     return None if args.multirun else run_dir
 
 
+def _hydra_output_dir() -> str | None:
+    """The run directory Hydra used (a ``${now:}`` in it may be a second later than composed)."""
+    cfg = HydraConfig.instance().cfg
+    return OmegaConf.select(cfg, "hydra.runtime.output_dir") if cfg is not None else None
+
+
 def run_hydra_main(
     task_fn: Callable[[DictConfig], Any],
     config_name: str,
@@ -220,20 +225,9 @@ def run_hydra_main(
         if args and not (asks or args.shell_completion or args.config_path
                          or args.config_name or args.config_dir):  # fmt: skip
             run_dir = guarded(_before_hydra)(args, config_name, precheck)
-        used: list[str] = []  # the directory Hydra made (``${now:}`` may differ by a second)
-
-        @functools.wraps(task_fn)
-        def task(cfg: DictConfig) -> Any:
-            used.append(HydraConfig.get().runtime.output_dir)
-            return task_fn(cfg)
-
         # a failed task leaves an existing run's .hydra/ and log as they were, no new folder
-        with (
-            restored_on_failure(run_dir, lambda: used[0] if used else None)
-            if run_dir
-            else (contextlib.nullcontext())
-        ):
-            app(guarded(task))()
+        with restored_on_failure(run_dir, _hydra_output_dir):
+            app(guarded(task_fn))()
     finally:
         sys.argv = saved
         # leave no Hydra state behind for the next in-process run (tests, notebooks)

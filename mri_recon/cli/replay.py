@@ -23,17 +23,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon import runinfo
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
-from mri_recon.runinfo import (
-    RECORD_NAME,
-    RecordError,
-    check_manifest,
-    last_completed,
-    read_record,
-    replay_inputs,
-    resolved_root,
-)
+from mri_recon.runinfo import RECORD_NAME, RecordError
 from mri_recon.runinfo.compare import KEYS, TABLES, compare_tables
 
 DIFFERS_EXIT = 3
@@ -56,7 +49,7 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
             cfg.evaluation = OmegaConf.to_container(compose("eval").evaluation)
         cfg.evaluation.mask_name = segment["hydra"]["choices"]["mask"]
     cfg.paths.output_dir = str(out)
-    cfg.data.root = cfg.evaluation.root = resolved_root(segment)
+    cfg.data.root = cfg.evaluation.root = runinfo.resolved_root(segment)
     cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
     evaluate(cfg)  # resolved: the mask's name (Hydra's choice) is recorded as it was
 
@@ -73,7 +66,8 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
         raise RecordError("the run validated in-memory weights, no checkpoint: nothing to replay")
     cfg: DictConfig = OmegaConf.create(segment["config"])
     cfg.paths.output_dir = str(out)
-    cfg.data.root = resolved_root(segment)
+    cfg.data.root = runinfo.resolved_root(segment)
+    path = runinfo.replay_inputs("train", segment)[-1]["path"]  # relative to the recorded cwd
     set_torch_threads(cfg)
     datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
     module = build_module(cfg)
@@ -84,13 +78,10 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
             strategy="auto", accelerator=accelerator, default_root_dir=str(out),
             enable_progress_bar=False, enable_model_summary=False,
         )  # fmt: skip
-        results = trainer.validate(
-            module, datamodule=datamodule, ckpt_path=replay_inputs("train", segment)[-1]["path"],
-            verbose=False,
-        )  # fmt: skip
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=path, verbose=False)
     metrics = {k: float(v) for r in results for k, v in r.items()}
     volumes = list(getattr(module, "last_val_table", []) or [])
-    RunResult(metrics, volumes, checkpoint=ckpt["path"]).write(out)
+    RunResult(metrics, volumes, checkpoint=path).write(out)
 
 
 def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
@@ -102,21 +93,15 @@ def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
         ValueError: an input file missing or changed, or a data error (exit 1).
     """
     out = Path(out) if out is not None else run_dir / "replay"
-    if out != run_dir / "replay" and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError("--out", f"{out}: not empty; a replay writes into a fresh or empty "
-                          "folder only (never into a run)")  # fmt: skip
-    record = read_record(run_dir)
     try:
-        segment = last_completed(record, str(run_dir / RECORD_NAME))
-        check_manifest(replay_inputs(record["kind"], segment))
-        kind = record["kind"]
-        recorded = run_dir / TABLES[kind]
-        if not recorded.is_file():
+        kind, segment = runinfo.replay_segment(run_dir, out)
+        if not (recorded := run_dir / TABLES[kind]).is_file():
             raise RecordError(f"{recorded}: the recorded table is missing")
         (replay_eval if kind == "eval" else replay_train)(segment, out)
     except (KeyError, AttributeError, TypeError) as err:  # a tampered record
-        raise RecordError(f"{run_dir / RECORD_NAME}: malformed record ({type(err).__name__}: "
-                          f"{err})") from None  # fmt: skip
+        raise RecordError(
+            f"{run_dir / RECORD_NAME}: malformed ({type(err).__name__} {err})"
+        ) from None
     return compare_tables(recorded, out / TABLES[kind], KEYS[kind])
 
 

@@ -27,7 +27,7 @@ def _files(run_dir: Path) -> dict[Path, os.stat_result]:
 
 @contextmanager
 def restored_on_failure(
-    run_dir: str | os.PathLike, actual: Callable[[], str | None] | None = None
+    run_dir: str | os.PathLike | None, actual: Callable[[], str | None] | None = None
 ) -> Iterator[None]:
     """Run the block; if it raises (``SystemExit`` with a non-zero code included), put
     ``run_dir`` back: a directory the block created that holds only Hydra's files is
@@ -35,6 +35,9 @@ def restored_on_failure(
     nothing else in it changed. A directory where the task wrote results (checkpoints of a
     run that failed later) is left as it is: its record describes those files.
     """
+    if run_dir is None:
+        yield
+        return
     run_dir = Path(run_dir)
     existed = run_dir.is_dir()
     before = _files(run_dir) if existed else {}

@@ -13,6 +13,7 @@ from mri_recon.runinfo.record import (
     read_record,
     replace_last_segment,
     replay_inputs,
+    replay_segment,
     resolved_root,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "read_record",
     "replace_last_segment",
     "replay_inputs",
+    "replay_segment",
     "resolved_root",
 ]

@@ -100,7 +100,7 @@ def last_completed(record: dict[str, Any], where: str = "record") -> dict[str, A
     Raises:
         RecordError: none completed.
     """
-    done = [s for s in record["segments"] if s.get("status") == "completed"]
+    done = [s for s in record["segments"] if isinstance(s, dict) and s.get("status") == "completed"]
     if not done:
         raise RecordError(f"{where}: no completed segment (the run never finished)")
     return done[-1]
@@ -138,3 +138,26 @@ def replay_inputs(kind: str, segment: dict[str, Any]) -> list[dict[str, Any]]:
 def resolved_root(segment: dict[str, Any]) -> str:
     """The recorded config's ``data.root`` resolved against the recorded working directory."""
     return _at(segment.get("cwd"), str(segment["config"]["data"]["root"]))
+
+
+def replay_segment(run_dir: str | os.PathLike, out: str | os.PathLike) -> tuple[str, dict]:
+    """(kind, last completed segment) of ``run_dir``'s record for a replay into ``out``,
+    after checking that ``out`` is fresh or empty (``<run_dir>/replay`` may hold an earlier
+    replay; never the run itself or another run) and the inputs the replay reads are
+    unchanged (:func:`replay_inputs`, :func:`~mri_recon.runinfo.hashing.check_manifest`).
+
+    Raises:
+        RecordError: a used ``out``, no usable record, or a malformed one (missing keys,
+            wrong types: one line naming the file).
+        ValueError: an input file missing or changed.
+    """
+    from mri_recon.runinfo.hashing import check_manifest
+
+    run_dir, out = Path(run_dir), Path(out)
+    if out != run_dir / "replay" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RecordError(f"--out: {out}: not empty; a replay writes into a fresh or empty "
+                          "folder only (never into a run)")  # fmt: skip
+    record = read_record(run_dir)
+    segment = last_completed(record, str(run_dir / RECORD_NAME))
+    check_manifest(replay_inputs(record["kind"], segment))
+    return record["kind"], segment
