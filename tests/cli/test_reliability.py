@@ -70,6 +70,7 @@ def test_an_in_place_edit_with_mtime_restored_stops_check_eval_tune_and_train(
             main([*common, *extra, f"hydra.run.dir={run_dir}"])
         assert exc.value.code == 1, name
         assert _stderr_line(capsys) == f"error: {reason}", name
+        assert not run_dir.exists(), name  # a failed run leaves no run directory behind
 
 
 FAULTS = Path(__file__).resolve().parents[1] / "faults"  # sitecustomize: kill before a replace
