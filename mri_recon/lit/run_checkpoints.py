@@ -63,7 +63,8 @@ class RunCheckpoint(ModelCheckpoint):
             if key.startswith("train/") and isinstance(value, torch.Tensor) and value.numel() == 1:
                 fresh[key] = float(value.item())
         self.train_metrics = fresh or dict(self.train_metrics)  # a resume with no step left
-        if self.save_last and self.last_model_path and os.path.isfile(self.last_model_path):
+        # every rank calls it (a collective); last_model_path is the same on every rank
+        if self.save_last and self.last_model_path:
             trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
 
     def state_dict(self) -> dict[str, Any]:
