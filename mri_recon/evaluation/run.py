@@ -13,6 +13,7 @@ the maps (it is part of what that method costs per slice).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,8 +27,9 @@ from tqdm.auto import tqdm
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
+from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
-from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
+from mri_recon.evaluation.outputs import OUTPUTS, Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
@@ -35,6 +37,7 @@ from mri_recon.metrics.optional import check_metrics, optional_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
 from mri_recon.physics.perturbations import Perturbation, perturbation_seed
+from mri_recon.runinfo import RECORD_NAME
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 EXPORTS = (None, "nifti")
@@ -308,7 +311,7 @@ def evaluate_volume(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    metrics: Sequence[str] = (),
+    extra_metrics: Sequence[str] = (),
 ) -> dict[str, MethodOutput]:
     """Mask, reconstruct and (when there is a target) score one volume with every method.
 
@@ -317,7 +320,7 @@ def evaluate_volume(
         vmask: its mask; a stored mask is applied again (a no-op on undersampled data).
         methods: name -> reconstructor.
         device, batch_size, coil_maps: see :func:`reconstruct_volume`.
-        metrics: optional metrics computed beside the fastMRI three (checked names).
+        extra_metrics: optional metrics computed beside the fastMRI three (checked names).
 
     Returns:
         name -> :class:`MethodOutput`.
@@ -336,12 +339,47 @@ def evaluate_volume(
     )
     results = {}
     for name, (recon, sec) in recons.items():
+        metrics = None
         if volume.target is not None:
             target = volume.target.numpy()
-            values = volume_metrics(target, recon.numpy())
-            values.update(optional_metrics(target, recon.numpy(), metrics))
-        results[name] = MethodOutput(recon, sec, values if volume.target is not None else None)
+            metrics = score_volume(info, name, target, recon.numpy())
+            metrics.update(optional_metrics(target, recon.numpy(), extra_metrics))
+        else:  # nothing to score against: a non-finite image is still never published
+            check_finite(info.path, f"the {name} reconstruction", recon.numpy())
+        results[name] = MethodOutput(recon, sec, metrics)
     return results
+
+
+def score_volume(
+    info: VolumeInfo,
+    method: str,
+    target: Any,
+    recon: Any,
+    max_value: float | None = None,
+    first_slice: int = 0,
+) -> dict[str, float]:
+    """:func:`~mri_recon.metrics.image.volume_metrics` of one method's reconstruction of
+    (some slices of) a volume, which stops rather than let a NaN through.
+
+    Args:
+        info: the volume (its path names it in an error).
+        method: the method's name.
+        target, recon: float32 (s, h, w) numpy arrays.
+        max_value: the data range (default: the target's max).
+        first_slice: the volume slice index of ``target[0]`` (for the message).
+
+    Raises:
+        DataError: ``<path>: <what> has NaN or Inf values (first in slice N)`` for a
+            non-finite target or reconstruction, or a NaN metric (naming the slices scored).
+    """
+    check_finite(info.path, info.target_key or "target", target, first_slice)
+    check_finite(info.path, f"the {method} reconstruction", recon, first_slice)
+    metrics = volume_metrics(target, recon, max_value)
+    bad = [k for k, v in metrics.items() if math.isnan(v)]
+    if bad:
+        last = first_slice + len(target) - 1
+        raise DataError(info.path, f"{method}: {bad[0]} is NaN (slices {first_slice}-{last})")
+    return metrics
 
 
 def perturb_volume(volume: Volume, perturbation: Perturbation | None, seed: int) -> Volume:
@@ -407,6 +445,7 @@ def run_evaluation(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
     selection: Selection | None = None,
+    record: Callable[[EvalReport, Path], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
@@ -419,6 +458,9 @@ def run_evaluation(
         settings: the run.
         methods: name -> reconstructor (at least one).
         selection: ``(infos, skipped)`` already selected (see :class:`EvalVolumes`).
+        record: with ``settings.provenance``, ``record(report, folder)`` writes
+            ``provenance.json`` into ``folder`` (the staging folder) before anything is
+            published, so the record and the outputs it describes are published together.
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
@@ -429,16 +471,18 @@ def run_evaluation(
     s = settings
     volumes = iter_volumes(s, selection)
     for info in volumes.infos if s.export == "nifti" else ():
-        if info.voxel_size_mm is None:
+        fov, size = info.recon_fov_mm, info.recon_size
+        if fov is None or not all(0 < v < math.inf for v in (*fov, *size)):
             raise DataError(
                 info.path,
-                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
-                "(export=nifti needs it for the voxel size)",
+                f"ismrmrd_header encoding/reconSpace/fieldOfView_mm {fov} and matrixSize "
+                f"{tuple(size)} must be finite and > 0 (export=nifti needs the voxel size)",
             )
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}
     num_figures = 0
-    with Staging(s.run_dir) as staging:
+    outputs = (*OUTPUTS, RECORD_NAME) if s.provenance and record else OUTPUTS
+    with Staging(s.run_dir, outputs) as staging:
         for info, volume, vmask in volumes:
             volume = perturb_volume(volume, s.perturbation, s.perturbation_seed)
             results = evaluate_volume(
@@ -448,7 +492,7 @@ def run_evaluation(
                 device=s.device,
                 batch_size=s.batch_size,
                 coil_maps=s.coil_maps,
-                metrics=s.metrics,
+                extra_metrics=s.metrics,
             )
             for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
@@ -487,5 +531,8 @@ def run_evaluation(
         summary, markdown = write_report(
             staging, rows, skipped, run, **boot, reference=s.reference, optional=s.metrics
         )
-        files = staging.publish()
-    return EvalReport(rows, summary, markdown, skipped, files, masks)
+        report = EvalReport(rows, summary, markdown, skipped, [], masks)
+        if RECORD_NAME in outputs:
+            record(report, staging.root)
+        report.files = staging.publish()
+    return report
