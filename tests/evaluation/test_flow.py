@@ -110,7 +110,7 @@ def test_grid_outputs_are_published_all_or_nothing(tmp_path, fastmri_split, monk
     def fails(folder, *args):  # the figures of a rerun fail after grid.csv and grid.md
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(grid_module, "_figures", fails)
+    monkeypatch.setattr(grid_module, "write_figures", fails)
     with pytest.raises(RuntimeError, match="disk full"):
         run_grid(settings, {"zf": ZeroFilled()}, cells, {})
     assert {n: (out / n).stat().st_mtime_ns for n in names} == before
