@@ -26,6 +26,7 @@ from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.data.prescan import PRESCAN_MODES
+from mri_recon.evaluation.dicom import write_dicom_series
 from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
@@ -34,7 +35,19 @@ from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
 from mri_recon.viz.figures import comparison_figure, save_figure
 
-EXPORTS = (None, "nifti")
+EXPORTS = ("nifti", "dicom")
+
+
+def export_formats(export: Any) -> tuple[str, ...]:
+    """``export`` (None, a format or a list of formats of :data:`EXPORTS`) as a tuple.
+
+    Raises:
+        ValueError: ``export: must be ...`` naming the unknown format.
+    """
+    formats = () if export is None else (export,) if isinstance(export, str) else tuple(export)
+    for fmt in formats:
+        one_of("export", fmt, EXPORTS)
+    return formats
 
 
 @dataclass(frozen=True)
@@ -54,8 +67,10 @@ class EvalSettings:
         confidence, num_resamples, seed: bootstrap settings of the summary.
         progress: a tqdm bar over volumes.
         reference: the method the summary's paired differences subtract.
-        export: None, or "nifti": also write ``reconstructions/<method>/<stem>.nii.gz``
-            (the file name without ``.h5``; voxel size from the ismrmrd header).
+        export: None, "nifti", "dicom" or a list of them (kept as a tuple): also write
+            ``reconstructions/<method>/<stem>.nii.gz`` and/or the DICOM series
+            ``reconstructions/<method>/<stem>/<slice>.dcm`` (``stem``: the file name without
+            ``.h5``; voxel size from the ismrmrd header).
         provenance: the caller writes ``provenance.json`` next to the outputs; the summary
             points at it.
         prescan: "full": every slice of every selected file is checked for NaN/Inf before
@@ -82,7 +97,7 @@ class EvalSettings:
     seed: int = 0
     progress: bool = True
     reference: str = REFERENCE
-    export: str | None = None
+    export: str | Sequence[str] | None = None
     provenance: bool = False
     prescan: str = "full"
     save_reconstructions: bool = True
@@ -102,7 +117,7 @@ class EvalSettings:
         number("confidence", self.confidence, 0, 1, open_low=True, open_high=True)
         positive_int("num_resamples", self.num_resamples)
         integer("seed", self.seed, 0)
-        one_of("export", self.export, EXPORTS)
+        object.__setattr__(self, "export", export_formats(self.export))
         one_of("prescan", self.prescan, PRESCAN_MODES)
 
 
@@ -333,6 +348,48 @@ def _rows(
     return rows
 
 
+def check_exportable(infos: Sequence[VolumeInfo], export: Sequence[str]) -> None:
+    """DataError naming the first volume whose header has no reconSpace field of view, when
+    ``export`` (formats) needs the voxel size; before anything is written."""
+    for info in infos if export else ():
+        if info.voxel_size_mm is None:
+            raise DataError(
+                info.path,
+                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
+                f"(export={','.join(export)} needs it for the voxel size)",
+            )
+
+
+def write_outputs(
+    staging: Staging,
+    info: VolumeInfo,
+    name: str,
+    method: Reconstructor,
+    recon: Any,
+    export: Sequence[str],
+) -> None:
+    """One method's reconstruction float32 (S, h, w) of one volume into the staging area:
+    ``reconstructions/<name>/<fname>`` (fastMRI's submission layout) and the ``export``
+    formats; a method loaded from a checkpoint (``method.checkpoint``, ``"<file> <sha256>"``)
+    names it in the DICOM series."""
+    folder = f"reconstructions/{name}"
+    write_reconstruction(staging.path(f"{folder}/{info.fname}"), recon)
+    stem = Path(info.fname).stem
+    if "nifti" in export:
+        write_nifti(staging.path(f"{folder}/{stem}.nii.gz"), recon, info.voxel_size_mm)
+    if "dicom" in export:
+        checkpoint = getattr(method, "checkpoint", None)
+        write_dicom_series(
+            staging.path(f"{folder}/{stem}"),
+            recon,
+            info.voxel_size_mm,
+            fname=info.fname,
+            method=name,
+            checkpoint=checkpoint,
+            patient_id=info.patient_id,
+        )
+
+
 def _figure(
     staging: Staging, volume: Volume, results: Mapping[str, MethodOutput], mask_name: str
 ) -> None:
@@ -355,7 +412,7 @@ def run_evaluation(
 
     Writes ``per_volume.csv``, ``summary.md``, ``summary.json``, ``figures/*.png`` (volumes
     with a target) and ``reconstructions/<method>/<fname>`` (plus ``<stem>.nii.gz`` with
-    ``export="nifti"``). Without targets (test split)
+    ``export``: ``<stem>.nii.gz``, ``<stem>/<slice>.dcm``). Without targets (test split)
     the CSV rows have empty metric cells and the summary holds timings only.
 
     Args:
@@ -365,19 +422,13 @@ def run_evaluation(
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
-            ``export="nifti"`` a header without a field of view; nothing is published.
+            an ``export`` a header without a field of view; nothing is published.
     """
     if not methods:
         raise ValueError("methods: at least one method is required")
     s = settings
     volumes = iter_volumes(s, selection)
-    for info in volumes.infos if s.export == "nifti" else ():
-        if info.voxel_size_mm is None:
-            raise DataError(
-                info.path,
-                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
-                "(export=nifti needs it for the voxel size)",
-            )
+    check_exportable(volumes.infos, s.export)
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}
     num_figures = 0
@@ -393,11 +444,7 @@ def run_evaluation(
             )
             for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
-                write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"), recon)
-                if s.export == "nifti":
-                    stem = Path(info.fname).stem
-                    path = staging.path(f"reconstructions/{name}/{stem}.nii.gz")
-                    write_nifti(path, recon, info.voxel_size_mm)
+                write_outputs(staging, info, name, methods[name], recon, s.export)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
             masks[info.fname] = vmask
             if volume.target is not None and num_figures < s.num_figures:

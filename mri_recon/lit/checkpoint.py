@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mri_recon.models.reconstructor import as_reconstructor
+from mri_recon.runinfo.hashing import hash_file
 
 CHECKPOINT_KEY = "mri_recon"
 NET_PREFIX = "reconstructor.net."
@@ -225,7 +226,8 @@ def load_reconstructor(
     Returns:
         the reconstructor (:func:`as_reconstructor` of the network: an
         :class:`ImageReconstructor`, or e.g. a ``VarNet`` itself) in eval mode on
-        ``map_location``; its ``name`` is the one the checkpoint was trained under.
+        ``map_location``; its ``name`` is the one the checkpoint was trained under, its
+        ``checkpoint`` ``"<file name> <sha256>"`` (DICOM series name and derive UIDs from it).
 
     Raises:
         FileNotFoundError: no such file.
@@ -245,4 +247,5 @@ def load_reconstructor(
         raise ValueError(f"{path}: weights do not match net_spec ({first})") from err
     recon = as_reconstructor(net)
     recon.name = info.get("name", recon.name)
+    recon.checkpoint = f"{path.name} {hash_file(path)['hash']}"  # names it in exported images
     return recon.to(map_location).eval()
