@@ -232,6 +232,7 @@ def reconstruct_volume(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    num_low_frequencies: int | None = None,
 ) -> dict[str, tuple[torch.Tensor, float]]:
     """Run every method on a volume in slice batches, timing each.
 
@@ -243,6 +244,9 @@ def reconstruct_volume(
         device: where the batches are reconstructed.
         batch_size: slices per call.
         coil_maps: the coil-map estimator (see :class:`EvalSettings`); None: ACS.
+        num_low_frequencies: the mask function's centre columns of a drawn mask (None for a
+            stored one), passed to methods with ``takes_num_low_frequencies`` (fastMRI's
+            VarNet reads its map band from it).
 
     Returns:
         name -> (float32 (S, h, w) CPU reconstruction, seconds per slice).
@@ -268,7 +272,10 @@ def reconstruct_volume(
             _sync(device)
             t0 = time.perf_counter()
             maps = sens_maps if method.needs_sens_maps else None
-            out = method(kspace, batch_mask, maps, crop_size)
+            extra = {}
+            if getattr(method, "takes_num_low_frequencies", False):
+                extra["num_low_frequencies"] = num_low_frequencies
+            out = method(kspace, batch_mask, maps, crop_size, **extra)
             _sync(device)
             seconds[name] += time.perf_counter() - t0 + (map_seconds if maps is not None else 0)
             outs[name].append(out.detach().float().cpu())
@@ -306,6 +313,7 @@ def evaluate_volume(
         device=device,
         batch_size=batch_size,
         coil_maps=coil_maps,
+        num_low_frequencies=vmask.num_low_frequencies if vmask.source == "drawn" else None,
     )
     results = {}
     for name, (recon, sec) in recons.items():

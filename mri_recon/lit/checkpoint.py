@@ -248,4 +248,6 @@ def load_reconstructor(
     recon = as_reconstructor(net)
     recon.name = info.get("name", recon.name)
     recon.checkpoint = f"{path.name} {hash_file(path)['hash']}"  # names it in exported images
+    if "challenge" in info:  # an imported U-Net knows the data it was trained on
+        recon.challenge = info["challenge"]
     return recon.to(map_location).eval()

@@ -46,7 +46,7 @@ from mri_recon.physics.fft import fftc, ifft2c, ifftc
 from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
-MAPS = ("learned", "acs", "refined")
+MAPS = ("learned", "acs", "refined", "fastmri")
 
 
 class NormUnet(nn.Module):
@@ -132,6 +132,11 @@ class VarNet(nn.Module):
             precomputed maps too) or ``refined`` (the map U-Net made residual with its last
             convolution at zero: it starts at the ACS ratio maps, the centre band's coil
             images over their RSS, and learns a correction end to end). Multi-coil only.
+            ``fastmri``: fastMRI's released VarNet exactly (``mri-recon-import``): the map
+            U-Net on fastMRI's band, ``num_low_frequencies`` columns when the caller gives
+            them (a drawn mask's; the evaluation passes them, see
+            :attr:`takes_num_low_frequencies`), else ``2 * min(left, right)`` sampled
+            columns around ``W // 2``; on single-coil data too (maps ``x / |x|``).
         norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
             largest divisor of each channel count up to 32; an int must divide every level's
             channel count of both the cascade and the map U-Nets.
@@ -173,9 +178,11 @@ class VarNet(nn.Module):
         self.norm_groups, self.maps = norm_groups, maps
         self.sens_net = (
             NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups, maps == "refined")
-            if challenge == "multicoil" and maps != "acs"
+            if (challenge == "multicoil" or maps == "fastmri") and maps != "acs"
             else None
         )
+        # the evaluation hands a drawn mask's num_low_frequencies to forward (fastMRI's rule)
+        self.takes_num_low_frequencies = maps == "fastmri"
         self.cascades = nn.ModuleList(
             VarNetBlock(NormUnet(chans, pools, norm, drop_prob, norm_groups))
             for _ in range(num_cascades)
@@ -187,14 +194,16 @@ class VarNet(nn.Module):
         """Coil maps complex (B, C, H, W), RSS 1 over coils, from the centre band of each
         slice's k-space (all ones for single-coil; the ACS ratio maps for ``maps="acs"``; ``"refined"`` starts at the same ratio without
         the window)."""
-        if self.challenge == "singlecoil":
+        if self.challenge == "singlecoil" and self.maps != "fastmri":
             return torch.ones_like(masked_kspace)
         if self.sens_net is None:
             return estimate_sens_maps(masked_kspace, mask)
         b, c, h, w = masked_kspace.shape
         band = torch.zeros((b, w), dtype=torch.bool, device=mask.device)
         for i in range(b):
-            if num_low_frequencies is None:
+            if self.maps == "fastmri" and not num_low_frequencies:
+                start, stop = _symmetric_band(mask[i])
+            elif num_low_frequencies is None:
                 start, stop = center_band(mask[i])
             else:
                 start = (w - num_low_frequencies + 1) // 2
@@ -247,3 +256,17 @@ class VarNet(nn.Module):
         if batch.crop is None:
             return LossTerms(recon, target, data_range, recon)
         return LossTerms(batch.crop.apply(recon), batch.crop.apply(target), data_range, None)
+
+
+def _symmetric_band(mask: torch.Tensor) -> tuple[int, int]:
+    """fastMRI's centre band of a bool (W,) mask when it is given no ``num_low_frequencies``
+    (``SensitivityModel.get_pad_and_num_low_freqs``): ``n = max(2 * min(left, right), 1)``
+    with ``left``, ``right`` the sampled runs just below and from ``W // 2``, placed at
+    ``[(W - n + 1) // 2, + n)``."""
+    m = mask.to(torch.int8)  # (W,)
+    cent = m.shape[0] // 2
+    left = int(torch.argmin(m[:cent].flip(0)))
+    right = int(torch.argmin(m[cent:]))
+    n = max(2 * min(left, right), 1)
+    start = (m.shape[0] - n + 1) // 2
+    return start, start + n
