@@ -132,7 +132,7 @@ def test_acs_maps_are_the_physics_estimate_and_replace_the_map_network():
     torch.testing.assert_close(net.sens_maps(masked, mask, None), estimate_sens_maps(masked, mask))
     assert net(masked, mask, None, (16, 20)).shape == (2, 16, 20)
     with pytest.raises(
-        ValueError, match=r"^maps: must be one of learned, acs, refined, got 'espirit'"
+        ValueError, match=r"^maps: must be one of learned, acs, refined, fastmri, got 'espirit'"
     ):
         VarNet(**SIZES, maps="espirit")
 
