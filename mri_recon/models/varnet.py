@@ -43,7 +43,6 @@ from mri_recon.models.unet import Unet
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fftc, ifft2c, ifftc
-from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
 MAPS = ("learned", "acs", "refined", "fastmri")
@@ -199,16 +198,7 @@ class VarNet(nn.Module):
         if self.sens_net is None:
             return estimate_sens_maps(masked_kspace, mask)
         b, c, h, w = masked_kspace.shape
-        band = torch.zeros((b, w), dtype=torch.bool, device=mask.device)
-        for i in range(b):
-            if self.maps == "fastmri" and not num_low_frequencies:
-                start, stop = _symmetric_band(mask[i])
-            elif num_low_frequencies is None:
-                start, stop = center_band(mask[i])
-            else:
-                start = (w - num_low_frequencies + 1) // 2
-                stop = start + num_low_frequencies
-            band[i, start:stop] = True
+        band = _band(mask, num_low_frequencies, symmetric=self.maps == "fastmri")  # (B, W)
         low = ifft2c(masked_kspace * band[:, None, None, :])  # (B, C, H, W)
         maps = self.sens_net(low.reshape(b * c, h, w)).reshape(b, c, h, w)
         return maps / rss(maps, dim=1)[:, None]
@@ -226,7 +216,7 @@ class VarNet(nn.Module):
         own); ``num_low_frequencies`` (fastMRI's argument) fixes the map network's centre band
         to ``[(W - n + 1) // 2, + n)``, None uses each slice's :func:`center_band`."""
         check_inputs(masked_kspace, mask, None, crop_size)
-        coils = masked_kspace.shape[1]
+        coils = int(masked_kspace.shape[1])  # a Python int under torch.jit.trace too
         if (coils > 1) != (self.challenge == "multicoil"):
             raise ValueError(
                 f"VarNet(challenge={self.challenge!r}) got k-space with {coils} coil(s) "
@@ -258,15 +248,29 @@ class VarNet(nn.Module):
         return LossTerms(batch.crop.apply(recon), batch.crop.apply(target), data_range, None)
 
 
-def _symmetric_band(mask: torch.Tensor) -> tuple[int, int]:
-    """fastMRI's centre band of a bool (W,) mask when it is given no ``num_low_frequencies``
-    (``SensitivityModel.get_pad_and_num_low_freqs``): ``n = max(2 * min(left, right), 1)``
-    with ``left``, ``right`` the sampled runs just below and from ``W // 2``, placed at
-    ``[(W - n + 1) // 2, + n)``."""
-    m = mask.to(torch.int8)  # (W,)
-    cent = m.shape[0] // 2
-    left = int(torch.argmin(m[:cent].flip(0)))
-    right = int(torch.argmin(m[cent:]))
-    n = max(2 * min(left, right), 1)
-    start = (m.shape[0] - n + 1) // 2
-    return start, start + n
+def _band(mask: torch.Tensor, num_low_frequencies: int | None, symmetric: bool) -> torch.Tensor:
+    """The map network's centre band of each slice, bool (B, W), in tensor operations (so a
+    traced VarNet finds each mask's own band): ``num_low_frequencies`` columns at
+    ``[(W - n + 1) // 2, + n)`` when given (and, if ``symmetric``, not 0); else with
+    ``symmetric`` fastMRI's ``SensitivityModel`` rule (``n = max(2 * min(left, right), 1)``,
+    ``left``/``right`` the sampled runs below / from ``W // 2``, a run reaching the edge
+    counting 0 as its ``argmin`` does); else :func:`center_band` of each mask (the run of
+    sampled columns containing ``W // 2``, empty if that column is not sampled)."""
+    b, w = mask.shape
+    cols = torch.arange(w, device=mask.device)
+    c = w // 2
+    m = mask.to(torch.int32)
+    below = torch.cumprod(m[:, :c].flip(-1), -1).sum(-1)  # (B,) sampled run just below c
+    above = torch.cumprod(m[:, c:], -1).sum(-1)  # (B,) sampled run from c on
+    if num_low_frequencies is not None and (num_low_frequencies or not symmetric):
+        start = torch.full((b,), (w - num_low_frequencies + 1) // 2, device=mask.device)
+        stop = start + num_low_frequencies
+    elif symmetric:
+        left = torch.where(below == c, 0, below)
+        right = torch.where(above == w - c, 0, above)
+        n = torch.clamp(2 * torch.minimum(left, right), min=1)
+        start = (w - n + 1) // 2
+        stop = start + n
+    else:
+        start, stop = c - below * (above > 0), c + above
+    return (cols >= start[:, None]) & (cols < stop[:, None])
