@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mri_recon.cli.config import config_dir
-from mri_recon.cli.notebook import compose_train_config
+from mri_recon.cli.notebook import compose_job
 from mri_recon.cli.run_configs import run_config_values
 from mri_recon.viz.logs import load_runs
 
@@ -66,7 +66,7 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
 
 
 def resolved(overrides: list[str], tmp_path: Path):
-    cfg = compose_train_config(overrides, tmp_path)
+    cfg = compose_job("train", overrides, tmp_path)
     return OmegaConf.to_container(cfg, resolve=True), cfg
 
 
@@ -252,7 +252,7 @@ def test_tiny_optim_sweep_runs_and_compares(tiny_root, tmp_path, capsys, script_
     for run in runs:  # the job's saved config is what compose_train_config builds
         saved = OmegaConf.load(run.run_dir / ".hydra" / "config.yaml")
         overrides = list(OmegaConf.load(run.run_dir / ".hydra" / "overrides.yaml"))
-        composed = compose_train_config(overrides, run.run_dir)
+        composed = compose_job("train", overrides, run.run_dir)
         assert OmegaConf.to_container(composed) == OmegaConf.to_container(saved)
     out = tmp_path / "compare"
     assert (

@@ -1,4 +1,4 @@
-"""OmegaConf resolvers shared by every Hydra entry point."""
+"""Where ``configs/`` is, and the OmegaConf resolvers every Hydra entry point shares."""
 
 from __future__ import annotations
 

@@ -34,28 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preset", choices=PRESETS, default="default")
     synth.add_argument("--challenge", choices=("singlecoil", "multicoil", "both"), default="both")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the volumes of splits that already exist under --out",
-    )
+    synth.add_argument("--overwrite", action="store_true", help="replace existing splits' volumes")
     check = sub.add_parser("check", help="validate every .h5 under DIR (fastMRI layout)")
-    check.add_argument(
-        "dir", type=Path, metavar="DIR", help="folder (searched recursively) or a single file"
-    )
-    check.add_argument(
-        "--headers-only",
-        action="store_true",
-        help="skip the full read for NaN/Inf (keys, shapes, header, attrs only)",
-    )
-    check.add_argument(
-        "--rescan",
-        action="store_true",
-        help="read every slice even of files whose clean scan is cached",
-    )
-    check.add_argument(
-        "--quiet", "-q", action="store_true", help="print only BAD lines and the summary"
-    )
+    check.add_argument("dir", type=Path, metavar="DIR", help="folder (recursive) or one file")
+    check.add_argument("--headers-only", action="store_true", help="no full read for NaN/Inf")
+    check.add_argument("--rescan", action="store_true", help="ignore cached clean scans")
+    check.add_argument("--quiet", "-q", action="store_true", help="only BAD lines and summary")
     return parser
 
 
@@ -69,14 +53,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     extra = {"overwrite": True} if args.overwrite else {}
     try:
-        generate_dataset(
-            args.out,
-            preset=args.preset,
-            challenge=args.challenge,
-            seed=args.seed,
-            progress=True,
-            **extra,
-        )
+        generate_dataset(args.out, args.preset, args.challenge, args.seed, progress=True, **extra)
     except (ValueError, OSError) as err:
         return _error("synth", str(err), 1)
     count = sum(1 for _ in args.out.rglob("*.h5"))

@@ -1,15 +1,8 @@
-"""Training runs from Python (notebooks, tests) that look exactly like ``mri-recon-train`` runs.
+"""Runs from Python (notebooks, tests) that look exactly like the CLIs' runs: configs composed
+from ``configs/`` with the command line's overrides (:func:`compose_job`), Hydra's ``.hydra/``
+in the run directory, so ``scripts/compare_runs.py`` reads them like any other.
 
-Hydra's compose API builds the config from ``configs/train.yaml`` with the same overrides the
-command line takes; the run directory gets Hydra's ``.hydra/`` (``config.yaml``,
-``hydra.yaml``, ``overrides.yaml``), so :mod:`mri_recon.viz.logs` and
-``scripts/compare_runs.py`` read these runs like any other.
-
-    from mri_recon.cli.notebook import train_run
     metrics = train_run(["experiment=default_cpu", "trainer.max_epochs=1"], "outputs/nb/run0")
-
-:func:`tv_reconstructor` builds TV from ``configs/tv/`` as ``mri-recon-eval`` does, so a
-notebook uses the configured (tuned) settings rather than a copy of them.
 """
 
 from __future__ import annotations
@@ -20,47 +13,36 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.baselines.tv import TVReconstructor
-from mri_recon.cli.config import config_dir, register_resolvers
+from mri_recon.cli.config import config_dir
+from mri_recon.cli.errors import job_config
+from mri_recon.cli.validate import build_group
 
-register_resolvers()
 
-
-def compose_train_config(
-    overrides: Sequence[str] = (), output_dir: str | os.PathLike = ".", job_num: int = 0
+def compose_job(
+    config_name: str,
+    overrides: Sequence[str] = (),
+    output_dir: str | os.PathLike = ".",
+    job_num: int = 0,
 ) -> DictConfig:
-    """Compose ``configs/train.yaml`` for one job whose run directory is ``output_dir``.
-
-    The Hydra node is registered with :class:`HydraConfig` (so ``${hydra:...}``
-    interpolations such as ``paths.output_dir`` resolve, as in a Hydra job) and removed
-    from the returned config, as Hydra does before calling the task.
+    """Compose ``configs/<config_name>.yaml`` for one job whose run directory is
+    ``output_dir``, as Hydra does before calling the task: ``${hydra:...}`` interpolations
+    (``paths.output_dir``, the mask's name) resolve, and the ``hydra`` node is gone.
 
     Args:
-        overrides: command-line style overrides, e.g. ``["experiment=ablation_norm",
-            "model.norm=batch", "data.batch_size=1"]``.
-        output_dir: the run directory (``paths.output_dir``); made absolute.
+        overrides: command-line style overrides, e.g. ``["experiment=ablation_norm"]``.
         job_num: ``hydra.job.num`` (the job's index within a multirun).
-
-    Returns:
-        The job config, unresolved (interpolations intact), without the ``hydra`` node.
     """
-    with initialize_config_dir(config_dir(), version_base="1.3", job_name="train"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
-        cfg.hydra.job.num = int(job_num)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    with initialize_config_dir(config_dir(), version_base="1.3", job_name=config_name):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    return job_config(cfg, Path(output_dir).resolve(), job_num)
 
 
 def save_hydra_files(cfg: DictConfig, overrides: Sequence[str]) -> Path:
-    """Write ``.hydra/{config,hydra,overrides}.yaml`` of a :func:`compose_train_config` config
-    (its HydraConfig still current) composed with ``overrides``; returns the ``.hydra`` dir."""
+    """Write ``.hydra/{config,hydra,overrides}.yaml`` of a :func:`compose_job` config (its
+    HydraConfig still current) composed with ``overrides``; returns the ``.hydra`` dir."""
     hydra_cfg = HydraConfig.get()
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +68,7 @@ def train_run(
     """
     from mri_recon.cli.train import train  # Lightning is heavy: import only to train
 
-    cfg = compose_train_config(overrides, output_dir, job_num)
+    cfg = compose_job("train", overrides, output_dir, job_num)
     save_hydra_files(cfg, overrides)
     return train(cfg)
 
@@ -104,8 +86,4 @@ def tv_reconstructor(overrides: Sequence[str] = ()) -> TVReconstructor:
     """The :class:`~mri_recon.baselines.tv.TVReconstructor` ``mri-recon-eval`` builds from
     ``configs/eval.yaml``'s ``tv`` group, with ``overrides`` (e.g. ``["tv.lam=0.003"]``)."""
     with initialize_config_dir(config_dir(), version_base="1.3", job_name="eval"):
-        cfg = compose("eval", overrides=list(overrides))
-    tv = instantiate(cfg.tv)
-    if not isinstance(tv, TVReconstructor):
-        raise TypeError(f"tv._target_={cfg.tv.get('_target_')!r} did not build a TVReconstructor")
-    return tv
+        return build_group(compose("eval", overrides=list(overrides)), "tv")

@@ -1,118 +1,34 @@
 """``mri-recon-replay RUN_DIR [--out DIR]``: re-run a recorded run from its ``provenance.json``
 and diff its per-volume table against the recorded one.
 
-    mri-recon-replay outputs/eval/runs/2026-01-01_12-00-00             # -> RUN_DIR/replay/
-    mri-recon-replay outputs/train/runs/2026-01-01_12-00-00 --out /tmp/replay
+From the record alone (its last completed segment): every input file (data, checkpoints, a
+training run's validated checkpoint) is checked against the manifest; then an evaluation is
+re-run with the recorded resolved config, or a training run's final validation on its
+validated checkpoint (one device, no loggers or callbacks), into ``RUN_DIR/replay`` (or
+``--out``); a run recorded on a GPU is replayed on the CPU when there is none. The new table
+is compared with the recorded one by :func:`mri_recon.runinfo.compare.compare_tables`.
 
-From the record alone (its last completed segment): first every input file is checked
-against the manifest (the data files and checkpoints the run read, and for a training run
-its validated checkpoint; a missing or changed file is a one-line error naming it); then an
-evaluation is re-run with the recorded resolved config (and Hydra choices, so the ``mask``
-column reads the same), or a training run's final validation is re-run on its validated
-checkpoint (``best`` or ``last``, one device, no loggers or callbacks); the new
-``per_volume.csv`` (``val_volumes.csv``) is compared row by row (keyed by fname and
-method) with the recorded one, every recorded column but ``seconds_per_slice``.
-
-Identical tables exit 0. Otherwise the largest per-volume difference of each metric is
-reported; the replay still passes (exit 0) when every metric is within :data:`TOLERANCES`
-and every other column is equal, and exits 3 otherwise. The tolerances are absolute:
-float32 reconstructions on another CPU or on a GPU differ by about 1e-6 relative
-(different kernels and summation order), which moves SSIM by ~1e-6, PSNR by ~1e-4 dB and
-NMSE by ~1e-7; the tolerances leave two orders of magnitude over that and stay far below
-the differences between methods that the summaries report.
-
-A run recorded on a GPU is replayed on the CPU when this machine has none (said on stdout).
-
-Exit status: 0 reproduced; 1 an input file missing or changed (or another data error);
-2 no record, an unreadable or newer record, a record without a completed segment, or bad
-arguments; 3 the tables differ past the tolerance.
+Exit status: 0 reproduced; 1 an input file missing or changed (or another data error); 2 no
+usable record or bad arguments; 3 the tables differ past the tolerance.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
-from mri_recon.fileio import read_csv
 from mri_recon.runinfo import RECORD_NAME, RecordError, check_manifest, last_completed, read_record
+from mri_recon.runinfo.compare import KEYS, TABLES, compare_tables
 
-TOLERANCES = {"nmse": 1e-5, "psnr": 1e-2, "ssim": 1e-4}
-IGNORED = ("seconds_per_slice",)
 DIFFERS_EXIT = 3
-KEYS = {"eval": ("fname", "method"), "train": ("fname",)}
-TABLES = {"eval": "per_volume.csv", "train": "val_volumes.csv"}
-
-
-def _difference(a: str, b: str) -> float:
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
-        return math.inf
-    return abs(x - y) if math.isfinite(x - y) else math.inf
-
-
-def compare_tables(recorded: Path, replayed: Path, keys: Sequence[str]) -> tuple[list[str], bool]:
-    """Compare two per-volume tables (see the module docstring).
-
-    Returns:
-        (report lines, whether the replay reproduces the record).
-    """
-    old_rows, new_rows = read_csv(recorded), read_csv(replayed)
-    columns = list(old_rows[0]) if old_rows else []
-    if not set(keys) <= set(columns):
-        raise RecordError(f"{recorded}: no {' and '.join(keys)} columns")
-    old = {tuple(r[k] for k in keys): r for r in old_rows}
-    new = {tuple(r[k] for k in keys): r for r in new_rows}
-    if old.keys() != new.keys():
-        missing, extra = sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
-        return [f"rows differ: missing {missing[:5]}, extra {extra[:5]}"], False
-    worst: dict[str, tuple[float, tuple]] = {}
-    others: list[str] = []
-    for key, a in old.items():
-        b = new[key]
-        for col in columns:
-            if col in IGNORED or a[col] == b.get(col):
-                continue
-            if col in TOLERANCES:
-                d = _difference(a[col], b.get(col, ""))
-                if d >= worst.get(col, (-1.0,))[0]:
-                    worst[col] = (d, key)
-            else:
-                others.append(f"{col} of {'/'.join(key)}: {a[col]!r} recorded, {b.get(col)!r} now")
-    if not worst and not others:
-        return [
-            f"identical to the record ({len(old)} rows; {', '.join(IGNORED)} not compared)"
-        ], True
-    lines = [
-        f"largest |d {m}| = {d:.3g} ({'/'.join(key)}); tolerance {TOLERANCES[m]:g}"
-        + ("" if d <= TOLERANCES[m] else "  <- past tolerance")
-        for m, (d, key) in worst.items()
-    ]
-    lines += others[:10]
-    ok = not others and all(d <= TOLERANCES[m] for m, (d, _) in worst.items())
-    return lines, ok
-
-
-@contextmanager
-def hydra_choices(choices: dict[str, Any]) -> Iterator[None]:
-    """Make ``HydraConfig.get().runtime.choices`` read the recorded group choices (the
-    evaluation names its mask after them), and restore Hydra's state afterwards."""
-    instance = HydraConfig.instance()
-    saved = instance.cfg
-    instance.cfg = OmegaConf.create({"hydra": {"runtime": {"choices": choices}}})
-    try:
-        yield
-    finally:
-        instance.cfg = saved
 
 
 def _cpu_if_no_cuda(value: Any, cpu: str) -> Any:
@@ -127,16 +43,19 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
     from mri_recon.cli.evaluate import evaluate
 
     cfg = OmegaConf.create(segment["config"])
+    if "evaluation" not in cfg:  # recorded before eval.yaml had it: today's, on the record
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg.evaluation = OmegaConf.to_container(compose("eval").evaluation)
+        cfg.evaluation.mask_name = segment["hydra"]["choices"]["mask"]
     cfg.paths.output_dir = str(out)
     cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
-    with hydra_choices((segment.get("hydra") or {}).get("choices") or {}):
-        evaluate(cfg)
+    evaluate(cfg)  # resolved: the mask's name (Hydra's choice) is recorded as it was
 
 
 def replay_train(segment: dict[str, Any], out: Path) -> None:
     """Re-run a training run's final validation on its validated checkpoint into ``out``
     (``val_volumes.csv`` and ``metrics.json``)."""
-    from mri_recon.cli.train import build_module, write_run_outputs
+    from mri_recon.cli.train import build_module
     from mri_recon.cli.validate import build_group, set_torch_threads
     from mri_recon.lit.training import RunResult, torch_flags_restored
 
@@ -160,19 +79,16 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
         )
     metrics = {k: float(v) for r in results for k, v in r.items()}
     volumes = list(getattr(module, "last_val_table", []) or [])
-    write_run_outputs(out, RunResult(metrics, volumes, checkpoint=ckpt["path"]))
+    RunResult(metrics, volumes, checkpoint=ckpt["path"]).write(out)
 
 
 def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
     """Check the inputs of ``run_dir``'s record, re-run it into ``out`` (default
-    ``run_dir/replay``) and compare the tables.
+    ``run_dir/replay``) and compare the tables: (report lines, whether it reproduces).
 
     Raises:
         RecordError: no usable record (exit 2 from the CLI).
         ValueError: an input file missing or changed, or a data error (exit 1).
-
-    Returns:
-        (report lines, whether the replay reproduces the record).
     """
     record = read_record(run_dir)
     segment = last_completed(record, str(run_dir / RECORD_NAME))
@@ -190,9 +106,7 @@ def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-replay RUN_DIR [--out DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="mri-recon-replay", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = argparse.ArgumentParser("mri-recon-replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory with provenance.json")
     parser.add_argument("--out", type=Path, default=None, help="where to re-run (RUN_DIR/replay)")
     args = parser.parse_args(argv)

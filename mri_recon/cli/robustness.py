@@ -18,38 +18,17 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mri_recon.cli.config import register_resolvers
-from mri_recon.cli.errors import ConfigError, run_hydra_main
-from mri_recon.cli.evaluate import check_checkpoints, check_methods, settings_and_methods
+from mri_recon.cli.errors import run_hydra_main
+from mri_recon.cli.evaluate import check_methods, settings_and_methods
 from mri_recon.cli.validate import build_group
-from mri_recon.evaluation.grid import Cell, grid_cells, run_grid
-
-
-def check_grid(cfg: DictConfig) -> list[Cell]:
-    """The grid's cells, or a one-line :class:`ConfigError` naming the ``grid.*`` field."""
-    grid = cfg.get("grid")
-    if not isinstance(grid, DictConfig):
-        raise ConfigError("grid", f"expected a mapping with masks and accelerations, got {grid!r}")
-    values = OmegaConf.to_container(grid, resolve=True)
-    unknown = sorted(set(values) - {"masks", "accelerations", "center_fractions"})
-    if unknown:
-        raise ConfigError(
-            f"grid.{unknown[0]}", "unknown key; grid has masks, accelerations, center_fractions"
-        )
-    try:
-        return grid_cells(
-            values.get("masks"), values.get("accelerations"), values.get("center_fractions")
-        )
-    except ValueError as err:
-        field, _, reason = str(err).partition(": ")  # grid_cells names its own argument
-        raise ConfigError(f"grid.{field.removeprefix('mask.')}", reason) from None
+from mri_recon.evaluation.grid import run_grid
 
 
 def precheck(cfg: DictConfig) -> None:
     """What can be checked before Hydra writes the run directory: grid, methods, coils."""
-    check_grid(cfg)
+    build_group(cfg, "grid")
     build_group(cfg, "coils")
-    check_methods(cfg.methods, cfg.ckpt_path, check_checkpoints(cfg.get("checkpoints")))
+    check_methods(cfg)
 
 
 def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -59,7 +38,7 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
         ConfigError: a bad config value (one line naming the field).
         DataError: a bad input file (nothing is written).
     """
-    cells = check_grid(cfg)
+    cells = build_group(cfg, "grid")
     settings, methods = settings_and_methods(cfg)
     keys = ("data", "methods", "ckpt_path", "checkpoints", "tv", "coils")
     fingerprint = {k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in keys}
@@ -71,7 +50,6 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-robustness`` (Hydra command line)."""
-    register_resolvers()
     run_hydra_main(robustness, "robustness", argv, precheck=precheck)
 
 

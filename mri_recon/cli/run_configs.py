@@ -1,10 +1,7 @@
-"""Read training runs' Hydra configs; compare runs labelled by config keys.
-
-A run directory written by ``mri-recon-train`` holds Hydra's ``.hydra/config.yaml``, whose
-values may be interpolations (``${study.lr_grid.${hydra:runtime.choices.optim}.mid}``) that
-only OmegaConf resolves, pointed at the run's ``.hydra/hydra.yaml``. That reading lives here,
-with the rest of the Hydra-facing code; :mod:`mri_recon.viz` reads logs and draws without it.
-"""
+"""Read training runs' Hydra configs (``.hydra/config.yaml``, whose interpolations such as
+``${study.lr_grid.${hydra:runtime.choices.optim}.mid}`` resolve against the run's own
+``.hydra/hydra.yaml``); compare runs labelled by config keys. :mod:`mri_recon.viz` reads logs
+and draws without OmegaConf."""
 
 from __future__ import annotations
 

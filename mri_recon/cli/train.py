@@ -1,82 +1,56 @@
 """``mri-recon-train``: train a network on fastMRI-layout data (Hydra, ``configs/train.yaml``).
 
     mri-recon-train experiment=default_cpu
-    mri-recon-train model.norm=batch optim=rmsprop mask=random_8x trainer.max_epochs=5 \\
-        data.root=/data/knee
+    mri-recon-train model.norm=batch optim=rmsprop mask=random_8x trainer.max_epochs=5
     mri-recon-train -m optim=adam,rmsprop,sgd            # one run directory per optimizer
     mri-recon-train ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN, in RUN
-    mri-recon-train trainer=ddp trainer.devices=2 trainer.accelerator=cpu
 
-:func:`train` is a plain function of the composed config: it checks the config (a bad value
-is a one-line error naming the field, before anything is built), seeds, instantiates the
-data module, network, ReconModule, loggers, callbacks and trainer from their groups, fits
-(resuming from ``ckpt_path``), validates the best (or last) checkpoint, and writes
-``metrics.json``, ``val_volumes.csv`` and ``provenance.json`` (code, data hashes, versions,
-hardware, resources; :mod:`mri_recon.cli.provenance`) into the run directory (``paths.output_dir``),
-next to ``checkpoints/``, ``csv/``, ``tensorboard/`` and Hydra's ``.hydra/``.
-
-A resume continues its run: ``mri-recon-train ckpt_path=<run>/checkpoints/last.ckpt`` runs
-with the run's own overrides (``<run>/.hydra/overrides.yaml``, then any given on the command
-line) in ``<run>`` itself, so the best checkpoint's tracking and the logs carry on and the
-result is the uninterrupted run's. A checkpoint the configured module cannot continue (not a
-checkpoint, another model or optimizer) is a one-line error before anything is written.
+:func:`train` is a plain function of the composed config: it checks the config, builds the
+data module, network, ReconModule, loggers, callbacks and trainer from their groups, fits,
+validates the best (or last) checkpoint and writes ``metrics.json``, ``val_volumes.csv`` and
+``provenance.json`` into the run directory (``paths.output_dir``). A resume runs with the
+run's own overrides (``<run>/.hydra/overrides.yaml``, then the command line's) in ``<run>``,
+so the result is the uninterrupted run's; a checkpoint the configured module cannot continue
+is a one-line error before anything is written.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from mri_recon.cli.config import register_resolvers
-from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, run_hydra_main
-from mri_recon.cli.provenance import RunRecord
-from mri_recon.cli.validate import build_group, check_train_config, set_torch_threads
-from mri_recon.fileio import output_dir_problem, write_atomic, write_csv
+from mri_recon import checks
+from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
+from mri_recon.cli.provenance import run_record
+from mri_recon.cli.validate import build_group, check_train_config, checked
 from mri_recon.lit.checkpoint import check_resume
 
 if TYPE_CHECKING:
-    from mri_recon.lit.training import RunResult
-
-register_resolvers()
-
-VOLUME_COLUMNS = ("fname", "num_slices", "nmse", "psnr", "ssim")
+    pass
 
 
 def build_list(cfg: DictConfig, group: str) -> list[Any]:
-    """Instantiate every ``_target_`` node of a group that may list several (loggers, callbacks).
-
-    Returns:
-        The objects, in config order (empty for an empty group).
-    """
-    node = cfg.get(group)
-    if not node:
-        return []
-    return [
-        build_group(cfg, f"{group}.{key}")
-        for key, value in node.items()
-        if isinstance(value, DictConfig) and "_target_" in value
-    ]
+    """Every ``_target_`` node of a group that lists several (loggers, callbacks), built."""
+    node = cfg.get(group) or {}
+    return [build_group(cfg, f"{group}.{k}") for k, v in node.items() if "_target_" in (v or {})]
 
 
 def build_module(cfg: DictConfig) -> Any:
     """The ReconModule with its network, optimizer, scheduler and loss built from their groups."""
-    net = build_group(cfg, "model")
-    scheduler = build_group(cfg, "scheduler") if cfg.get("scheduler") else None
     return build_group(
         cfg,
         "module",
-        net=net,
+        groups={"net": "model", "optimizer": "optim", "scheduler": "scheduler", "loss": "loss"},
+        net=build_group(cfg, "model"),
         optimizer=build_group(cfg, "optim"),
-        scheduler=scheduler,
+        scheduler=build_group(cfg, "scheduler") if cfg.get("scheduler") else None,
         loss=build_group(cfg, "loss"),
         net_spec=OmegaConf.to_container(cfg.model, resolve=True),
         _recursive_=False,
@@ -91,78 +65,54 @@ def checkpoint_dir(cfg: DictConfig) -> str | None:
     )
 
 
-def check_output_folders(cfg: DictConfig) -> None:
-    """The folders of the checkpoints and loggers are folders, or can be made.
-
-    Raises:
-        ConfigError: e.g. ``callbacks.model_checkpoint.dirpath: <run>/checkpoints is a file,
-            not a folder``.
-    """
-    for group in ("callbacks", "logger"):
-        for name, node in (cfg.get(group) or {}).items():
-            if not isinstance(node, DictConfig):
-                continue
-            key, folder = "dirpath", node.get("dirpath")
-            if not folder and node.get("save_dir"):  # a logger: <save_dir>/<name>/version_<n>
-                key, folder = "save_dir", os.path.join(node.save_dir, node.get("name") or "")
-            problem = folder and output_dir_problem(folder)
-            if problem:
-                where = problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
-                raise ConfigError(f"{group}.{name}.{key}", where)
-
-
 def check_before_hydra(cfg: DictConfig) -> None:
-    """What ``mri-recon-train`` checks before Hydra writes into the run directory: the output
-    folders and, for a resume, the config and the checkpoint (a failed resume must leave the
-    run's ``.hydra/`` as it was: its overrides are the next resume's config)."""
-    check_output_folders(cfg)
+    """What ``mri-recon-train`` checks before Hydra writes into the run directory: the config
+    and, for a resume, the checkpoint (a failed resume leaves the run's ``.hydra/`` as it
+    was: its overrides are the next resume's config)."""
+    check_train_config(cfg)
     if cfg.get("ckpt_path") is not None:
-        check_train_config(cfg)
+        check_validate_ckpt(cfg)
         check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
 
 
-def resume_argv(argv: list[str]) -> list[str]:
-    """The command line of a resume: the run's own overrides, then ``argv``'s, in its directory.
+def check_validate_ckpt(cfg: DictConfig) -> None:
+    from mri_recon.lit.training import VALIDATE_CKPTS  # imports Lightning
 
-    ``ckpt_path=<run>/checkpoints/<name>.ckpt`` continues ``<run>``: the overrides saved in
-    ``<run>/.hydra/overrides.yaml`` come first (those whose key ``argv`` sets are dropped), and
-    ``hydra.run.dir=<run>`` last unless ``argv`` sets it. Other command lines are returned as
-    they are (a multirun, no or no such checkpoint: the config checks report those).
-    """
-    args = get_args_parser().parse_args(argv)
+    checked(checks.one_of, "validate_ckpt", cfg.get("validate_ckpt"), VALIDATE_CKPTS)
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """The command line of a resume (``ckpt_path=<run>/checkpoints/<name>.ckpt``): the
+    overrides saved in ``<run>/.hydra/overrides.yaml`` whose key ``argv`` does not set, then
+    ``argv``'s, then ``hydra.run.dir=<run>`` unless set. Other command lines are returned as
+    they are (a multirun, no or no such checkpoint: the config checks report those)."""
+    args = parse_command_line(argv)
     try:
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        given = {
+            o.key_or_group: o for o in OverridesParser.create().parse_overrides(args.overrides)
+        }
     except HydraException:
-        return list(argv)  # composing reports it
-    keys = {o.key_or_group for o in parsed}
-    ckpt = next((o.value() for o in reversed(parsed) if o.key_or_group == "ckpt_path"), None)
-    if not isinstance(ckpt, str) or args.multirun or not os.path.isfile(ckpt):
-        return list(argv)
+        return argv  # composing reports it
+    ckpt = given["ckpt_path"].value() if "ckpt_path" in given else None
+    if args.multirun or not isinstance(ckpt, str) or not os.path.isfile(ckpt):
+        return argv
     run_dir = Path(os.path.abspath(ckpt)).parent.parent
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
-        fail(
-            f"ckpt_path: {ckpt}: not in a run directory (no {saved}): a resume continues the "
-            "run that wrote the checkpoint, in its directory",
-            CONFIG_EXIT,
-        )
+        fail(f"ckpt_path: {ckpt}: not in a run directory (no {saved}): a resume continues the "
+             "run that wrote the checkpoint, in its directory", CONFIG_EXIT)  # fmt: skip
     try:
-        previous = [str(o) for o in OmegaConf.load(saved)]
-        parsed_previous = OverridesParser.create().parse_overrides(previous)
+        previous = OverridesParser.create().parse_overrides([str(o) for o in OmegaConf.load(saved)])
     except Exception as err:  # not YAML, not a list, or not overrides Hydra can parse
         fail(f"{saved}: not a list of overrides ({type(err).__name__})", CONFIG_EXIT)
-    kept = [o.input_line for o in parsed_previous if o.key_or_group not in keys]
-    run = [] if "hydra.run.dir" in keys else [f'hydra.run.dir="{run_dir}"']
+    kept = [o.input_line for o in previous if o.key_or_group not in given]
+    run = [] if "hydra.run.dir" in given else [f'hydra.run.dir="{run_dir}"']
     flags = [arg for arg in argv if arg not in args.overrides]  # with their values, in order
     return [*flags, *kept, *args.overrides, *run]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and validate as the config says; see the module docstring.
-
-    Args:
-        cfg: the composed ``configs/train.yaml`` (``paths.output_dir`` must resolve: under
-            Hydra it is the run directory; set it when composing in Python).
+    """Train and validate as the config says (``paths.output_dir`` is the run directory).
 
     Returns:
         The final metrics: ``val/ssim``, ``val/psnr``, ``val/nmse`` (per-volume means of the
@@ -173,12 +123,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         DataError: a bad data file (one line naming the file).
     """
     check_train_config(cfg)
-    check_output_folders(cfg)
     mask_func = build_group(cfg, "mask")
     if cfg.get("coils"):  # checked with the rest of the config; no network here takes maps
         build_group(cfg, "coils")
-    # Lightning is imported only once the config checks passed: a bad command line fails
-    # in about a second, not after Lightning's import
+    # Lightning is imported once the config checks passed: a bad command line fails fast
     from mri_recon.lit.callbacks import SliceCounter
     from mri_recon.lit.training import (
         callbacks_for_loggers,
@@ -187,11 +135,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         torch_flags_restored,
     )
 
-    set_torch_threads(cfg)
+    check_validate_ckpt(cfg)
     datamodule = build_group(cfg, "data", mask_func=mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)
-    if datamodule.transform == "worker" and getattr(module.reconstructor, "needs_kspace", False):
+    if datamodule.transform == "worker" and module.reconstructor.needs_kspace:
         raise ConfigError(
             "data.transform",
             f"'worker' gives {type(module.reconstructor).__name__} zero-filled images; it "
@@ -205,32 +153,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(counter := SliceCounter())
     with torch_flags_restored():
         trainer = build_group(cfg, "trainer", logger=loggers or False, callbacks=callbacks)
-        record = RunRecord.start_train(cfg, mask_func)  # provenance.json: a running segment
+        record = run_record(cfg).start_train(mask_func)  # provenance.json: a running segment
         result = fit_and_validate(
             trainer, module, datamodule, ckpt_path=cfg.ckpt_path, validate_ckpt=cfg.validate_ckpt
         )
     if result.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
-        write_run_outputs(run_dir, result)
+        result.write(run_dir)
         record.finish_train(result, trainer, counter.slices * trainer.world_size)
-        print(
-            f"run directory: {run_dir} (validated {result.checkpoint or 'final weights'})",
-            flush=True,
-        )
+        validated = result.checkpoint or "final weights"
+        print(f"run directory: {run_dir} (validated {validated})", flush=True)
     return result.metrics
-
-
-def write_run_outputs(run_dir: Path, result: RunResult) -> None:
-    """Write ``metrics.json`` (final metrics and checkpoint paths) and ``val_volumes.csv``
-    (per-volume metrics of the final validation) into ``run_dir``, atomically."""
-    summary = {
-        "metrics": result.metrics,
-        "validated_checkpoint": result.checkpoint,
-        "best_checkpoint": result.best_checkpoint,
-        "last_checkpoint": result.last_checkpoint,
-    }
-    write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    write_csv(run_dir / "val_volumes.csv", result.volumes, VOLUME_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,6 +13,7 @@ the maps (it is part of what that method costs per slice).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,23 @@ def export_formats(export: Any) -> tuple[str, ...]:
     return formats
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises:
+        ValueError: ``device: ...`` for another name, or CUDA asked for where there is none.
+    """
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name) or (
+        name != "cpu" and not torch.cuda.is_available()
+    ):
+        unavailable = " (CUDA is not available here)" if name.startswith("cuda") else ""
+        raise ValueError(f"device: {name!r} is not one of auto, cpu, cuda, cuda:N{unavailable}")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """One evaluation run (the evaluation CLI builds it from the config).
@@ -59,7 +77,8 @@ class EvalSettings:
         mask_name: the mask config name written to the CSV (e.g. "random_4x").
         mask_func: draws per-file masks for files without a stored mask.
         run_dir: where the outputs go.
-        device: where reconstruction runs.
+        device: where reconstruction runs: ``auto`` (cuda if available, else cpu), ``cpu``,
+            ``cuda`` or ``cuda:N``, or a ``torch.device``.
         batch_size: slices per reconstruction call.
         num_figures: figures for the first volumes that have a target.
         skip_bad_files: skip and list bad files instead of failing.
@@ -106,7 +125,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
         ``root``, ``run_dir`` and ``device`` may arrive as strings (a config node)."""
-        for name, kind in (("root", Path), ("run_dir", Path), ("device", torch.device)):
+        for name, kind in (("root", Path), ("run_dir", Path), ("device", resolve_device)):
             object.__setattr__(self, name, kind(getattr(self, name)))
         one_of("challenge", self.challenge, CHALLENGES)
         one_of("split", self.split, SPLITS)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mri_recon.models.reconstructor import as_reconstructor
+from mri_recon.models.reconstructor import ImageReconstructor, as_reconstructor
 from mri_recon.runinfo.hashing import hash_file
 
 CHECKPOINT_KEY = "mri_recon"
@@ -215,13 +215,19 @@ def _resume_problem(ckpt: dict, module: Any) -> str | None:
 
 
 def load_reconstructor(
-    ckpt_path: str | Path, map_location: str | torch.device = "cpu"
+    ckpt_path: str | Path,
+    map_location: str | torch.device = "cpu",
+    challenge: str | None = None,
+    image_only: bool = False,
 ) -> nn.Module:
     """Rebuild the trained reconstructor from a ReconModule checkpoint, in eval mode.
 
     Args:
         ckpt_path: path of a ``.ckpt`` written by a Trainer fitting a ReconModule.
         map_location: device for the weights (``torch.load``'s ``map_location``).
+        challenge: the data's challenge: a model built for one challenge (a VarNet's
+            ``challenge``) must match it; None: not checked.
+        image_only: the checkpoint must hold an image network (the ``unet`` method).
 
     Returns:
         the reconstructor (:func:`as_reconstructor` of the network: an
@@ -231,8 +237,8 @@ def load_reconstructor(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: one line naming the file if it is not a mri_recon checkpoint or its
-            weights do not fit the network its spec builds.
+        ValueError: one line naming the file if it is not a mri_recon checkpoint, its
+            weights do not fit the network its spec builds, or it is not the kind asked for.
     """
     path = Path(ckpt_path)
     ckpt = read_checkpoint(path, map_location)
@@ -250,4 +256,14 @@ def load_reconstructor(
     recon.checkpoint = f"{path.name} {hash_file(path)['hash']}"  # names it in exported images
     if "challenge" in info:  # an imported U-Net knows the data it was trained on
         recon.challenge = info["challenge"]
+    trained_on = getattr(recon, "challenge", None)  # built for one challenge (a VarNet)
+    problem = image_only and not isinstance(recon, ImageReconstructor)
+    problem = problem and f"holds a {type(recon).__name__}, not a U-Net (an image network)"
+    problem = problem or (
+        challenge is not None
+        and trained_on not in (None, challenge)
+        and f"a {trained_on} model cannot reconstruct {challenge} data"
+    )
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return recon.to(map_location).eval()

@@ -6,16 +6,24 @@ Lightning calls live in ``mri_recon.lit`` and the CLI stays a list of instantiat
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_warn
+
+from mri_recon.fileio import write_atomic, write_csv
+
+VOLUME_COLUMNS = ("fname", "num_slices", "nmse", "psnr", "ssim")  # val_volumes.csv
+# the checkpoints the final validation may load (validation_checkpoint; the CLI's validate_ckpt)
+VALIDATE_CKPTS = ("best", "last")
 
 
 @dataclass
@@ -39,6 +47,18 @@ class RunResult:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     is_global_zero: bool = True
+
+    def write(self, run_dir: str | os.PathLike) -> None:
+        """Write ``metrics.json`` (final metrics and checkpoint paths) and ``val_volumes.csv``
+        (per-volume metrics of the final validation) into ``run_dir``, atomically."""
+        summary = {
+            "metrics": self.metrics,
+            "validated_checkpoint": self.checkpoint,
+            "best_checkpoint": self.best_checkpoint,
+            "last_checkpoint": self.last_checkpoint,
+        }
+        write_atomic(Path(run_dir) / "metrics.json", json.dumps(summary, indent=2) + "\n")
+        write_csv(Path(run_dir) / "val_volumes.csv", self.volumes, VOLUME_COLUMNS)
 
 
 def seed_everything(seed: int) -> None:

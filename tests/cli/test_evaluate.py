@@ -18,10 +18,9 @@ import torch
 from fastmri import evaluate as fe
 from fastmri.data import subsample
 from fastmri.data import transforms as T
-from hydra import compose, initialize_config_dir
 
-from mri_recon.cli.config import config_dir
 from mri_recon.cli.evaluate import evaluate, main
+from mri_recon.cli.notebook import compose_job
 from mri_recon.data.synthetic import generate_dataset
 from mri_recon.evaluation import CSV_COLUMNS
 
@@ -174,16 +173,22 @@ def test_test_split_writes_reconstructions_with_the_stored_mask(synth_root, tmp_
     [
         ("foo=1", "error: foo: unknown key"),
         ("mask=nope", "error: mask: .*Could not find 'mask/nope' \\(available: .*random_4x"),
-        ("data.challenge=bicoil", "error: data.challenge: must be one of singlecoil, multicoil"),
+        # the evaluation node's values interpolate these keys: an error names the key set
+        ("data.challenge=bicoil", "error: data.challenge: .*'bicoil'"),
+        ("data.max_volumes=0", "error: data.max_volumes: .*0"),
+        ("data.prescan=none", "error: data.prescan: .*'none'"),
+        ("stats.confidence=2", "error: stats.confidence: .*2"),
+        ("num_figures=-1", "error: num_figures: .*-1"),
+        ("batch_size=0", "error: batch_size: .*0"),
+        ("export=dicom", "error: export: .*'dicom'"),
         ("methods=[zero_filled,bart]", "error: methods: unknown method\\(s\\) \\['bart'\\]"),
         ("methods=[zero_filled,unet]", "error: ckpt_path: the unet method needs ckpt_path"),
-        ("tv.lam=-1", "error: tv.lam: must be >= 0"),
-        ("mask.accelerations=[0.5]", "error: mask.accelerations: acceleration 0.5 must be >= 1"),
-        ("batch_size=0", "error: batch_size: must be an int >= 1, got 0"),
-        ("torch_threads=0", "error: torch_threads: must be an integer >= 1"),
+        ("tv.lam=-1", "error: tv.lam: .*-1"),
+        ("mask.accelerations=[0.5]", "error: mask.accelerations: .*0.5"),
+        ("coils.method=sense", "error: coils.method: .*'sense'"),
+        ("torch_threads=0", "error: torch_threads: must be an int >= 1 or null, got 0"),
         ("device=tpu", "error: device: 'tpu' is not one of"),
         ("data=3", "error: data: "),
-        ("export=dicom", "error: export: must be one of null, nifti, got 'dicom'"),
     ],
 )
 def test_bad_config_is_one_line(synth_root, tmp_path, capsys, override, message) -> None:
@@ -273,53 +278,53 @@ def _fake_checkpoint(path: Path) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("hydra_config_reset")
 def test_unet_through_the_plain_evaluate_function(synth_root, tmp_path) -> None:
     ckpt = _fake_checkpoint(tmp_path / "tiny.ckpt")
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "eval",
-            overrides=[
-                f"data.root={synth_root}",
-                "methods=[zero_filled,unet]",
-                f"ckpt_path={ckpt}",
-                "data.max_volumes=1",
-                "num_figures=0",
-                "progress=false",
-                "device=cpu",
-                f"paths.output_dir={tmp_path / 'run'}",
-            ],
-        )
+    cfg = compose_job(
+        "eval",
+        [
+            f"data.root={synth_root}",
+            "methods=[zero_filled,unet]",
+            f"ckpt_path={ckpt}",
+            "data.max_volumes=1",
+            "num_figures=0",
+            "progress=false",
+            "device=cpu",
+        ],
+        tmp_path / "run",
+    )
     report = evaluate(cfg)
     assert [r["method"] for r in report.rows] == ["zero_filled", "unet"]
-    assert report.rows[0]["mask"] == "random_4x"  # rebuilt from the mask config
+    assert report.rows[0]["mask"] == "random_4x"  # Hydra's choice of the mask group
     with h5py.File(tmp_path / "run/reconstructions/unet" / report.rows[0]["fname"]) as hf:
         assert hf["reconstruction"].shape == (3, 64, 64)
     assert np.isfinite(report.rows[1]["ssim"])
 
 
+@pytest.mark.usefixtures("hydra_config_reset")
 def test_named_checkpoints_are_methods_paired_against_a_reference(synth_root, tmp_path) -> None:
     torch.manual_seed(0)
     first = _fake_checkpoint(tmp_path / "first.ckpt")
     torch.manual_seed(1)
     second = _fake_checkpoint(tmp_path / "second.ckpt")
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "eval",
-            overrides=[
-                f"data.root={synth_root}",
-                "methods=[zero_filled,adam,adam_again,sgd]",
-                f"+checkpoints.adam={first}",
-                f"+checkpoints.adam_again={first}",
-                f"+checkpoints.sgd={second}",
-                "stats.reference=adam",
-                "stats.num_resamples=50",
-                "data.max_volumes=2",
-                "num_figures=0",
-                "progress=false",
-                "device=cpu",
-                f"paths.output_dir={tmp_path / 'run'}",
-            ],
-        )
+    cfg = compose_job(
+        "eval",
+        [
+            f"data.root={synth_root}",
+            "methods=[zero_filled,adam,adam_again,sgd]",
+            f"+checkpoints.adam={first}",
+            f"+checkpoints.adam_again={first}",
+            f"+checkpoints.sgd={second}",
+            "stats.reference=adam",
+            "stats.num_resamples=50",
+            "data.max_volumes=2",
+            "num_figures=0",
+            "progress=false",
+            "device=cpu",
+        ],
+        tmp_path / "run",
+    )
     report = evaluate(cfg)
     by_method = {}
     for row in report.rows:

@@ -15,7 +15,8 @@ import h5py
 import pytest
 
 from mri_recon.cli.evaluate import main as eval_main
-from mri_recon.cli.replay import DIFFERS_EXIT, TOLERANCES, main
+from mri_recon.cli.replay import DIFFERS_EXIT, main
+from mri_recon.runinfo.compare import TOLERANCES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
@@ -46,6 +47,16 @@ def _replay(capsys, *args: str) -> tuple[int, str, str]:
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_replay_of_a_record_made_before_the_evaluation_node(eval_run, tmp_path, capsys) -> None:
+    record = json.loads((eval_run / "provenance.json").read_text())
+    del record["segments"][-1]["config"]["evaluation"]
+    (eval_run / "provenance.json").write_text(json.dumps(record))
+    code, out, _ = _replay(capsys, eval_run, "--out", tmp_path / "again")
+    assert code == 0 and "replay: identical to the record (2 rows" in out
+    replayed = json.loads((tmp_path / "again" / "provenance.json").read_text())
+    assert replayed["segments"][0]["masks"]["mask_name"] == "random_4x"
 
 
 def _edit_csv(path: Path, column: str, delta: float) -> None:

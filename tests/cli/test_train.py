@@ -346,7 +346,8 @@ def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path, tmp_pa
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0
-    assert lines == ["error: mask.accelerations: acceleration 0.5 must be >= 1"], result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: mask.accelerations: "), result.stderr
+    assert "0.5" in lines[0]
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -355,10 +356,11 @@ def test_bad_config_value_is_one_line_error_from_the_cli(tiny_root: Path, tmp_pa
     [
         ("data.foo=1", "error: data.foo: unknown key"),
         ("optim=nadam", "error: optim: "),
-        ("model.norm=batchnorm", "error: model.norm: 'batchnorm' is not one of"),
-        ("model.norm_groups=3", "error: model.norm_groups: 3 must divide every level's channel"),
-        ("mask.center_fractions=[1.5]", "error: mask.center_fractions: center fraction 1.5"),
-        ("data.batch_size=0", "error: data.batch_size: must be an int >= 1, got 0"),
+        ("model.norm=batchnorm", "error: model.norm: "),
+        ("model.norm_groups=3", "error: model.norm_groups: "),
+        ("mask.center_fractions=[1.5]", "error: mask.center_fractions: "),
+        ("seed=-1", "error: seed: "),  # data.seed: ${seed}
+        ("data.batch_size=0", "error: data.batch_size: "),
     ],
 )
 def test_bad_config_value_is_one_line_error(

@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from mri_recon.cli import evaluate as eval_cli
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import ConfigError
-from mri_recon.cli.tune_tv import best_lambda, central_slices, lambda_grid, main
+from mri_recon.cli.tune_tv import lambda_grid, main
 from mri_recon.data.synthetic import generate_dataset
+from mri_recon.evaluation.tuning import best_lambda, central_slices
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def test_tune_writes_yaml_and_matches_the_evaluation(val_root, tmp_path, capsys)
             "num_figures=0",
             "progress=false",
             f"paths.output_dir={tmp_path / 'eval'}",
+            "evaluation.mask_name=random_4x",  # Hydra's choice in a Hydra job
         ],
     )
     (row,) = eval_cli.evaluate(cfg).rows
