@@ -226,7 +226,7 @@ class EvalVolumes:
                     raise
                 self.skipped.append(SkippedFile(info.fname, str(err)))
                 continue
-            yield info, volume, volume_mask(info, s.mask_func)
+            yield info, volume, volume_mask(info, s.mask_func, volume.kspace)
 
 
 def iter_volumes(
@@ -359,7 +359,7 @@ def _rows(
                 "fname": info.fname,
                 "acquisition": info.acquisition,
                 "method": name,
-                "mask": mask_name if vmask.source == "drawn" else "stored",
+                "mask": mask_name if vmask.source == "drawn" else vmask.source,
                 "acceleration": vmask.acceleration,
                 "center_fraction": vmask.center_fraction,
                 **metrics,
@@ -434,6 +434,7 @@ def run_evaluation(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
     selection: Selection | None = None,
+    on_volume: Callable[[VolumeInfo, VolumeMask, Mapping[str, MethodOutput]], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
@@ -446,6 +447,8 @@ def run_evaluation(
         settings: the run.
         methods: name -> reconstructor (at least one).
         selection: ``(infos, skipped)`` already selected (see :class:`EvalVolumes`).
+        on_volume: called after each volume with its info, mask and results (e.g. a log
+            line per volume).
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
@@ -474,6 +477,8 @@ def run_evaluation(
                 write_outputs(staging, info, name, methods[name], recon, s.export)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
             masks[info.fname] = vmask
+            if on_volume is not None:
+                on_volume(info, vmask, results)
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)
                 num_figures += 1
