@@ -37,13 +37,9 @@ def lambda_grid(cfg: DictConfig) -> list[float]:
     """The lambdas to try: ``cfg.lams``, or ``cfg.num_lams`` values log-spaced from
     ``tv.lam / lam_span`` to ``tv.lam * lam_span`` (3 significant digits), ascending."""
     if cfg.lams is not None:
-        lams = list(cfg.lams) if isinstance(cfg.lams, (ListConfig, list)) else []
-        numbers = [v for v in lams if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if not lams or len(numbers) < len(lams) or not all(0 < v < np.inf for v in numbers):
-            raise ConfigError(
-                "lams", f"expected a non-empty list of finite numbers > 0, got {cfg.lams!r}"
-            )
-        return sorted({float(v) for v in lams})
+        if not isinstance(cfg.lams, (ListConfig, list)) or not cfg.lams:
+            raise ConfigError("lams", f"expected a non-empty list of numbers > 0, got {cfg.lams!r}")
+        return sorted({checked(checks.positive, "lams", v) for v in cfg.lams})
     num = checked(checks.integer, "num_lams", cfg.num_lams, 2)
     span = checked(checks.number, "lam_span", cfg.lam_span, 1, open_low=True)
     center = checked(checks.positive, "tv.lam", cfg.tv.lam)  # the sweep's centre

@@ -102,7 +102,8 @@ def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "c
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # torch raises many types for a non-checkpoint file
-        raise ValueError(f"{path}: not a torch checkpoint ({type(err).__name__})") from err
+        why = "empty file" if path.stat().st_size == 0 else type(err).__name__
+        raise ValueError(f"{path}: not a torch checkpoint ({why})") from err
     info = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(info, dict) or "net_spec" not in info or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a mri_recon checkpoint (no '{CHECKPOINT_KEY}' entry)")

@@ -40,8 +40,11 @@ def test_default_grid_is_log_spaced_around_tv_default() -> None:
     ratios = [b / a for a, b in itertools.pairwise(lams)]
     assert max(ratios) / min(ratios) < 1.02  # equal steps on a log scale (3-digit rounding)
     assert lambda_grid(_compose("tune_tv", ["lams=[0.1,0.01,0.1]"])) == [0.01, 0.1]
-    with pytest.raises(ConfigError, match="lams"):
+    with pytest.raises(ConfigError, match=r"^lams: must be a number in \(0, inf\), got -1$"):
         lambda_grid(_compose("tune_tv", ["lams=[0.1,-1]"]))
+    for bad in ("lams=[]", "lams=[0.1,true]", "lams=0.1"):
+        with pytest.raises(ConfigError, match="^lams: "):
+            lambda_grid(_compose("tune_tv", [bad]))
 
 
 def test_central_slices_and_selection() -> None:
@@ -122,10 +125,8 @@ def test_tune_multicoil_with_espirit_maps_through_the_evaluation_loop(
 
     fastmri_split(tmp_path / "data", challenge="multicoil", split="val", widths=(36,))
     calls, loads = [], []
-    real_espirit, real_load = coils.espirit_maps, run_module.load_volume
-    monkeypatch.setattr(
-        coils, "espirit_maps", lambda *a, **k: calls.append(1) or real_espirit(*a, **k)
-    )
+    real_espirit, real_load = coils._espirit, run_module.load_volume
+    monkeypatch.setattr(coils, "_espirit", lambda *a, **k: calls.append(1) or real_espirit(*a, **k))
     monkeypatch.setattr(
         run_module,
         "load_volume",
