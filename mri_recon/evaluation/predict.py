@@ -58,7 +58,7 @@ def select_inputs(
         except DataError as err:
             if not skip_bad_files:
                 raise
-            skipped.append(SkippedFile(file.name, str(err)))
+            skipped.append(SkippedFile(file.name, str(err), file))
     challenges = sorted({info.challenge for info in infos})
     if len(challenges) > 1:
         raise DataError(path, f"holds files of both challenges {challenges}: predict one at a time")

@@ -167,6 +167,7 @@ class EvalReport:
         files: every published output path.
         masks: fname -> the mask each evaluated volume was given (what ``provenance.json``
             records: the masks that were scored, not drawn again).
+        paths: fname -> the file of each evaluated volume.
     """
 
     rows: list[dict[str, Any]]
@@ -175,6 +176,7 @@ class EvalReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     masks: dict[str, VolumeMask] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
 
 
 Selection = tuple[Sequence[VolumeInfo], Sequence[SkippedFile]]
@@ -461,6 +463,7 @@ def run_evaluation(
     check_exportable(volumes.infos, s.export)
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}
+    paths: dict[str, Path] = {}
     num_figures = 0
     with Staging(s.run_dir) as staging:
         for info, volume, vmask in volumes:
@@ -477,6 +480,7 @@ def run_evaluation(
                 write_outputs(staging, info, name, methods[name], recon, s.export)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
             masks[info.fname] = vmask
+            paths[info.fname] = info.path
             if on_volume is not None:
                 on_volume(info, vmask, results)
             if volume.target is not None and num_figures < s.num_figures:
@@ -500,4 +504,4 @@ def run_evaluation(
         skipped = volumes.skipped
         summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
         files = staging.publish()
-    return EvalReport(rows, summary, markdown, skipped, files, masks)
+    return EvalReport(rows, summary, markdown, skipped, files, masks, paths)

@@ -38,10 +38,12 @@ class SkippedFile:
     Attributes:
         fname: the file name.
         reason: the one-line DataError message.
+        path: the file, where it does not lie in the run's split folder (prediction inputs).
     """
 
     fname: str
     reason: str
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
