@@ -20,6 +20,7 @@ from mri_recon.data.fastmri import parse_split_dir, read_volume_info
 from mri_recon.fileio import write_atomic
 from mri_recon.lit.checkpoint import build_from_spec, read_checkpoint
 from mri_recon.metrics.stats import describe
+from mri_recon.runinfo.record import read_record
 
 METRICS = ("ssim", "psnr", "nmse")
 SYNTHETIC_MANIFEST = "synthetic_{challenge}.json"  # what mri-recon-data synth writes
@@ -205,3 +206,16 @@ def write_model_card(
         write_atomic(folder / "model_card.json", text),
         write_atomic(folder / "model_card.md", model_card_markdown(card)),
     )
+
+
+def write_run_model_card(run_dir: str | os.PathLike, result: Any) -> tuple[Path, ...]:
+    """The model card of a finished training run (``lit.training.RunResult``) beside its
+    ``best.ckpt``, from the run's last ``provenance.json`` segment; () without a best
+    checkpoint or a record."""
+    record_file = Path(run_dir) / "provenance.json"
+    if not result.best_checkpoint or not Path(result.best_checkpoint).is_file():
+        return ()
+    if not record_file.is_file():
+        return ()
+    segment = read_record(run_dir)["segments"][-1]
+    return write_model_card(result.best_checkpoint, segment, result.volumes, result.metrics)
