@@ -254,6 +254,7 @@ def reconstruct_volume(
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     num_low_frequencies: int | None = None,
+    acquired: tuple[int, int] | None = None,
 ) -> dict[str, tuple[torch.Tensor, float]]:
     """Run every method on a volume in slice batches, timing each.
 
@@ -265,9 +266,10 @@ def reconstruct_volume(
         device: where the batches are reconstructed.
         batch_size: slices per call.
         coil_maps: the coil-map estimator (see :class:`EvalSettings`); None: ACS.
-        num_low_frequencies: the mask function's centre columns of a drawn mask (None for a
-            stored one), passed to methods with ``takes_num_low_frequencies`` (fastMRI's
-            VarNet reads its map band from it).
+        num_low_frequencies, acquired: for methods with ``fastmri_inputs`` (fastMRI's
+            released VarNet), what fastMRI's ``VarNetDataTransform`` gives it: a drawn mask's
+            centre columns (None for a stored mask), and the mask zeroed outside the acquired
+            columns ``[padding_left, padding_right)``.
 
     Returns:
         name -> (float32 (S, h, w) CPU reconstruction, seconds per slice).
@@ -293,10 +295,14 @@ def reconstruct_volume(
             _sync(device)
             t0 = time.perf_counter()
             maps = sens_maps if method.needs_sens_maps else None
-            extra = {}
-            if getattr(method, "takes_num_low_frequencies", False):
+            method_mask, extra = batch_mask, {}
+            if getattr(method, "fastmri_inputs", False):
                 extra["num_low_frequencies"] = num_low_frequencies
-            out = method(kspace, batch_mask, maps, crop_size, **extra)
+                if acquired is not None:
+                    method_mask = batch_mask.clone()
+                    method_mask[:, : acquired[0]] = False
+                    method_mask[:, acquired[1] :] = False
+            out = method(kspace, method_mask, maps, crop_size, **extra)
             _sync(device)
             seconds[name] += time.perf_counter() - t0 + (map_seconds if maps is not None else 0)
             outs[name].append(out.detach().float().cpu())
@@ -335,6 +341,7 @@ def evaluate_volume(
         batch_size=batch_size,
         coil_maps=coil_maps,
         num_low_frequencies=vmask.num_low_frequencies if vmask.source == "drawn" else None,
+        acquired=(info.padding_left, info.padding_right),
     )
     results = {}
     for name, (recon, sec) in recons.items():

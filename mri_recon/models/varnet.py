@@ -133,8 +133,8 @@ class VarNet(nn.Module):
             images over their RSS, and learns a correction end to end). Multi-coil only.
             ``fastmri``: fastMRI's released VarNet exactly (``mri-recon-import``): the map
             U-Net on fastMRI's band, ``num_low_frequencies`` columns when the caller gives
-            them (a drawn mask's; the evaluation passes them, see
-            :attr:`takes_num_low_frequencies`), else ``2 * min(left, right)`` sampled
+            them (a drawn mask's; the evaluation passes them, see :attr:`fastmri_inputs`),
+            else ``2 * min(left, right)`` sampled
             columns around ``W // 2``; on single-coil data too (maps ``x / |x|``).
         norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
             largest divisor of each channel count up to 32; an int must divide every level's
@@ -180,8 +180,9 @@ class VarNet(nn.Module):
             if (challenge == "multicoil" or maps == "fastmri") and maps != "acs"
             else None
         )
-        # the evaluation hands a drawn mask's num_low_frequencies to forward (fastMRI's rule)
-        self.takes_num_low_frequencies = maps == "fastmri"
+        # the evaluation gives it fastMRI's inputs: a drawn mask's num_low_frequencies, and
+        # the mask zeroed outside the acquired columns (VarNetDataTransform)
+        self.fastmri_inputs = maps == "fastmri"
         self.cascades = nn.ModuleList(
             VarNetBlock(NormUnet(chans, pools, norm, drop_prob, norm_groups))
             for _ in range(num_cascades)

@@ -25,16 +25,23 @@ from mri_recon.physics.masks import ColumnMaskFunc
 WIDTHS = (36, 41)
 
 
-def _data(root: Path, split_writer, challenge: str) -> Path:
-    split_writer(root, challenge=challenge, split="val", widths=WIDTHS, num_coils=3, height=48)
-    return root / f"{challenge}_val"
+def _data(root: Path, split_writer, challenge: str, split: str = "val") -> Path:
+    """Files with zero-padded columns outside [3, W - 3) (test files: stored masks that
+    sample some padded columns, which fastMRI's VarNetDataTransform unmarks)."""
+    split_writer(
+        root, challenge=challenge, split=split, widths=WIDTHS, num_coils=3, height=48,
+        padding_left=3,
+    )  # fmt: skip
+    return root / f"{challenge}_{split}"
 
 
-def _ours(root: Path, run_dir: Path, challenge: str, ckpt: Path) -> dict[str, np.ndarray]:
+def _ours(
+    root: Path, run_dir: Path, challenge: str, ckpt: Path, split: str = "val"
+) -> dict[str, np.ndarray]:
     settings = EvalSettings(
         root=root,
         challenge=challenge,
-        split="val",
+        split=split,
         mask_name="random_4x",
         mask_func=ColumnMaskFunc("random", [0.08], [4]),
         run_dir=run_dir,
@@ -91,9 +98,11 @@ def test_fastmri_unet_converts_and_matches_fastmris_inference(
     _close(ours, _theirs(folder, challenge, transform, run, tmp_path))
 
 
-@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+@pytest.mark.parametrize(
+    ("challenge", "split"), [("singlecoil", "val"), ("multicoil", "val"), ("multicoil", "test")]
+)
 def test_fastmri_varnet_converts_and_matches_fastmris_forward(
-    tmp_path, fastmri_split, challenge
+    tmp_path, fastmri_split, challenge, split
 ) -> None:
     torch.manual_seed(1)
     net = FastMRIVarNet(num_cascades=2, sens_chans=4, sens_pools=2, chans=6, pools=2).eval()
@@ -101,9 +110,13 @@ def test_fastmri_varnet_converts_and_matches_fastmris_forward(
     ckpt = convert(
         "fastmri-varnet", tmp_path / "varnet_state_dict.pt", tmp_path / "v.ckpt", challenge
     )
-    folder = _data(tmp_path / "data", fastmri_split, challenge)
-    ours = _ours(tmp_path / "data", tmp_path / "run", challenge, ckpt)
-    transform = VarNetDataTransform(mask_func=RandomMaskFunc([0.08], [4]), use_seed=True)
+    folder = _data(tmp_path / "data", fastmri_split, challenge, split)
+    ours = _ours(tmp_path / "data", tmp_path / "run", challenge, ckpt, split)
+    mask_func = RandomMaskFunc([0.08], [4]) if split == "val" else None  # test: the stored
+    transform = VarNetDataTransform(mask_func=mask_func, use_seed=True)
+    if split == "test":
+        with h5py.File(folder / "file1000001.h5") as hf:
+            assert hf["mask"][:3].any() or hf["mask"][-3:].any()  # a padded column marked
 
     def run(sample):  # fastMRI's VarNet forward with the mask function's num_low_frequencies
         kspace, mask = sample.masked_kspace, sample.mask
