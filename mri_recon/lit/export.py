@@ -48,8 +48,11 @@ class NormalizedImageNet(nn.Module):
         return self.net(x) * std + mean
 
 
-def describe(recon: nn.Module, source: str, shape: tuple[int, ...] | None) -> dict[str, Any]:
-    """What an exported file expects and returns (stored in the file)."""
+def describe(
+    recon: nn.Module, source: str, shape: tuple[int, ...] | None, crop_size: tuple[int, int]
+) -> dict[str, Any]:
+    """What an exported file expects and returns (stored in the file); ``shape`` and
+    ``crop_size``: a traced VarNet's k-space (B, C, H, W) and output (h, w)."""
     common = {"mri_recon_export": 1, "checkpoint": source, "method": recon.name}
     if isinstance(recon, ImageReconstructor):
         return {
@@ -73,8 +76,8 @@ def describe(recon: nn.Module, source: str, shape: tuple[int, ...] | None) -> di
             "mask": "bool (B, W): the sampled columns",
         },
         "outputs": {
-            "reconstruction": "float32 (B, h, w): root-sum-of-squares image cropped "
-            f"to {getattr(recon, 'export_crop', None)}, on the k-space's scale"
+            "reconstruction": f"float32 (B, h, w) = (B, {crop_size[0]}, {crop_size[1]}): the "
+            "root-sum-of-squares image, centre-cropped, on the k-space's scale"
         },
         "normalization": "none (the VarNet's U-Nets normalise their own inputs)",
         "traced": f"for masked_kspace {shape} only (the trace fixes the shapes)",
@@ -109,8 +112,7 @@ def export_checkpoint(
         module, shape = NormalizedImageNet(recon).eval(), None
     else:
         module, shape = _TracedVarNet(recon, crop_size).eval(), (1, *kspace_shape)
-        recon.export_crop = tuple(crop_size)
-    info = describe(recon, source, shape)
+    info = describe(recon, source, shape, tuple(crop_size))
     with atomic_path(out) as tmp, torch.no_grad():
         if fmt == "torchscript":
             _torchscript(module, shape, tmp, info)
