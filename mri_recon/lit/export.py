@@ -26,6 +26,7 @@ from mri_recon.lit.checkpoint import load_reconstructor
 from mri_recon.models.reconstructor import ImageReconstructor
 
 FORMATS = ("torchscript", "onnx")
+EXTERNAL_BYTES = 1 << 30  # ONNX weights above this go to an external data file
 VARNET_ONNX_REFUSAL = (
     "a VarNet cannot be exported to ONNX: its centred FFTs run on complex64 tensors, which "
     "ONNX (and torch.onnx) do not represent; use --format torchscript"
@@ -117,7 +118,7 @@ def export_checkpoint(
         if fmt == "torchscript":
             _torchscript(module, shape, tmp, info)
         else:
-            _onnx(module, recon, tmp, info)
+            _onnx(module, recon, tmp, info, str(out))
     return Path(out)
 
 
@@ -143,7 +144,9 @@ def _torchscript(module: nn.Module, shape: tuple | None, path: Path, info: dict)
     torch.jit.save(scripted, str(path), _extra_files={"mri_recon.json": json.dumps(info)})
 
 
-def _onnx(module: nn.Module, recon: ImageReconstructor, path: Path, info: dict) -> None:
+def _onnx(
+    module: nn.Module, recon: ImageReconstructor, path: Path, info: dict, out_name: str
+) -> None:
     import onnx  # the onnx extra
 
     side = 2**recon.net.num_pool_layers * 4
@@ -165,4 +168,8 @@ def _onnx(module: nn.Module, recon: ImageReconstructor, path: Path, info: dict) 
     for key, value in info.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    onnx.save(model, str(path))
+    # protobuf holds at most 2 GiB: larger weights (fastMRI's 256-channel U-Net is ~2 GB) go
+    # to <out>.data beside the model, which names it
+    external = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_BYTES
+    location = f"{Path(out_name).name}.data"
+    onnx.save(model, str(path), save_as_external_data=external, location=location)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import mri_recon.lit.export
 from mri_recon.lit.checkpoint import CHECKPOINT_KEY, NET_PREFIX, load_reconstructor
 from mri_recon.lit.export import VARNET_ONNX_REFUSAL, export_checkpoint
 from mri_recon.models.unet import Unet
@@ -47,8 +48,11 @@ def _assert_parity(out: np.ndarray, ref: np.ndarray) -> None:
     assert np.abs(out - ref).max() <= 1e-4 * (ref.max() - ref.min())
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_unet_export_matches_eager_at_any_size(tmp_path, fmt) -> None:
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "onnx-external"])
+def test_unet_export_matches_eager_at_any_size(tmp_path, fmt, monkeypatch) -> None:
+    if fmt == "onnx-external":  # weights too large for one protobuf: beside it, named by it
+        monkeypatch.setattr("mri_recon.lit.export.EXTERNAL_BYTES", 0)
+        fmt = "onnx"
     ckpt = _unet_ckpt(tmp_path)
     eager = load_reconstructor(ckpt)
     out = export_checkpoint(ckpt, fmt, tmp_path / f"unet.{fmt}")
@@ -63,6 +67,8 @@ def test_unet_export_matches_eager_at_any_size(tmp_path, fmt) -> None:
         import onnx
         import onnxruntime
 
+        external = tmp_path / "unet.onnx.data"
+        assert external.is_file() == (mri_recon.lit.export.EXTERNAL_BYTES == 0)
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         info = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
         assert json.loads(onnx.load(str(out)).doc_string)["inputs"]["image"] == info["inputs"] or (
