@@ -60,7 +60,10 @@ def config_error(
         return ConfigError(f"{group}.{unknown[1]}", "unknown key (not an argument of its _target_)")
     arg, sep, rest = reason.partition(": ")
     groups = groups or {}
-    if sep and (arg in groups or arg in groups.values()):
+    head, dot, tail = arg.partition(".")  # "optim._target_: ..." from the module that built it
+    if sep and (head in groups or head in groups.values()):
+        if dot:
+            return ConfigError(f"{groups.get(head, head)}.{tail}", rest)
         return config_error(cfg, groups.get(arg, arg), ValueError(rest))
     field = _field(cfg, group, arg) if sep else None
     if field:
