@@ -51,6 +51,15 @@ def test_predict_errors_are_one_line(tmp_path, fastmri_split, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: input: ") and "\n" not in err
     assert not (tmp_path / "o").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "file1000001.h5").write_bytes(b"not hdf5")
+    with pytest.raises(SystemExit) as exc:
+        predict.main([f"input={bad}", "device=cpu", f"hydra.run.dir={tmp_path / 'o1'}"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 1 and "\n" not in err
+    assert err.startswith(f"error: {bad / 'file1000001.h5'}: ")
+    assert not (tmp_path / "o1/reconstructions").exists()
     torch.save(FastMRIUnet(1, 1, 4, 2).state_dict(), tmp_path / "unet.pt")
     import_weights.main(["fastmri-unet", str(tmp_path / "unet.pt"), str(tmp_path / "sc.ckpt"),
                          "--challenge", "singlecoil"])  # fmt: skip
