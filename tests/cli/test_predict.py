@@ -11,7 +11,7 @@ import torch
 from fastmri.models import Unet as FastMRIUnet
 from fastmri.models import VarNet as FastMRIVarNet
 
-from mri_recon.cli import export, import_weights, predict
+from mri_recon.cli import export, import_weights, predict, replay
 
 
 def test_import_then_predict_a_folder_of_test_files(tmp_path, fastmri_split, capsys) -> None:
@@ -42,6 +42,8 @@ def test_import_then_predict_a_folder_of_test_files(tmp_path, fastmri_split, cap
     record = json.loads((out / "provenance.json").read_text())["segments"][-1]
     assert sorted(f["name"] for f in record["data"]["files"]) == [p.name for p in paths]
     assert [c["name"] for c in record["checkpoints"]] == ["fm.ckpt"]
+    replay.main([str(out), "--out", str(tmp_path / "again")])  # exit 0: reproduced
+    assert "replay:" in capsys.readouterr().out
 
 
 def test_predict_errors_are_one_line(tmp_path, fastmri_split, capsys) -> None:
