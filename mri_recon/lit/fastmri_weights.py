@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mri_recon.fileio import atomic_path
 from mri_recon.lit.checkpoint import CHECKPOINT_KEY, FORMAT_VERSION, NET_PREFIX, build_from_spec
@@ -136,23 +137,24 @@ def convert(
         net = build_from_spec(spec, where=str(path))
     except (KeyError, ValueError) as err:
         raise ValueError(f"{path}: not {kind} weights (cannot read its sizes: {err})") from None
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    # the only tensors fastMRI lacks are our instance norms' affine (kept at 1 and 0)
-    missing = [k for k in missing if not re.search(r"layers\.\d+\.(weight|bias)$", k)]
-    misshapen = [
-        k
-        for k, v in state.items()
-        if k in net.state_dict() and v.shape != net.state_dict()[k].shape
-    ]
+    expected = net.state_dict()
+    # the only tensors fastMRI lacks are our instance norms' affine (kept at scale 1, shift 0)
+    missing = [
+        k for k in expected
+        if k not in state and not isinstance(net.get_submodule(k.rpartition(".")[0]), nn.InstanceNorm2d)
+    ]  # fmt: skip
+    unexpected = [k for k in state if k not in expected]
+    misshapen = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     if missing or unexpected or misshapen:
         what = (missing and f"lacks {missing[0]}") or (
             unexpected and f"has an unknown {unexpected[0]}"
         )
         raise ValueError(f"{path}: not {kind} weights ({what or f'{misshapen[0]} is misshapen'})")
+    net.load_state_dict(state, strict=False, assign=True)  # the file's tensors, not copies
     prefix = "reconstructor." if kind == "fastmri-varnet" else NET_PREFIX
     source = hash_file(path)
     ckpt = {
-        "state_dict": {prefix + k: v.clone() for k, v in net.state_dict().items()},
+        "state_dict": {prefix + k: v for k, v in net.state_dict().items()},
         CHECKPOINT_KEY: {
             "format_version": FORMAT_VERSION,
             "net_spec": spec,

@@ -150,3 +150,16 @@ def test_sizes_come_from_the_tensors_and_wrong_files_are_one_line(tmp_path) -> N
     with pytest.raises(ValueError, match=r"^challenge: must be one of singlecoil, multicoil"):
         convert("fastmri-unet", tmp_path / "u.pt", tmp_path / "c.ckpt", "knee")
     assert not (tmp_path / "c.ckpt").exists()
+
+
+def test_a_missing_convolution_is_not_taken_for_a_norm(tmp_path) -> None:
+    state = FastMRIUnet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).state_dict()
+    del state["down_sample_layers.1.layers.4.weight"]
+    torch.save(state, tmp_path / "u.pt")
+    with pytest.raises(ValueError, match=r"lacks down_sample_layers\.1\.layers\.4\.weight\)$"):
+        convert("fastmri-unet", tmp_path / "u.pt", tmp_path / "c.ckpt")
+    state = FastMRIUnet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).state_dict()
+    state["conv.layers.0.weight"] = state["conv.layers.0.weight"][:, :3]
+    torch.save(state, tmp_path / "u.pt")
+    with pytest.raises(ValueError, match=r"conv\.layers\.0\.weight is misshapen\)$"):
+        convert("fastmri-unet", tmp_path / "u.pt", tmp_path / "c.ckpt")
