@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mri_recon.cli.config import config_dir
-from mri_recon.fileio import output_dir_problem
+from mri_recon.fileio import output_dir_problem, restored_on_failure
 
 CONFIG_EXIT = 2  # a bad command line or config value
 DATA_EXIT = 1  # bad input data or another ValueError raised by the task
@@ -167,7 +167,8 @@ def job_config(cfg: DictConfig, run_dir: str | os.PathLike, job_num: int = 0) ->
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` whose ConfigError and Hydra/OmegaConf errors exit 2, and other ValueErrors
-    (``DataError``: the message names the file) exit 1, with one line."""
+    (``DataError``: the message names the file) and OSErrors (disk full) exit 1, with one
+    line."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
@@ -182,15 +183,24 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{key}: {msg}" if key else msg, CONFIG_EXIT)
         except ValueError as exc:
             fail(exc, DATA_EXIT)
+        except OSError as exc:  # disk full, a folder turned read-only: the path and why
+            fail(f"{exc.filename or 'an output'}: {exc.strerror or exc}", DATA_EXIT)
 
     return wrapper
 
 
-def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> None:
+def _before_hydra(args: argparse.Namespace, config_name: str, precheck: Any) -> str | None:
     cfg = precompose(config_name, args.overrides, args.multirun)
     run_dir = check_output_dir(cfg, args.multirun)
     if precheck is not None and not args.multirun and run_dir is not None:
         precheck(job_config(cfg, run_dir))
+    return None if args.multirun else run_dir
+
+
+def _hydra_output_dir() -> str | None:
+    """The run directory Hydra used (a ``${now:}`` in it may be a second later than composed)."""
+    cfg = HydraConfig.instance().cfg
+    return OmegaConf.select(cfg, "hydra.runtime.output_dir") if cfg is not None else None
 
 
 def run_hydra_main(
@@ -211,10 +221,13 @@ def run_hydra_main(
         except argparse.ArgumentError:
             args = None  # Hydra's own parser reports it
         asks = args and (args.help or args.hydra_help or args.version or args.info)
+        run_dir = None
         if args and not (asks or args.shell_completion or args.config_path
                          or args.config_name or args.config_dir):  # fmt: skip
-            guarded(_before_hydra)(args, config_name, precheck)
-        app(guarded(task_fn))()
+            run_dir = guarded(_before_hydra)(args, config_name, precheck)
+        # a failed task leaves an existing run's .hydra/ and log as they were, no new folder
+        with restored_on_failure(run_dir, _hydra_output_dir):
+            app(guarded(task_fn))()
     finally:
         sys.argv = saved
         # leave no Hydra state behind for the next in-process run (tests, notebooks)

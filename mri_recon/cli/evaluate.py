@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -143,8 +144,8 @@ def evaluate(cfg: DictConfig) -> EvalReport:
     """
     settings, methods = settings_and_methods(cfg)
     record = run_record(cfg)
-    report = run_evaluation(settings, methods)
-    record.finish_eval(settings, report)  # provenance.json
+    # provenance.json is staged and published with the outputs it describes
+    report = run_evaluation(settings, methods, record=partial(record.finish_eval, settings))
     print(report.markdown, flush=True)
     print(f"outputs: {settings.run_dir}", flush=True)
     return report

@@ -13,6 +13,7 @@ line per volume, the outputs published all together, ``provenance.json``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -65,10 +66,8 @@ def predict(cfg: DictConfig) -> EvalReport:
         run_dir=Path(str(cfg.paths.output_dir)),
     )
     methods = build_methods(cfg, names, settings.device, checkpoints)
-    record = run_record(cfg)
-    report = run_predict(settings, methods, selection)
-    record.finish_eval(settings, report)  # provenance.json
-    return report
+    record = run_record(cfg)  # provenance.json, staged and published with the outputs
+    return run_predict(settings, methods, selection, record=partial(record.finish_eval, settings))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

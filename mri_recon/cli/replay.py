@@ -23,9 +23,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon import runinfo
 from mri_recon.cli.config import config_dir
 from mri_recon.cli.errors import CONFIG_EXIT, DATA_EXIT, ConfigError, fail
-from mri_recon.runinfo import RECORD_NAME, RecordError, check_manifest, last_completed, read_record
+from mri_recon.runinfo import RECORD_NAME, RecordError
 from mri_recon.runinfo.compare import KEYS, TABLES, compare_tables
 
 DIFFERS_EXIT = 3
@@ -54,6 +55,7 @@ def replay_eval(segment: dict[str, Any], out: Path) -> None:
             cfg.evaluation = OmegaConf.to_container(compose("eval").evaluation)
         cfg.evaluation.mask_name = segment["hydra"]["choices"]["mask"]
     cfg.paths.output_dir = str(out)
+    cfg.data.root = cfg.evaluation.root = runinfo.resolved_root(segment)
     cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
     evaluate(cfg)  # resolved: the mask's name (Hydra's choice) is recorded as it was
 
@@ -70,6 +72,8 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
         raise RecordError("the run validated in-memory weights, no checkpoint: nothing to replay")
     cfg: DictConfig = OmegaConf.create(segment["config"])
     cfg.paths.output_dir = str(out)
+    cfg.data.root = runinfo.resolved_root(segment)
+    path = runinfo.replay_inputs("train", segment)[-1]["path"]  # relative to the recorded cwd
     set_torch_threads(cfg)
     datamodule = build_group(cfg, "data", mask_func=build_group(cfg, "mask"))
     module = build_module(cfg)
@@ -80,12 +84,10 @@ def replay_train(segment: dict[str, Any], out: Path) -> None:
             strategy="auto", accelerator=accelerator, default_root_dir=str(out),
             enable_progress_bar=False, enable_model_summary=False,
         )  # fmt: skip
-        results = trainer.validate(
-            module, datamodule=datamodule, ckpt_path=ckpt["path"], verbose=False
-        )
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=path, verbose=False)
     metrics = {k: float(v) for r in results for k, v in r.items()}
     volumes = list(getattr(module, "last_val_table", []) or [])
-    RunResult(metrics, volumes, checkpoint=ckpt["path"]).write(out)
+    RunResult(metrics, volumes, checkpoint=path).write(out)
 
 
 def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
@@ -96,17 +98,16 @@ def replay(run_dir: Path, out: Path | None = None) -> tuple[list[str], bool]:
         RecordError: no usable record (exit 2 from the CLI).
         ValueError: an input file missing or changed, or a data error (exit 1).
     """
-    record = read_record(run_dir)
-    segment = last_completed(record, str(run_dir / RECORD_NAME))
-    inputs = [*(segment.get("data") or {}).get("files", []), *segment.get("checkpoints", [])]
-    validated = (segment.get("outputs") or {}).get("validated_checkpoint")
-    check_manifest([*inputs, *([validated] if validated else [])])
-    kind = record["kind"]
-    recorded = run_dir / TABLES[kind]
-    if not recorded.is_file():
-        raise RecordError(f"{recorded}: the recorded table is missing")
     out = Path(out) if out is not None else run_dir / "replay"
-    (replay_eval if kind == "eval" else replay_train)(segment, out)
+    try:
+        kind, segment = runinfo.replay_segment(run_dir, out)
+        if not (recorded := run_dir / TABLES[kind]).is_file():
+            raise RecordError(f"{recorded}: the recorded table is missing")
+        (replay_eval if kind == "eval" else replay_train)(segment, out)
+    except (KeyError, AttributeError, TypeError) as err:  # a tampered record
+        raise RecordError(
+            f"{run_dir / RECORD_NAME}: malformed ({type(err).__name__} {err})"
+        ) from None
     return compare_tables(recorded, out / TABLES[kind], KEYS[kind])
 
 
@@ -122,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(err, CONFIG_EXIT)
     except ValueError as err:  # a changed input file, a DataError
         fail(err, DATA_EXIT)
+    except OSError as err:  # disk full
+        fail(f"{err.filename or args.out}: {err.strerror or err}", DATA_EXIT)
     for line in lines:
         print(f"replay: {line}", flush=True)
     if not ok:

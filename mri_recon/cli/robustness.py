@@ -8,7 +8,7 @@
 config plus ``grid``): it checks the grid and the methods as ``mri-recon-eval`` does (one-line
 errors naming the field, before anything is written), builds the methods once, and runs
 :func:`mri_recon.evaluation.grid.run_grid` (the evaluation loop per cell; finished cells are
-skipped on a rerun).
+reused on a rerun while the checkpoints and data files they were computed from are unchanged).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
     settings, methods = settings_and_methods(cfg)
     keys = ("data", "methods", "ckpt_path", "checkpoints", "tv", "coils")
     fingerprint = {k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in keys}
-    rows = run_grid(settings, methods, cells, fingerprint)
+    names, named = check_methods(cfg)
+    ckpts = [*([str(cfg.ckpt_path)] if "unet" in names else []), *named.values()]
+    rows = run_grid(settings, methods, cells, fingerprint, checkpoints=ckpts)
     print((settings.run_dir / "grid.md").read_text(), flush=True)
     print(f"outputs: {settings.run_dir}", flush=True)
     return rows

@@ -5,7 +5,7 @@ write anything, and ``mri-recon-data check`` calls it on every file it lists, so
 agree on what is bad. ``prescan="header"`` validates layout, header, attrs and shapes
 (:func:`~mri_recon.data.fastmri.read_volume_info`); ``"full"`` also reads every slice for
 NaN/Inf (:func:`~mri_recon.data.fastmri.check_values`). A clean value scan is remembered
-per (resolved path, size, mtime) in :func:`cache_dir`, never next to the data (inputs are
+per (resolved path, size, mtime, inode change time, inode, device) in :func:`cache_dir`, never next to the data (inputs are
 read-only), so a second run on unchanged files costs a header read. One small JSON file per
 volume: concurrent runs (DDP ranks, multirun jobs) never lose each other's entries.
 """
@@ -42,14 +42,32 @@ def cache_dir() -> Path:
     return Path(xdg) / "mri_recon"
 
 
+def stat_key(path: str | os.PathLike) -> dict:
+    """What identifies a file's content without reading it: resolved path, size, mtime,
+    inode change time (``utime``, ``touch -d``, ``cp -p`` and ``rsync -a`` cannot set it;
+    every write moves it), inode and device.
+
+    Raises:
+        OSError: the file cannot be stat'ed.
+    """
+    real = Path(path).resolve()
+    st = real.stat()
+    return {
+        "path": str(real),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+        "device": st.st_dev,
+    }
+
+
 def _entry(path: Path) -> tuple[Path, dict] | None:
     """(cache file, key) of a volume as it is now; None if it cannot be stat'ed."""
     try:
-        real = path.resolve()
-        st = real.stat()
+        key = {**stat_key(path), "v": SCAN_VERSION}
     except OSError:
         return None
-    key = {"path": str(real), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "v": SCAN_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return cache_dir() / "prescan" / f"{digest}.json", key
 
@@ -63,7 +81,7 @@ def _known_clean(entry: Path, key: dict) -> bool:
 
 def scan_values(info: VolumeInfo, rescan: bool = False) -> None:
     """:func:`~mri_recon.data.fastmri.check_values` unless a clean scan of the file as it is
-    now (same resolved path, size and mtime) is cached; a clean scan is cached.
+    now (same resolved path, size, mtime, ctime, inode and device) is cached; a clean scan is cached.
 
     Raises:
         DataError: the first NaN/Inf (slice and key), or an unreadable slice.

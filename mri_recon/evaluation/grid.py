@@ -4,12 +4,16 @@ A cell is one :class:`~mri_recon.physics.masks.ColumnMaskFunc` (one mask type, o
 acceleration R, centre fraction ``0.32 / R`` unless given); each cell is one run of the
 evaluation loop (:func:`~mri_recon.evaluation.run.run_evaluation`, per-file masks, the same
 volumes), its outputs in ``cells/<cell>/`` (no reconstructions). A finished cell writes
-``cells/<cell>.csv`` atomically, last; a rerun skips the cells that have one, so a run that
-was killed loses at most the cell in progress, and ``grid.csv`` is always assembled from the
-cell files, so a resumed grid equals an uninterrupted one; ``grid.csv``, ``grid.md`` and
+``cells/<cell>.csv`` atomically, last, after ``cells/<cell>.inputs.json`` (the settings, the
+checkpoints' hashes and the volumes' identities); a rerun skips the cells that have both, with
+the same inputs, and computes again those whose checkpoint or data files changed, so a run
+that was killed loses at most the cell in progress and one grid never mixes two models or
+two datasets. ``grid.csv`` is always assembled from the cell files, so a resumed grid equals
+an uninterrupted one; ``grid.csv``, ``grid.md`` and
 ``figures/`` are published together (:class:`~mri_recon.evaluation.outputs.Staging`), so a
 failed or killed run leaves the previous ones whole. The volumes are selected and checked
-once, for every cell. ``cells/settings.json`` holds
+once, for every cell; files with stored masks (the test split) are refused, since no mask
+axis of the grid can apply to them. ``cells/settings.json`` holds
 what the cells depend on besides the cell itself (methods, data, coil maps); a rerun with
 other settings in the same directory is an error, not a mix.
 """
@@ -26,11 +30,14 @@ import numpy as np
 
 from mri_recon.checks import number, one_of
 from mri_recon.contract import Reconstructor
+from mri_recon.data.fastmri import DataError
+from mri_recon.data.prescan import stat_key
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv
 from mri_recon.metrics.stats import describe
 from mri_recon.physics.masks import MASK_TYPES, ColumnMaskFunc
+from mri_recon.runinfo.hashing import hash_file
 from mri_recon.viz.figures import grid_heatmap, grid_lines, save_figure
 
 CENTER_BAND = 0.32  # a cell's centre fraction is CENTER_BAND / R (fastMRI: 0.08 at 4x)
@@ -67,12 +74,19 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """``<mask_type>_<R>x_cf<center_fraction>``, e.g. ``poisson_8x_cf0.04``."""
-        return f"{self.mask_type}_{self.acceleration:g}x_cf{self.center_fraction:g}"
+        """``<mask_type>_<R>x_cf<center_fraction>``, e.g. ``poisson_8x_cf0.04``; numbers are
+        exact (``4.000001x``), so two cells never share a name."""
+        return f"{self.mask_type}_{_exact(self.acceleration)}x_cf{_exact(self.center_fraction)}"
 
     def mask_func(self) -> ColumnMaskFunc:
         """The cell's mask function (the type's default density settings)."""
         return ColumnMaskFunc(self.mask_type, [self.center_fraction], [self.acceleration])
+
+
+def _exact(value: float) -> str:
+    """``value`` short (``%g``) where that is exact, else in full (``repr``)."""
+    short = f"{value:g}"
+    return short if float(short) == float(value) else repr(float(value))
 
 
 def grid_cells(
@@ -129,11 +143,32 @@ def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
     write_atomic(path, text)
 
 
+def _inputs_key(infos: Sequence[Any], checkpoints: Sequence[str | Path]) -> dict[str, Any]:
+    """What a cell's numbers were computed from besides the settings: every checkpoint's
+    sha256 and every selected volume's :func:`~mri_recon.data.prescan.stat_key` (a content
+    change moves its ctime; the data are not read again)."""
+    return {
+        "checkpoints": {str(p): hash_file(p)["hash"] for p in checkpoints},
+        "data": {info.fname: stat_key(info.path) for info in infos},
+    }
+
+
+def _by_width(widths: Mapping[str, int]) -> list[tuple[str, int]]:
+    """One (fname, width) per distinct width."""
+    return list({w: (f, w) for f, w in sorted(widths.items(), reverse=True)}.values())
+
+
+def _cell_is_current(done: Path, key_path: Path, key: str) -> bool:
+    """A finished cell (its CSV exists) computed from these inputs."""
+    return done.is_file() and key_path.is_file() and key_path.read_text() == key
+
+
 def run_grid(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
     cells: Sequence[Cell],
     fingerprint: Mapping[str, Any],
+    checkpoints: Sequence[str | Path] = (),
 ) -> list[dict[str, Any]]:
     """Evaluate ``methods`` on every cell (skipping finished ones) and write the grid outputs
     into ``settings.run_dir``: ``grid.csv``, ``grid.md``, ``figures/grid_ssim_<method>.png``,
@@ -143,21 +178,46 @@ def run_grid(
         settings: the evaluation settings of every cell (its mask and run dir are replaced).
         methods: name -> reconstructor.
         cells: from :func:`grid_cells`.
-        fingerprint: JSON-ready description of what the cells depend on besides the cell.
+        fingerprint: JSON-ready description of what the cells depend on besides the cell
+            (a rerun with another one is refused).
+        checkpoints: the methods' checkpoint files. A finished cell is reused only when its
+            ``cells/<cell>.inputs.json`` (the fingerprint, these files' hashes and the
+            volumes' identities) equals this run's; otherwise it is computed again.
 
     Returns:
         The ``grid.csv`` rows: one per cell x method x volume.
+
+    Raises:
+        DataError: the selected files carry stored masks (test split): no mask axis applies.
     """
     out = settings.run_dir
     # the volumes, selected and checked once for every cell before anything is written
     volumes = iter_volumes(settings)
+    stored = [info for info in volumes.infos if info.mask is not None]
+    if stored:
+        raise DataError(
+            stored[0].path,
+            f"carries its stored mask ({settings.split} split): the grid's mask types and "
+            "accelerations cannot apply to it; run the grid on val (or train)",
+        )
     selection = (volumes.infos, volumes.skipped)
     widths = {info.fname: info.image_shape[1] for info in volumes.infos}  # for the true R
-    _check_settings(out / "cells", {**fingerprint, "methods": list(methods)})
+    for cell, (fname, width) in ((c, w) for c in cells for w in _by_width(widths)):
+        if not cell.mask_func()(width, seed=0).mask.any():  # before anything is written
+            raise ValueError(
+                f"accelerations: {cell.acceleration:g} (centre fraction "
+                f"{cell.center_fraction:g}) samples no column of {fname}'s {width}"
+            )
+    fingerprint = {**fingerprint, "methods": list(methods)}
+    key = {"settings": fingerprint, **_inputs_key(volumes.infos, checkpoints)}
+    key_text = json.dumps(key, indent=2, sort_keys=True, default=str) + "\n"
+    _check_settings(out / "cells", fingerprint)
     rows: list[dict[str, Any]] = []
     for cell in cells:
         done = out / "cells" / f"{cell.name}.csv"
-        if not done.is_file():
+        key_path = out / "cells" / f"{cell.name}.inputs.json"
+        if not _cell_is_current(done, key_path, key_text):
+            done.unlink(missing_ok=True)  # unfinished until its inputs and rows are written
             cell_settings = replace(
                 settings,
                 mask_name=cell.name,
@@ -177,6 +237,7 @@ def run_grid(
                 }
                 for row in report.rows
             ]
+            write_atomic(key_path, key_text)
             write_csv(done, cell_rows, GRID_COLUMNS)  # last: the cell is finished
         rows.extend(read_csv(done, _TYPES))
     boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}

@@ -82,15 +82,18 @@ def predict(
     methods: Mapping[str, object],
     selection: tuple[list[VolumeInfo], list[SkippedFile]],
     log: Callable[[str], None] = tqdm.write,
+    record: Callable[[EvalReport, Path], None] | None = None,
 ) -> EvalReport:
     """Reconstruct the selected files with every method and publish the outputs into
-    ``settings.run_dir`` (all or nothing); ``log`` gets one line per volume and the total."""
+    ``settings.run_dir`` (all or nothing; ``record`` stages ``provenance.json`` with them,
+    see :func:`~mri_recon.evaluation.run.run_evaluation`); ``log`` gets one line per volume
+    and the total."""
     start = time.perf_counter()
 
     def on_volume(info, vmask, results) -> None:
         log(volume_line(info, vmask, results))
 
-    report = run_evaluation(settings, methods, selection, on_volume=on_volume)
+    report = run_evaluation(settings, methods, selection, record=record, on_volume=on_volume)
     log(
         f"{len(report.masks)} volumes x {len(methods)} methods in "
         f"{time.perf_counter() - start:.1f} s -> {settings.run_dir}"

@@ -220,10 +220,13 @@ class RunRecord:
         )
         replace_last_segment(self.run_dir, self.segment)
 
-    def finish_eval(self, settings: EvalSettings, report: EvalReport) -> None:
+    def finish_eval(
+        self, settings: EvalSettings, report: EvalReport, into: Path | None = None
+    ) -> None:
         """Complete and write the segment: the evaluated (and skipped) volumes hashed, the
         input checkpoints hashed, each volume's mask as the report carries it (the mask
-        that was scored), resources and the outputs."""
+        that was scored), resources and the outputs. ``into``: the staging folder of the
+        outputs (the record is published with them, as one set), else the run directory."""
         if not self.enabled:
             return
         first = report.rows[0]["method"]
@@ -237,4 +240,4 @@ class RunRecord:
         ckpts += [p for m, p in (config.get("checkpoints") or {}).items() if m in methods]
         self.segment.update(eval_fields(settings, report, ckpts))
         self._finish(resources, {"table": "per_volume.csv", "summary": "summary.md"})
-        append_segment(self.run_dir, "eval", self.segment)
+        append_segment(self.run_dir, "eval", self.segment, into)

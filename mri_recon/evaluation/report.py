@@ -48,8 +48,31 @@ _FORMATS = {"nmse": ".4g", "psnr": ".2f", "ssim": ".4f", TIMING: ".3g"}
 
 
 def scored_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The image metrics every row has a number for (none on the test split)."""
-    return [m for m in METRICS if rows and all(_finite(r.get(m)) for r in rows)]
+    """The image metrics some row has a finite number for (none on the test split): one
+    volume without a value never removes a metric from the summary."""
+    return [m for m in METRICS if any(_finite(r.get(m)) for r in rows)]
+
+
+def missing_values(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, int]:
+    """Per metric, how many rows have no finite value (left out of its means)."""
+    counts = {m: sum(not _finite(r.get(m)) for r in rows) for m in metrics}
+    return {m: n for m, n in counts.items() if n}
+
+
+def _per_metric(
+    summary_fn: Any, rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], **kwargs: Any
+) -> list[dict[str, Any]]:
+    """``summary_fn(rows, metrics)`` (``summarize``/``paired_differences``) with each metric
+    taken over the rows that have a finite value of it; a group without one gets None."""
+    entries = summary_fn(rows, [], **kwargs)
+    labels = [k for k in entries[0] if k != "n"] if entries else []
+    index = {tuple(e[k] for k in labels): e for e in entries}
+    for m in metrics:
+        for e in index.values():
+            e.setdefault(m, None)
+        for sub in summary_fn([r for r in rows if _finite(r.get(m))], [m], **kwargs):
+            index[tuple(sub[k] for k in labels)][m] = sub[m]
+    return entries
 
 
 def _finite(value: Any) -> bool:
@@ -87,10 +110,10 @@ def build_summary(
     """
     metrics = scored_metrics(rows)
     boot = {"confidence": confidence, "num_resamples": num_resamples, "seed": seed}
-    entries = summarize(rows, [*metrics, TIMING], **boot)
+    entries = _per_metric(summarize, rows, [*metrics, TIMING], **boot)
     methods = {r["method"] for r in rows}
     paired = (
-        paired_differences(rows, metrics, reference=reference, **boot)
+        _per_metric(paired_differences, rows, metrics, reference=reference, **boot)
         if metrics and reference in methods
         else []
     )
@@ -98,6 +121,7 @@ def build_summary(
         "run": dict(run),
         "num_volumes": len({r["fname"] for r in rows}),
         "metrics": metrics,
+        "missing": missing_values(rows, metrics),
         "bootstrap": boot,
         "reference": reference,
         "summary": _jsonable(entries),
@@ -107,7 +131,9 @@ def build_summary(
     return summary, entries, paired
 
 
-def _cell(iv: Interval, metric: str) -> str:
+def _cell(iv: Interval | None, metric: str) -> str:
+    if iv is None:
+        return "–"
     f = _FORMATS[metric]
     std = "" if math.isnan(iv.std) else f" ± {iv.std:{f}}"
     return f"{iv.mean:{f}}{std} [{iv.ci_low:{f}}, {iv.ci_high:{f}}]"
@@ -144,6 +170,12 @@ def summary_markdown(summary: Mapping[str, Any], entries: list[dict], paired: li
     ]
     if not metrics:
         out += ["", "No targets in this split: reconstructions and timings only."]
+    for metric, count in summary.get("missing", {}).items():
+        out += [
+            "",
+            f"{_LABELS[metric]}: no finite value in {count} (volume, method) row(s), "
+            "left out of its means (the interval's n counts the rest).",
+        ]
     if paired:
         ref = summary.get("reference", REFERENCE)
         heading = f"## Paired differences against {ref} (method − {ref}, per volume)"

@@ -13,6 +13,7 @@ the maps (it is part of what that method costs per slice).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,14 +27,16 @@ from tqdm.auto import tqdm
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
+from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.dicom import write_dicom_series
-from mri_recon.evaluation.outputs import Staging, write_nifti, write_reconstruction
+from mri_recon.evaluation.outputs import OUTPUTS, Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
+from mri_recon.runinfo import RECORD_NAME
 from mri_recon.viz.figures import comparison_figure, save_figure
 
 EXPORTS = ("nifti", "dicom")
@@ -347,9 +350,43 @@ def evaluate_volume(
     for name, (recon, sec) in recons.items():
         metrics = None
         if volume.target is not None:
-            metrics = volume_metrics(volume.target.numpy(), recon.numpy())
+            metrics = score_volume(info, name, volume.target.numpy(), recon.numpy())
+        else:  # nothing to score against: a non-finite image is still never published
+            check_finite(info.path, f"the {name} reconstruction", recon.numpy())
         results[name] = MethodOutput(recon, sec, metrics)
     return results
+
+
+def score_volume(
+    info: VolumeInfo,
+    method: str,
+    target: Any,
+    recon: Any,
+    max_value: float | None = None,
+    first_slice: int = 0,
+) -> dict[str, float]:
+    """:func:`~mri_recon.metrics.image.volume_metrics` of one method's reconstruction of
+    (some slices of) a volume, which stops rather than let a NaN through.
+
+    Args:
+        info: the volume (its path names it in an error).
+        method: the method's name.
+        target, recon: float32 (s, h, w) numpy arrays.
+        max_value: the data range (default: the target's max).
+        first_slice: the volume slice index of ``target[0]`` (for the message).
+
+    Raises:
+        DataError: ``<path>: <what> has NaN or Inf values (first in slice N)`` for a
+            non-finite target or reconstruction, or a NaN metric (naming the slices scored).
+    """
+    check_finite(info.path, info.target_key or "target", target, first_slice)
+    check_finite(info.path, f"the {method} reconstruction", recon, first_slice)
+    metrics = volume_metrics(target, recon, max_value)
+    bad = [k for k, v in metrics.items() if math.isnan(v)]
+    if bad:
+        last = first_slice + len(target) - 1
+        raise DataError(info.path, f"{method}: {bad[0]} is NaN (slices {first_slice}-{last})")
+    return metrics
 
 
 def _rows(
@@ -385,14 +422,17 @@ def _rows(
 
 
 def check_exportable(infos: Sequence[VolumeInfo], export: Sequence[str]) -> None:
-    """DataError naming the first volume whose header has no reconSpace field of view, when
-    ``export`` (formats) needs the voxel size; before anything is written."""
+    """DataError naming the first volume whose header has no usable reconSpace field of view
+    and matrix size (finite, > 0), when ``export`` (formats) needs the voxel size; before
+    anything is written."""
     for info in infos if export else ():
-        if info.voxel_size_mm is None:
+        fov, size = info.recon_fov_mm, info.recon_size
+        if fov is None or not all(0 < v < math.inf for v in (*fov, *size)):
             raise DataError(
                 info.path,
-                "ismrmrd_header has no encoding/reconSpace/fieldOfView_mm "
-                f"(export={','.join(export)} needs it for the voxel size)",
+                f"ismrmrd_header encoding/reconSpace/fieldOfView_mm {fov} and matrixSize "
+                f"{tuple(size)} must be finite and > 0 (export={','.join(export)} needs the "
+                "voxel size)",
             )
 
 
@@ -443,6 +483,7 @@ def run_evaluation(
     settings: EvalSettings,
     methods: Mapping[str, Reconstructor],
     selection: Selection | None = None,
+    record: Callable[[EvalReport, Path], None] | None = None,
     on_volume: Callable[[VolumeInfo, VolumeMask, Mapping[str, MethodOutput]], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
@@ -456,6 +497,9 @@ def run_evaluation(
         settings: the run.
         methods: name -> reconstructor (at least one).
         selection: ``(infos, skipped)`` already selected (see :class:`EvalVolumes`).
+        record: with ``settings.provenance``, ``record(report, folder)`` writes
+            ``provenance.json`` into ``folder`` (the staging folder) before anything is
+            published, so the record and the outputs it describes are published together.
         on_volume: called after each volume with its info, mask and results (e.g. a log
             line per volume).
 
@@ -472,7 +516,8 @@ def run_evaluation(
     masks: dict[str, VolumeMask] = {}
     paths: dict[str, Path] = {}
     num_figures = 0
-    with Staging(s.run_dir) as staging:
+    outputs = (*OUTPUTS, RECORD_NAME) if s.provenance and record else OUTPUTS
+    with Staging(s.run_dir, outputs) as staging:
         for info, volume, vmask in volumes:
             results = evaluate_volume(
                 volume,
@@ -510,5 +555,8 @@ def run_evaluation(
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
         skipped = volumes.skipped
         summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
-        files = staging.publish()
-    return EvalReport(rows, summary, markdown, skipped, files, masks, paths)
+        report = EvalReport(rows, summary, markdown, skipped, [], masks, paths)
+        if RECORD_NAME in outputs:
+            record(report, staging.root)
+        report.files = staging.publish()
+    return report

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from mri_recon.contract import Reconstructor
-from mri_recon.evaluation.run import EvalSettings, iter_volumes, reconstruct_volume
-from mri_recon.metrics.image import METRICS, volume_metrics
+from mri_recon.evaluation.run import EvalSettings, iter_volumes, reconstruct_volume, score_volume
+from mri_recon.metrics.image import METRICS
 from mri_recon.physics.masks import apply_mask
 
 CURVE_COLUMNS = ("lam", "ssim", "psnr", "nmse", "seconds_per_slice", "num_volumes", "num_slices")
@@ -38,6 +38,9 @@ def sweep(
     Returns:
         One dict per volume and lambda: ``fname, lam, nmse, psnr, ssim, seconds_per_slice,
         num_slices``. Metrics use the whole target volume's max.
+
+    Raises:
+        DataError: a non-finite target, reconstruction or metric (file and slice named).
     """
     named = {f"{lam!r}": method for lam, method in methods.items()}
     rows = []
@@ -57,7 +60,10 @@ def sweep(
         )
         for lam in methods:
             recon, seconds = recons[f"{lam!r}"]
-            metrics = volume_metrics(target, recon.numpy(), max_value=max_value)
+            # a NaN anywhere stops here, naming file and slice: never a lambda from a NaN curve
+            metrics = score_volume(
+                info, f"lam={lam!r}", target, recon.numpy(), max_value, keep.start
+            )
             row = {"fname": info.fname, "lam": lam, **metrics, "seconds_per_slice": seconds}
             rows.append({**row, "num_slices": target.shape[0]})
     return rows

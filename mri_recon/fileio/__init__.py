@@ -12,6 +12,7 @@ from mri_recon.fileio.atomic import (
     write_atomic,
     write_csv,
 )
+from mri_recon.fileio.rundir import restored_on_failure
 
 __all__ = [
     "OutputError",
@@ -19,6 +20,7 @@ __all__ = [
     "make_temp_dir",
     "output_dir_problem",
     "read_csv",
+    "restored_on_failure",
     "umask_mode",
     "write_atomic",
     "write_csv",

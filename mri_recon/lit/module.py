@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytorch_lightning as pl
@@ -41,6 +41,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from mri_recon.checks import boolean, integer, one_of, positive_int
 from mri_recon.contract import CropWindows, Loss, LossTerms, TrainingBatch, check_inputs
+from mri_recon.data.h5 import DataError
 from mri_recon.lit.callbacks import comparison_row, log_image_rows
 from mri_recon.lit.checkpoint import (
     CHECKPOINT_KEY,
@@ -186,6 +187,8 @@ class ReconModule(pl.LightningModule):
         terms = self._terms(batch, crop)
         with self._float32():
             loss = self.loss(terms)
+        if not torch.isfinite(loss.detach()).item():
+            _stop_non_finite(batch, f"the training loss is {loss.item()}", terms.pred, terms.ref)
         # The per-step curve keeps the plain key `train/loss` (the interface the loggers and
         # scripts/compare_runs.py read); the epoch mean is logged under its own name.
         n = terms.pred.shape[0]
@@ -211,6 +214,8 @@ class ReconModule(pl.LightningModule):
         recon = terms.recon  # (B, h, w)
         with self._float32():
             loss = self.loss(terms)
+            if not (torch.isfinite(loss.detach()) & torch.isfinite(recon.detach()).all()).item():
+                _stop_non_finite(batch, "validation is not finite", recon, batch["target"])
             self._val_records.extend(
                 slice_stats(
                     batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
@@ -281,6 +286,21 @@ class ReconModule(pl.LightningModule):
             "net_prefix": self._net_prefix,
             "name": self.reconstructor.name,
         }
+
+
+def _stop_non_finite(batch: dict[str, Any], what: str, *tensors: torch.Tensor) -> NoReturn:
+    """Raise DataError ``<fname> slice <n>: <what> (...)`` naming the first slice of the
+    batch whose target or prediction (B, ...) is not finite (else the first slice): a NaN
+    must stop training before a checkpoint is written, not be averaged into the curves."""
+    finite = torch.ones(len(batch["fname"]), dtype=torch.bool)
+    for t in (batch["target"], *tensors):
+        finite &= torch.isfinite(t.detach().reshape(t.shape[0], -1)).all(dim=1).cpu()
+    i = int(torch.argmin(finite.to(torch.uint8)))
+    slice_num = int(batch["slice_num"][i])
+    raise DataError(
+        f"{batch['fname'][i]} slice {slice_num}: {what} (NaN or Inf in its input, target or "
+        "prediction; check the file with mri-recon-data check --rescan)"
+    )
 
 
 def _check_arguments(

@@ -47,7 +47,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class RunCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that writes ``last.ckpt`` after every validation and keeps its
-    best-checkpoint tracking when the run directory moved; arguments as ModelCheckpoint's."""
+    best-checkpoint tracking when the run directory moved; arguments as ModelCheckpoint's.
+
+    At the end of fit ``last.ckpt`` is written once more, carrying the last epoch's
+    ``train/*`` metrics (:attr:`train_metrics`): a run killed during its final validation or
+    final writes resumes with nothing left to train, and still reports them as the
+    uninterrupted run does.
+    """
+
+    train_metrics: dict[str, float] = {}  # noqa: RUF012 (replaced, never mutated)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fresh = {}
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("train/") and isinstance(value, torch.Tensor) and value.numel() == 1:
+                fresh[key] = float(value.item())
+        self.train_metrics = fresh or dict(self.train_metrics)  # a resume with no step left
+        # every rank calls it (a collective); last_model_path is the same on every rank
+        if self.save_last and self.last_model_path:
+            trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
+
+    def state_dict(self) -> dict[str, Any]:
+        """ModelCheckpoint's state plus :attr:`train_metrics`."""
+        return {**super().state_dict(), "train_metrics": dict(self.train_metrics)}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -66,6 +88,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the tracking state, with paths in a moved run's old folder moved here."""
+        self.train_metrics = dict(state_dict.get("train_metrics") or {})
         old = state_dict.get("dirpath")
         if old and self.dirpath and old != self.dirpath:
 

@@ -156,14 +156,17 @@ def fit_and_validate(
     """
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_metrics = _floats(trainer.callback_metrics)
+    callback = _checkpoint_callback(trainer)
+    carried = dict(getattr(callback, "train_metrics", {}))  # before validate reloads state
     checkpoint = validation_checkpoint(trainer, validate_ckpt)
     results = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
     metrics = {k: v for k, v in fit_metrics.items() if k.startswith("train/")}
+    # a resume with nothing left to train logs no train/*: its checkpoint carries them
+    metrics = metrics or carried
     for result in results:
         metrics.update(_floats(result))
     metrics["epoch"] = float(trainer.current_epoch)
     metrics["global_step"] = float(trainer.global_step)
-    callback = _checkpoint_callback(trainer)
     return RunResult(
         metrics=metrics,
         volumes=list(getattr(module, "last_val_table", []) or []),

@@ -158,7 +158,7 @@ def espirit_maps(
             None: ``min(6, columns // 2)`` (BART's 6, smaller for a narrow centre: a kernel
             as wide as the calibration region has one position per row, too few for the
             signal subspace, and the maps are cropped away).
-        threshold: singular values > ``threshold * max`` span the signal subspace; [0, 1).
+        threshold: singular values > ``threshold * max`` span the signal subspace; (0, 1).
         crop: maps are zero where their eigenvalue is <= ``crop``; [0, 1).
         calib_size: calibration columns (<= the centre band); None: the whole band.
 
@@ -186,7 +186,8 @@ def espirit_settings(
     """
     return dict(
         kernel_size=checks.positive_int("kernel_size", kernel_size, optional=True),
-        threshold=checks.number("threshold", threshold, 0, 1, open_high=True),
+        # 0 keeps every singular vector (noise included): maps with no signal subspace
+        threshold=checks.number("threshold", threshold, 0, 1, open_low=True, open_high=True),
         crop=checks.number("crop", crop, 0, 1, open_high=True),
         calib_size=checks.positive_int("calib_size", calib_size, optional=True),
     )

@@ -156,6 +156,13 @@ class ColumnMaskFunc:
             return self._density_mask(num_cols, seed)
         with subsample.temp_seed(self._fn.rng, seed):
             center_fraction, acceleration = self._fn.choose_acceleration()
+        band = round(num_cols * center_fraction)
+        if self.mask_type == "equispaced_fraction" and band * acceleration == num_cols:
+            raise ValueError(  # fastMRI's spacing divides by band * R - W
+                f"center_fractions: {center_fraction:g} at acceleration {acceleration:g} on "
+                f"{num_cols} columns: the centre band ({band}) times R is W, which leaves "
+                "equispaced_fraction no spacing; choose another centre fraction"
+            )
         mask, num_low = self._fn((1, num_cols, 1), offset=None, seed=seed)
         return MaskSample(
             mask=mask.reshape(-1) > 0,

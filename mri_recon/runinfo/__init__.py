@@ -12,6 +12,9 @@ from mri_recon.runinfo.record import (
     last_completed,
     read_record,
     replace_last_segment,
+    replay_inputs,
+    replay_segment,
+    resolved_root,
 )
 
 __all__ = [
@@ -29,4 +32,7 @@ __all__ = [
     "package_versions",
     "read_record",
     "replace_last_segment",
+    "replay_inputs",
+    "replay_segment",
+    "resolved_root",
 ]

@@ -97,3 +97,36 @@ def test_check_train_and_eval_share_the_verdict(tmp_path, fastmri_split):
     infos, skipped = select_volumes(tmp_path, "singlecoil", "val", skip_bad_files=True)
     assert [i.path for i in infos] == [paths[0]] and skipped[0].reason.endswith(reason)
     assert len(select_volumes(tmp_path, "singlecoil", "val", prescan="header")[0]) == 2
+
+
+def test_an_in_place_edit_with_size_and_mtime_kept_is_scanned_again(tmp_path, fastmri_volume):
+    """bit rot, ``cp -p``, ``rsync -a``: the cached clean verdict must not survive a content
+    change that keeps the size and the mtime (the key holds st_ctime_ns, inode and device)."""
+    path = fastmri_volume(tmp_path / "file1.h5", num_slices=3)
+    ps.scan_volume(path)
+    before = path.stat()
+    with h5py.File(path, "r+") as hf:
+        hf["kspace"][1, 2, 3] = np.nan
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(
+        DataError, match=r"file1.h5: kspace has NaN or Inf values \(first in slice 1\)"
+    ):
+        ps.scan_volume(path)
+
+
+def test_a_file_replaced_by_another_with_the_same_stat_is_scanned_again(tmp_path, fastmri_volume):
+    """A new inode (an archive re-extracted over the old file) is a new file."""
+    path = fastmri_volume(tmp_path / "file1.h5", num_slices=3)
+    ps.scan_volume(path)
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(path.read_bytes())
+    with h5py.File(copy, "r+") as hf:
+        hf["kspace"][2, 0, 0] = np.inf
+    before = path.stat()
+    os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(copy, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(DataError, match=r"first in slice 2"):
+        ps.scan_volume(path)

@@ -396,3 +396,24 @@ def test_a_worker_formed_image_replaces_the_kspace() -> None:
     del worker["image"]
     with pytest.raises(ValueError, match=r"missing key\(s\) \['kspace'\]"):
         module.training_step(worker, 0)
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate"])
+def test_a_non_finite_loss_or_recon_stops_naming_file_and_slice(tmp_path: Path, stage) -> None:
+    """Issue 21 item 1: a NaN in the data that slipped past the prescan stops training or
+    validation before any checkpoint, naming the file and the slice."""
+    samples = make_samples(num_volumes=2, num_slices=2)
+    samples[3]["kspace"] = samples[3]["kspace"].clone()
+    samples[3]["kspace"][0, 5, W // 2] = complex("nan")  # file001 slice 1, in the ACS
+    module = make_module()
+    trainer = make_trainer(max_epochs=1, default_root_dir=tmp_path)
+    loader = DataLoader(samples, batch_size=2)
+    with pytest.raises(
+        ValueError,
+        match=r"^file001\.h5 slice 1: .*not finite|^file001\.h5 slice 1: the training loss is nan",
+    ):
+        if stage == "fit":
+            trainer.fit(module, loader)
+        else:
+            trainer.validate(module, loader, verbose=False)
+    assert not list(tmp_path.rglob("*.ckpt"))

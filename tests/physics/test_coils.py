@@ -268,8 +268,11 @@ def test_espirit_calibration_larger_than_the_sampled_centre_names_the_field() ->
     # (hence the default kernel of min(6, columns // 2))
     cropped = espirit_maps(y, mask, kernel_size=n)
     assert (cropped.abs() ** 2).sum(dim=1).gt(0.5).float().mean() < 0.05
-    for field, kwargs in (("threshold", {"threshold": 1.0}), ("crop", {"crop": -0.1})):
-        with pytest.raises(ValueError, match=rf"^{field}: must be a number in \[0, 1\)"):
+    for field, kwargs, interval in (
+        ("threshold", {"threshold": 1.0}, r"\(0, 1\)"),  # 0: no signal subspace (issue 21)
+        ("crop", {"crop": -0.1}, r"\[0, 1\)"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{field}: must be a number in {interval}"):
             espirit_maps(y, mask, **kwargs)
 
 
