@@ -1,8 +1,10 @@
-"""``mri-recon-robustness``: every method on every (mask type, acceleration) cell (Hydra).
+"""``mri-recon-robustness``: every method on every (mask type, acceleration, perturbation)
+cell (Hydra).
 
     mri-recon-robustness data.root=DIR 'methods=[zero_filled,tv,unet]' ckpt_path=CKPT \\
         'grid.masks=[random,equispaced_fraction,variable_density,poisson]' \\
         'grid.accelerations=[2,4,6,8,12]' hydra.run.dir=OUT
+    mri-recon-robustness ... 'grid.perturbations=[none,noise:2,coils:4,motion:2,scale:100]'
 
 :func:`robustness` is a plain function of the composed ``configs/robustness.yaml`` (eval's
 config plus ``grid``): it checks the grid and the methods as ``mri-recon-eval`` does (one-line
@@ -21,12 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.evaluate import check_methods, settings_and_methods
 from mri_recon.cli.validate import build_group
-from mri_recon.evaluation.grid import run_grid
+from mri_recon.evaluation.grid import check_coils, run_grid
 
 
 def precheck(cfg: DictConfig) -> None:
-    """What can be checked before Hydra writes the run directory: grid, methods, coils."""
-    build_group(cfg, "grid")
+    """What can be checked before Hydra writes the run directory: grid (and its coils
+    perturbations against the data's headers), methods, coils."""
+    check_coils(build_group(cfg, "grid"), cfg.data.root, cfg.data.challenge, cfg.data.split)
     build_group(cfg, "coils")
     check_methods(cfg)
 

@@ -67,12 +67,14 @@ def checkpoint_dir(cfg: DictConfig) -> str | None:
 
 def check_before_hydra(cfg: DictConfig) -> None:
     """What ``mri-recon-train`` checks before Hydra writes into the run directory: the config
-    and, for a resume, the checkpoint (a failed resume leaves the run's ``.hydra/`` as it
-    was: its overrides are the next resume's config)."""
+    and, for a resume, the checkpoint and the data (the prescan's clean verdicts are cached,
+    so the run's own setup reads them back): a failed resume never touches the run's
+    ``.hydra/``, whose overrides are the next resume's config."""
     check_train_config(cfg)
     if cfg.get("ckpt_path") is not None:
         check_validate_ckpt(cfg)
         check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
+        build_group(cfg, "data", mask_func=build_group(cfg, "mask")).setup("fit")
 
 
 def check_validate_ckpt(cfg: DictConfig) -> None:

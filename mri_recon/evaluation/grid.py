@@ -1,4 +1,5 @@
-"""The robustness grid: every method on every (mask type, acceleration) cell, same volumes.
+"""The robustness grid: every method on every (mask type, acceleration, perturbation) cell,
+same volumes.
 
 A cell is one :class:`~mri_recon.physics.masks.ColumnMaskFunc` (one mask type, one
 acceleration R, centre fraction ``0.32 / R`` unless given); each cell is one run of the
@@ -16,6 +17,12 @@ once, for every cell; files with stored masks (the test split) are refused, sinc
 axis of the grid can apply to them. ``cells/settings.json`` holds
 what the cells depend on besides the cell itself (methods, data, coil maps); a rerun with
 other settings in the same directory is an error, not a mix.
+
+Perturbation axes (``grid.perturbations``, :mod:`mri_recon.physics.perturbations`) cross the
+mask axes: a perturbed cell (``<mask cell>_<type><level>``) runs the evaluation loop with the
+perturbation applied to each volume before its mask, drawn per (seed, file, slice); with a
+``reference`` method ``grid.md`` adds per cell a sign-flip permutation p-value of the paired
+differences and per method a Holm-adjusted verdict over all its cells.
 """
 
 from __future__ import annotations
@@ -26,19 +33,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mri_recon.checks import number, one_of
+from mri_recon.checks import integer, number, one_of
 from mri_recon.contract import Reconstructor
-from mri_recon.data.fastmri import DataError
+from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info
 from mri_recon.data.prescan import stat_key
+from mri_recon.evaluation.grid_report import grid_markdown, write_figures
 from mri_recon.evaluation.outputs import Staging
 from mri_recon.evaluation.run import EvalSettings, iter_volumes, run_evaluation
 from mri_recon.fileio import read_csv, write_atomic, write_csv
-from mri_recon.metrics.stats import describe
+from mri_recon.metrics.optional import OPTIONAL_METRICS
 from mri_recon.physics.masks import MASK_TYPES, ColumnMaskFunc
+from mri_recon.physics.perturbations import Perturbation, parse_perturbations, perturbation_seed
 from mri_recon.runinfo.hashing import hash_file
-from mri_recon.viz.figures import grid_heatmap, grid_lines, save_figure
 
 CENTER_BAND = 0.32  # a cell's centre fraction is CENTER_BAND / R (fastMRI: 0.08 at 4x)
 GRID_COLUMNS = (
@@ -55,28 +61,45 @@ GRID_COLUMNS = (
     "mask_num_sampled",
     "num_low_frequencies",
     "mask_hash",
-)
+    "perturbation",
+    "level",
+    "perturbation_seed",
+)  # then the optional metrics of the run (metrics.optional.OPTIONAL_METRICS order)
 GRID_OUTPUTS = ("grid.csv", "grid.md", "figures")
 _FLOATS = ("acceleration", "center_fraction", "nmse", "psnr", "ssim", "seconds_per_slice")
 _TYPES = {
-    **dict.fromkeys((*_FLOATS, "mask_acceleration"), float),
-    **dict.fromkeys(("mask_num_sampled", "num_low_frequencies"), int),
+    **dict.fromkeys((*_FLOATS, "mask_acceleration", "level", *OPTIONAL_METRICS), float),
+    **dict.fromkeys(("mask_num_sampled", "num_low_frequencies", "perturbation_seed"), int),
 }
+NONE = Perturbation("none")
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (mask type, acceleration, centre fraction) of the grid."""
+    """One (mask type, acceleration, centre fraction, perturbation) of the grid; ``seed``
+    is the run seed of the perturbation's draws (per file and slice)."""
 
     mask_type: str
     acceleration: float
     center_fraction: float
+    perturbation: Perturbation = NONE
+    seed: int = 0
 
     @property
     def name(self) -> str:
-        """``<mask_type>_<R>x_cf<center_fraction>``, e.g. ``poisson_8x_cf0.04``; numbers are
-        exact (``4.000001x``), so two cells never share a name."""
-        return f"{self.mask_type}_{_exact(self.acceleration)}x_cf{_exact(self.center_fraction)}"
+        """``<mask_type>_<R>x_cf<center_fraction>[_<type><level>]``, e.g.
+        ``poisson_8x_cf0.04`` (unperturbed) or ``random_4x_cf0.08_noise2``; numbers are exact
+        (``4.000001x``), so two cells never share a name."""
+        base = f"{self.mask_type}_{_exact(self.acceleration)}x_cf{_exact(self.center_fraction)}"
+        p = self.perturbation
+        return base if p.kind == "none" else f"{base}_{p.kind}{_exact(p.level)}"
+
+    @property
+    def row(self) -> str:
+        """The cell's row in tables and heatmaps: the mask type, plus ``TYPE:LEVEL`` when
+        perturbed (``random``, ``random noise:2``)."""
+        p = self.perturbation
+        return self.mask_type if p.kind == "none" else f"{self.mask_type} {p.label}"
 
     def mask_func(self) -> ColumnMaskFunc:
         """The cell's mask function (the type's default density settings)."""
@@ -93,18 +116,30 @@ def grid_cells(
     masks: Sequence[str],
     accelerations: Sequence[float],
     center_fractions: Sequence[float] | None = None,
+    perturbations: Sequence[str] = ("none",),
+    seed: int = 0,
+    motion_shots: int = 8,
+    motion_max_rotation: float = 0.0,
 ) -> list[Cell]:
-    """The cells, mask type major, checked: every mask function is built once here.
+    """The cells, perturbation major, then mask type, checked: every mask function is built
+    once here.
 
     Args:
         masks: mask types (non-empty, distinct).
         accelerations: R values (non-empty, distinct, each > 1).
         center_fractions: one per acceleration, each in (0, 1) and < 1/R; None: 0.32 / R.
+        perturbations: ``TYPE:LEVEL`` strings, ``none`` alone for the unperturbed cells
+            (:func:`~mri_recon.physics.perturbations.parse_perturbations`).
+        seed: the perturbations' run seed (>= 0; draws per (seed, file, slice)).
+        motion_shots, motion_max_rotation: the motion type's shots and maximum rotation
+            in degrees.
 
     Raises:
         ValueError: ``<argument>: <reason>`` (``masks``, ``accelerations``,
-            ``center_fractions``) for an empty grid, R <= 1, a centre fraction outside
-            (0, 1) or asking for more columns than W/R, a list of the wrong length.
+            ``center_fractions``, ``perturbations``, ``seed``, ``motion_shots``,
+            ``motion_max_rotation``) for an empty grid, R <= 1, a centre fraction outside
+            (0, 1) or asking for more columns than W/R, a list of the wrong length, a bad
+            perturbation spec.
     """
     for name, values in (("masks", masks), ("accelerations", accelerations)):
         if not isinstance(values, Sequence) or isinstance(values, str) or not values:
@@ -122,7 +157,15 @@ def grid_cells(
         number("center_fractions", c, 0, 1, open_low=True, open_high=True) for c in fractions
     ]
     pairs = list(zip(accels, fractions, strict=True))
-    cells = [Cell(str(m), r, c) for m in masks for r, c in pairs]
+    seed = integer("seed", seed, 0)
+    try:
+        kinds = parse_perturbations(perturbations, motion_shots, motion_max_rotation)
+    except ValueError as err:  # shots / max_rotation: name the grid's own arguments
+        text = str(err)
+        for ours, theirs in (("motion_shots", "shots"), ("motion_max_rotation", "max_rotation")):
+            text = text.replace(f"{theirs}: ", f"{ours}: ", 1) if text.startswith(theirs) else text
+        raise ValueError(text) from None
+    cells = [Cell(str(m), r, c, p, seed) for p in kinds for m in masks for r, c in pairs]
     for cell in cells:
         cell.mask_func()  # ColumnMaskFunc names accelerations / center_fractions itself
     return cells
@@ -141,6 +184,31 @@ def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
         return
     cells_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text)
+
+
+def check_coils(cells: Sequence[Cell], root: Any, challenge: str, split: str) -> None:
+    """:func:`check_data` on the headers of every volume of the split (no k-space read), for
+    a check before anything is written; a no-op without a ``coils`` cell. Files that cannot
+    be read are left to the run's own checks."""
+    if not any(c.perturbation.kind == "coils" for c in cells):
+        return
+    infos = []
+    for path in list_volumes(root, challenge, split):
+        try:
+            infos.append(read_volume_info(path, challenge, split))
+        except DataError:
+            continue
+    check_data(cells, infos)
+
+
+def check_data(cells: Sequence[Cell], infos: Sequence[Any]) -> None:
+    """A perturbation that cannot apply to a selected volume (more coils than it has) is a
+    :class:`DataError` naming the file, before anything is written."""
+    for cell in cells:
+        for info in infos:
+            problem = cell.perturbation.data_problem(info.num_coils)
+            if problem:
+                raise DataError(info.path, f"perturbations: {problem}")
 
 
 def _inputs_key(infos: Sequence[Any], checkpoints: Sequence[str | Path]) -> dict[str, Any]:
@@ -172,10 +240,12 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Evaluate ``methods`` on every cell (skipping finished ones) and write the grid outputs
     into ``settings.run_dir``: ``grid.csv``, ``grid.md``, ``figures/grid_ssim_<method>.png``,
-    ``figures/grid_ssim_vs_acceleration.png``, and ``cells/``.
+    ``figures/grid_ssim_vs_acceleration.png`` (with perturbations also
+    ``figures/grid_ssim_vs_level.png``), and ``cells/``.
 
     Args:
-        settings: the evaluation settings of every cell (its mask and run dir are replaced).
+        settings: the evaluation settings of every cell (its mask, perturbation and run dir
+            are replaced).
         methods: name -> reconstructor.
         cells: from :func:`grid_cells`.
         fingerprint: JSON-ready description of what the cells depend on besides the cell
@@ -201,6 +271,7 @@ def run_grid(
             "accelerations cannot apply to it; run the grid on val (or train)",
         )
     selection = (volumes.infos, volumes.skipped)
+    check_data(cells, volumes.infos)
     widths = {info.fname: info.image_shape[1] for info in volumes.infos}  # for the true R
     for cell, (fname, width) in ((c, w) for c in cells for w in _by_width(widths)):
         if not cell.mask_func()(width, seed=0).mask.any():  # before anything is written
@@ -209,145 +280,69 @@ def run_grid(
                 f"{cell.center_fraction:g}) samples no column of {fname}'s {width}"
             )
     fingerprint = {**fingerprint, "methods": list(methods)}
+    if settings.metrics:
+        fingerprint["metrics"] = list(settings.metrics)
+    if any(c.perturbation.is_random for c in cells):
+        fingerprint["perturbation_seed"] = cells[0].seed
     key = {"settings": fingerprint, **_inputs_key(volumes.infos, checkpoints)}
     key_text = json.dumps(key, indent=2, sort_keys=True, default=str) + "\n"
     _check_settings(out / "cells", fingerprint)
+    columns = [*GRID_COLUMNS, *settings.metrics]
     rows: list[dict[str, Any]] = []
     for cell in cells:
         done = out / "cells" / f"{cell.name}.csv"
         key_path = out / "cells" / f"{cell.name}.inputs.json"
         if not _cell_is_current(done, key_path, key_text):
             done.unlink(missing_ok=True)  # unfinished until its inputs and rows are written
-            cell_settings = replace(
-                settings,
-                mask_name=cell.name,
-                mask_func=cell.mask_func(),
-                run_dir=out / "cells" / cell.name,
-                save_reconstructions=False,
-                provenance=False,
-            )
-            report = run_evaluation(cell_settings, methods, selection)
-            cell_rows = [
-                {
-                    **row,
-                    "mask_type": cell.mask_type,
-                    "acceleration": cell.acceleration,
-                    "center_fraction": cell.center_fraction,
-                    "mask_acceleration": widths[row["fname"]] / row["mask_num_sampled"],
-                }
-                for row in report.rows
-            ]
+            cell_rows = _run_cell(settings, methods, cell, selection, widths)
             write_atomic(key_path, key_text)
-            write_csv(done, cell_rows, GRID_COLUMNS)  # last: the cell is finished
+            write_csv(done, cell_rows, columns)  # last: the cell is finished
         rows.extend(read_csv(done, _TYPES))
     boot = {"confidence": settings.confidence, "num_resamples": settings.num_resamples}
-    md = grid_markdown(rows, cells, list(methods), **boot, reference=settings.reference)
+    md = grid_markdown(
+        rows, cells, list(methods), **boot, reference=settings.reference, metrics=settings.metrics
+    )
+    coils = max(info.num_coils for info in volumes.infos)
     with Staging(out, GRID_OUTPUTS) as staging:  # the grid's outputs all or none
-        write_csv(staging.path("grid.csv"), rows, GRID_COLUMNS)
+        write_csv(staging.path("grid.csv"), rows, columns)
         write_atomic(staging.path("grid.md"), md)
-        _figures(staging.path("figures"), rows, cells, list(methods))
+        write_figures(staging.path("figures"), rows, cells, list(methods), coils)
         staging.publish()
     return rows
 
 
-def _means(
-    rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], method: str, metric: str
-) -> tuple[list[str], list[float], np.ndarray]:
-    """Mask types, accelerations and the (types, accelerations) array of per-cell means."""
-    types = list(dict.fromkeys(c.mask_type for c in cells))
-    accels = list(dict.fromkeys(c.acceleration for c in cells))
-    table = np.full((len(types), len(accels)), np.nan)
-    for i, t in enumerate(types):
-        for j, r in enumerate(accels):
-            values = [
-                row[metric]
-                for row in rows
-                if row["method"] == method and row["mask_type"] == t and row["acceleration"] == r
-            ]
-            if values and None not in values:
-                table[i, j] = float(np.mean(values))
-    return types, accels, table
-
-
-def _values(
-    rows: Sequence[Mapping[str, Any]], method: str, mask_type: str, r: float, metric: str
-) -> dict[str, float]:
-    """fname -> ``metric`` of one method in one cell (volumes with a target)."""
-    return {
-        row["fname"]: row[metric]
-        for row in rows
-        if row["method"] == method
-        and row["mask_type"] == mask_type
-        and row["acceleration"] == r
-        and row[metric] is not None
-    }
-
-
-def grid_markdown(
-    rows: Sequence[Mapping[str, Any]],
-    cells: Sequence[Cell],
-    methods: Sequence[str],
-    confidence: float = 0.95,
-    num_resamples: int = 2000,
-    reference: str | None = None,
-) -> str:
-    """``grid.md``: per metric (SSIM, PSNR) and method, mask type x acceleration, each cell
-    ``mean [low, high]`` (bootstrap interval of the mean over volumes, seed 0); with a
-    ``reference`` among the methods, also each other method's paired per-volume difference
-    (method - reference) per cell."""
-    level = round(100 * confidence)
-    n = len({row["fname"] for row in rows})
-    accels = list(dict.fromkeys(c.acceleration for c in cells))
-    types = list(dict.fromkeys(c.mask_type for c in cells))
-    fractions = ", ".join(
-        f"{c.acceleration:g}x: {c.center_fraction:.4g}" for c in cells[: len(accels)]
+def _run_cell(
+    settings: EvalSettings,
+    methods: Mapping[str, Reconstructor],
+    cell: Cell,
+    selection: tuple[Sequence[Any], Sequence[Any]],
+    widths: Mapping[str, int],
+) -> list[dict[str, Any]]:
+    """One cell's evaluation (into ``cells/<cell>/``) and its grid rows."""
+    p = cell.perturbation
+    cell_settings = replace(
+        settings,
+        mask_name=cell.name,
+        mask_func=cell.mask_func(),
+        run_dir=settings.run_dir / "cells" / cell.name,
+        save_reconstructions=False,
+        provenance=False,
+        perturbation=None if p.kind == "none" else p,
+        perturbation_seed=cell.seed,
     )
-    out = [
-        "# Robustness grid",
-        "",
-        f"{n} volumes per cell; each cell is the mean [{level}% bootstrap interval of the mean]"
-        f" over volumes. Centre fraction per acceleration: {fractions}.",
+    report = run_evaluation(cell_settings, methods, selection)
+    return [
+        {
+            **row,
+            "mask_type": cell.mask_type,
+            "acceleration": cell.acceleration,
+            "center_fraction": cell.center_fraction,
+            "mask_acceleration": widths[row["fname"]] / row["mask_num_sampled"],
+            "perturbation": p.kind,
+            "level": None if p.kind == "none" else p.level,
+            "perturbation_seed": perturbation_seed(cell.seed, row["fname"])
+            if p.is_random
+            else None,
+        }
+        for row in report.rows
     ]
-    tables = [(method, None) for method in methods]
-    if reference in methods:
-        tables += [(method, reference) for method in methods if method != reference]
-    for metric, label in (("ssim", "SSIM"), ("psnr", "PSNR (dB)")):
-        digits = 4 if metric == "ssim" else 2
-        for method, ref in tables:
-            title = f"{label}: {method}" + (f" - {ref} (paired per volume)" if ref else "")
-            out += ["", f"## {title}", ""]
-            out.append("| mask | " + " | ".join(f"{r:g}x" for r in accels) + " |")
-            out.append("|---" * (len(accels) + 1) + "|")
-            for t in types:
-                texts = []
-                for r in accels:
-                    values = _values(rows, method, t, r, metric)
-                    if ref:
-                        base = _values(rows, ref, t, r, metric)
-                        values = {f: v - base[f] for f, v in values.items() if f in base}
-                    if not values:
-                        texts.append("")
-                        continue
-                    d = describe(
-                        list(values.values()), confidence=confidence, num_resamples=num_resamples
-                    )
-                    sign = "+" if ref else ""
-                    texts.append(
-                        f"{d.mean:{sign}.{digits}f} [{d.ci_low:{sign}.{digits}f}, "
-                        f"{d.ci_high:{sign}.{digits}f}]"
-                    )
-                out.append(f"| {t} | " + " | ".join(texts) + " |")
-    return "\n".join(out) + "\n"
-
-
-def _figures(
-    folder: Path, rows: Sequence[Mapping[str, Any]], cells: Sequence[Cell], methods: Sequence[str]
-) -> None:
-    """One SSIM heatmap per method and one line plot of SSIM vs acceleration."""
-    curves = {}
-    for method in methods:
-        types, accels, table = _means(rows, cells, method, "ssim")
-        fig = grid_heatmap(table, types, [f"{r:g}x" for r in accels], title=f"SSIM: {method}")
-        save_figure(fig, folder / f"grid_ssim_{method}.png")
-        curves[method] = (types, accels, table)
-    save_figure(grid_lines(curves, ylabel="SSIM"), folder / "grid_ssim_vs_acceleration.png")

@@ -4,7 +4,9 @@
 other tools read: ``fname,acquisition,method,mask,acceleration,center_fraction,nmse,psnr,
 ssim,seconds_per_slice``, followed by ``num_slices,challenge,split`` and the mask's provenance
 ``mask_type,mask_seed,mask_num_sampled,num_low_frequencies,mask_hash`` (see
-:class:`~mri_recon.evaluation.volumes.VolumeMask`). Metric cells are empty for volumes
+:class:`~mri_recon.evaluation.volumes.VolumeMask`), then the optional metrics the run
+computes (``metrics=[...]``: ``hfen,haarpsi,vif,ssim_fg``, :mod:`mri_recon.metrics.optional`)
+in that order. Metric cells are empty for volumes
 without a target (test split); ``mask`` is the mask config name, or "stored" for files
 evaluated with their own stored mask (then ``mask_type`` is "stored" and ``mask_seed`` empty).
 
@@ -23,7 +25,7 @@ from typing import Any
 from mri_recon.evaluation.outputs import Staging, write_json
 from mri_recon.evaluation.volumes import SkippedFile
 from mri_recon.fileio import write_atomic, write_csv
-from mri_recon.metrics.image import METRICS
+from mri_recon.metrics.optional import ALL_METRICS
 from mri_recon.metrics.stats import Interval, paired_differences, summarize
 from mri_recon.physics.masks import MASK_COLUMNS
 
@@ -43,14 +45,23 @@ EXTRA_COLUMNS = ("num_slices", "challenge", "split", *MASK_COLUMNS)
 REFERENCE = "zero_filled"
 TIMING = "seconds_per_slice"
 
-_LABELS = {"nmse": "NMSE", "psnr": "PSNR (dB)", "ssim": "SSIM", TIMING: "s/slice"}
-_FORMATS = {"nmse": ".4g", "psnr": ".2f", "ssim": ".4f", TIMING: ".3g"}
+_LABELS = {
+    "nmse": "NMSE",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "hfen": "HFEN",
+    "haarpsi": "HaarPSI",
+    "vif": "VIF",
+    "ssim_fg": "SSIM (fg)",
+    TIMING: "s/slice",
+}
+_FORMATS = {"nmse": ".4g", "psnr": ".2f", TIMING: ".3g"}
 
 
 def scored_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The image metrics some row has a finite number for (none on the test split): one
     volume without a value never removes a metric from the summary."""
-    return [m for m in METRICS if any(_finite(r.get(m)) for r in rows)]
+    return [m for m in ALL_METRICS if any(_finite(r.get(m)) for r in rows)]
 
 
 def missing_values(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, int]:
@@ -134,7 +145,7 @@ def build_summary(
 def _cell(iv: Interval | None, metric: str) -> str:
     if iv is None:
         return "–"
-    f = _FORMATS[metric]
+    f = _FORMATS.get(metric, ".4f")
     std = "" if math.isnan(iv.std) else f" ± {iv.std:{f}}"
     return f"{iv.mean:{f}}{std} [{iv.ci_low:{f}}, {iv.ci_high:{f}}]"
 
@@ -200,12 +211,14 @@ def write_report(
         run: run description stored in the summary (``challenge``, ``split``, ``mask``, ...;
             ``provenance``: the run record the summary points at).
         **bootstrap: ``confidence``, ``num_resamples``, ``seed``, ``reference`` of
-            :func:`build_summary`.
+            :func:`build_summary`, and ``optional``: the optional metric columns
+            appended to the CSV.
 
     Returns:
         (the JSON summary, the Markdown text).
     """
-    write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS])
+    optional = bootstrap.pop("optional", ())
+    write_csv(staging.path("per_volume.csv"), rows, [*CSV_COLUMNS, *EXTRA_COLUMNS, *optional])
     summary, entries, paired = build_summary(rows, skipped, run, **bootstrap)
     markdown = summary_markdown(summary, entries, paired)
     if run.get("provenance"):

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,10 @@ from mri_recon.evaluation.outputs import OUTPUTS, Staging, write_nifti, write_re
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
 from mri_recon.metrics.image import volume_metrics
+from mri_recon.metrics.optional import check_metrics, optional_metrics
 from mri_recon.physics.coils import estimate_sens_maps
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask
+from mri_recon.physics.perturbations import Perturbation, perturbation_seed
 from mri_recon.runinfo import RECORD_NAME
 from mri_recon.viz.figures import comparison_figure, save_figure
 
@@ -101,6 +103,13 @@ class EvalSettings:
         coil_maps: ``(masked_kspace (B, C, H, W), mask (B, W)) -> sens_maps (B, C, H, W)``
             for methods that need maps (e.g. ``physics.coils.CoilMaps``); None: the ACS
             estimate :func:`~mri_recon.physics.coils.estimate_sens_maps`.
+        metrics: metric names (:data:`~mri_recon.metrics.optional.ALL_METRICS`); the
+            optional ones among them are computed too, the fastMRI three always.
+        acquisitions: only volumes whose ``acquisition`` attribute is one of these (e.g.
+            ``["CORPD_FBK"]``); None: every volume.
+        perturbation: applied to every volume before masking (the robustness grid's
+            perturbation axes, :mod:`mri_recon.physics.perturbations`); None: none.
+        perturbation_seed: the run seed of the perturbations' draws (per file and slice).
     """
 
     root: Path
@@ -124,6 +133,10 @@ class EvalSettings:
     prescan: str = "full"
     save_reconstructions: bool = True
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    metrics: Sequence[str] = ()
+    acquisitions: Sequence[str] | None = None
+    perturbation: Perturbation | None = None
+    perturbation_seed: int = 0
 
     def __post_init__(self) -> None:
         """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
@@ -141,6 +154,13 @@ class EvalSettings:
         integer("seed", self.seed, 0)
         object.__setattr__(self, "export", export_formats(self.export))
         one_of("prescan", self.prescan, PRESCAN_MODES)
+        object.__setattr__(self, "metrics", check_metrics(self.metrics))
+        integer("perturbation_seed", self.perturbation_seed, 0)
+        acq = self.acquisitions
+        if acq is not None:
+            if isinstance(acq, str) or not acq or not all(isinstance(a, str) for a in acq):
+                raise ValueError(f"acquisitions: must be a non-empty list of names, got {acq!r}")
+            object.__setattr__(self, "acquisitions", tuple(acq))
 
 
 @dataclass
@@ -217,6 +237,7 @@ class EvalVolumes:
                 max_volumes=s.max_volumes,
                 skip_bad_files=s.skip_bad_files,
                 prescan=s.prescan,
+                acquisitions=s.acquisitions,
             )
         self.infos, self.skipped = list(selection[0]), list(selection[1])
         self.desc = desc
@@ -320,6 +341,7 @@ def evaluate_volume(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    extra_metrics: Sequence[str] = (),
 ) -> dict[str, MethodOutput]:
     """Mask, reconstruct and (when there is a target) score one volume with every method.
 
@@ -328,6 +350,7 @@ def evaluate_volume(
         vmask: its mask; a stored mask is applied again (a no-op on undersampled data).
         methods: name -> reconstructor.
         device, batch_size, coil_maps: see :func:`reconstruct_volume`.
+        extra_metrics: optional metrics computed beside the fastMRI three (checked names).
 
     Returns:
         name -> :class:`MethodOutput`.
@@ -350,7 +373,9 @@ def evaluate_volume(
     for name, (recon, sec) in recons.items():
         metrics = None
         if volume.target is not None:
-            metrics = score_volume(info, name, volume.target.numpy(), recon.numpy())
+            target = volume.target.numpy()
+            metrics = score_volume(info, name, target, recon.numpy())
+            metrics.update(optional_metrics(target, recon.numpy(), extra_metrics))
         else:  # nothing to score against: a non-finite image is still never published
             check_finite(info.path, f"the {name} reconstruction", recon.numpy())
         results[name] = MethodOutput(recon, sec, metrics)
@@ -389,17 +414,30 @@ def score_volume(
     return metrics
 
 
+def perturb_volume(volume: Volume, perturbation: Perturbation | None, seed: int) -> Volume:
+    """``volume`` with ``perturbation`` applied (k-space, target; seeded by ``seed`` and the
+    file name: :func:`~mri_recon.physics.perturbations.perturbation_seed`); the volume
+    itself when None."""
+    if perturbation is None:
+        return volume
+    pseed = perturbation_seed(seed, volume.info.fname)
+    kspace, target, _ = perturbation(volume.kspace, volume.target, None, pseed)
+    return replace(volume, kspace=kspace, target=target)
+
+
 def _rows(
     info: VolumeInfo,
     vmask: VolumeMask,
     mask_name: str,
     split: str,
     results: Mapping[str, MethodOutput],
+    optional: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     rows = []
     mask_columns = vmask.columns()
     for name, res in results.items():
-        metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim"))
+        metrics = res.metrics or dict.fromkeys(("nmse", "psnr", "ssim", *optional))
+        fastmri = {k: metrics[k] for k in ("nmse", "psnr", "ssim")}
         rows.append(
             {
                 "fname": info.fname,
@@ -408,16 +446,17 @@ def _rows(
                 "mask": mask_name if vmask.source == "drawn" else vmask.source,
                 "acceleration": vmask.acceleration,
                 "center_fraction": vmask.center_fraction,
-                **metrics,
+                **fastmri,
                 "seconds_per_slice": res.seconds_per_slice,
                 "num_slices": info.num_slices,
                 "challenge": info.challenge,
                 "split": split,
                 **mask_columns,
+                **{m: metrics[m] for m in optional},
             }
         )
     assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
-    assert list(rows[0])[len(CSV_COLUMNS) :] == list(EXTRA_COLUMNS)
+    assert list(rows[0])[len(CSV_COLUMNS) :] == [*EXTRA_COLUMNS, *optional]
     return rows
 
 
@@ -519,6 +558,7 @@ def run_evaluation(
     outputs = (*OUTPUTS, RECORD_NAME) if s.provenance and record else OUTPUTS
     with Staging(s.run_dir, outputs) as staging:
         for info, volume, vmask in volumes:
+            volume = perturb_volume(volume, s.perturbation, s.perturbation_seed)
             results = evaluate_volume(
                 volume,
                 vmask,
@@ -526,11 +566,12 @@ def run_evaluation(
                 device=s.device,
                 batch_size=s.batch_size,
                 coil_maps=s.coil_maps,
+                extra_metrics=s.metrics,
             )
             for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
                 write_outputs(staging, info, name, methods[name], recon, s.export)
-            rows.extend(_rows(info, vmask, s.mask_name, s.split, results))
+            rows.extend(_rows(info, vmask, s.mask_name, s.split, results, s.metrics))
             masks[info.fname] = vmask
             paths[info.fname] = info.path
             if on_volume is not None:
@@ -549,12 +590,20 @@ def run_evaluation(
             "methods": list(methods),
             "coil_maps": repr(s.coil_maps) if s.coil_maps else "acs",
             "device": str(s.device),
+            "metrics": ["nmse", "psnr", "ssim", *s.metrics],
         }
+        if s.acquisitions is not None:
+            run["acquisitions"] = list(s.acquisitions)
+        if s.perturbation is not None:
+            run["perturbation"] = s.perturbation.label
+            run["perturbation_seed"] = s.perturbation_seed
         if s.provenance:
             run["provenance"] = "provenance.json"
         boot = {"confidence": s.confidence, "num_resamples": s.num_resamples, "seed": s.seed}
         skipped = volumes.skipped
-        summary, markdown = write_report(staging, rows, skipped, run, **boot, reference=s.reference)
+        summary, markdown = write_report(
+            staging, rows, skipped, run, **boot, reference=s.reference, optional=s.metrics
+        )
         report = EvalReport(rows, summary, markdown, skipped, [], masks, paths)
         if RECORD_NAME in outputs:
             record(report, staging.root)

@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from mri_recon.fileio import read_csv
+from mri_recon.metrics.optional import ALL_METRICS, LOWER_IS_BETTER
 from mri_recon.metrics.stats import ALL, Interval, paired_differences, summarize
 from mri_recon.viz.logs import MissingLogError, final_metrics, load_run
 
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nmse": False}
+HIGHER_IS_BETTER = {m: m not in LOWER_IS_BETTER for m in ALL_METRICS}
 KEYS = ("method", "fname", "acceleration")
 STABILITY = "max_drop_val/ssim"
 NO_SEED = "-"

@@ -15,6 +15,7 @@ mask for all its slices, as fastMRI's ``UnetDataTransform`` with ``use_seed=True
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def select_volumes(
     max_volumes: int | None = None,
     skip_bad_files: bool = False,
     prescan: str = "full",
+    acquisitions: Sequence[str] | None = None,
 ) -> tuple[list[VolumeInfo], list[SkippedFile]]:
     """Validate the volumes of ``<root>/<challenge>_<split>`` (sorted by name).
 
@@ -100,6 +102,8 @@ def select_volumes(
             volumes (None: all).
         skip_bad_files: list bad files as skipped instead of raising.
         prescan: "full" (every slice checked for NaN/Inf, cached) or "header".
+        acquisitions: keep only volumes whose ``acquisition`` attribute is one of these
+            (other volumes are not selected, nor counted in ``max_volumes``); None: all.
 
     Returns:
         (infos of the volumes to evaluate, skipped files).
@@ -111,15 +115,25 @@ def select_volumes(
     paths = list_volumes(root, challenge, split)
     infos: list[VolumeInfo] = []
     skipped: list[SkippedFile] = []
+    found: set[str] = set()
     for path in paths:
         if max_volumes is not None and len(infos) >= max_volumes:
             break
         try:
-            infos.append(scan_volume(path, challenge, split, prescan))
+            info = scan_volume(path, challenge, split, prescan)
         except DataError as err:
             if not skip_bad_files:
                 raise
             skipped.append(SkippedFile(path.name, str(err)))
+            continue
+        found.add(info.acquisition)
+        if acquisitions is None or info.acquisition in acquisitions:
+            infos.append(info)
+    if not infos and found and acquisitions is not None:
+        raise DataError(
+            Path(paths[0]).parent,
+            f"no volume with acquisition in {list(acquisitions)} (found: {sorted(found)})",
+        )
     if not infos:
         raise DataError(Path(paths[0]).parent, f"no valid volume ({len(skipped)} bad files)")
     return infos, skipped

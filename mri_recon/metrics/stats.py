@@ -220,3 +220,56 @@ def paired_differences(
     for entry in out:
         entry["reference"] = reference
     return out
+
+
+def sign_flip_pvalue(
+    differences: Sequence[float] | np.ndarray, *, num_resamples: int = 10000, seed: int = 0
+) -> float:
+    """Two-sided p-value of a paired sign-flip permutation test of mean difference 0.
+
+    Under the null, each volume's paired difference is as likely positive as negative, so
+    the statistic ``|mean(d)|`` is compared with ``|mean(s * d)|`` over sign vectors ``s``:
+    all ``2^n`` of them when ``2^n <= num_resamples`` (the exact test), else
+    ``num_resamples`` random ones plus the observed one, ``p = (1 + #{>=}) / (1 + B)``
+    (never 0; Phipson & Smyth 2010).
+
+    Args:
+        differences: float (n,) per-volume differences, finite, n >= 1.
+        num_resamples: random sign vectors when the exact test is too large.
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        p in (0, 1].
+    """
+    d = _as_values(differences)
+    num_resamples = checks.positive_int("num_resamples", num_resamples)
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # ties in float arithmetic count
+    if 2.0**d.size <= num_resamples:
+        bits = (np.arange(2**d.size)[:, None] >> np.arange(d.size)) & 1  # (2^n, n)
+        stats = np.abs(((1 - 2 * bits) * d).mean(axis=1))
+        return float(np.mean(stats >= observed - tol))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(num_resamples, d.size))
+    stats = np.abs((signs * d).mean(axis=1))
+    return float((1 + np.sum(stats >= observed - tol)) / (1 + num_resamples))
+
+
+def holm(pvalues: Sequence[float], alpha: float = 0.05) -> tuple[list[float], list[bool]]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979).
+
+    Sorted ascending, ``p_(i)`` is adjusted to ``max_{j <= i} min(1, (m - j + 1) p_(j))``;
+    a hypothesis is rejected when its adjusted p-value is ``<= alpha``. Controls the
+    family-wise error rate at ``alpha`` under any dependence between the tests.
+
+    Returns:
+        (adjusted p-values, rejected), in the input order.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist(), [bool(a <= alpha) for a in adjusted]

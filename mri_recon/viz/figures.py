@@ -91,7 +91,8 @@ def grid_heatmap(
     """A (rows, cols) table of values (e.g. SSIM per mask type x acceleration) as an annotated
     heatmap; NaN cells are blank."""
     rows, cols = table.shape
-    fig = Figure(figsize=(1.0 + 0.9 * cols, 0.8 + 0.45 * rows), layout="constrained")
+    label_width = 0.07 * max((len(label) for label in row_labels), default=0)
+    fig = Figure(figsize=(2.0 + 0.9 * cols + label_width, 1.2 + 0.45 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     im = ax.imshow(table, cmap="viridis", aspect="auto")
@@ -126,6 +127,31 @@ def grid_lines(
         ax.set_title(method, fontsize=10)
         ax.set_xlabel("acceleration")
         ax.set_xticks(accels)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7)
+    return fig
+
+
+def level_lines(
+    curves: Mapping[str, Mapping[str, tuple[list[float], list[float]]]], ylabel: str = "SSIM"
+) -> Figure:
+    """One panel per perturbation type: a metric vs the perturbation's level, one line per
+    label (e.g. method and acceleration).
+
+    Args:
+        curves: type -> label -> (levels, values).
+        ylabel: the metric's name.
+    """
+    fig = Figure(figsize=(3.2 * len(curves), 2.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    for ax, (kind, lines) in zip(axes, curves.items(), strict=True):
+        for label, (xs, ys) in lines.items():
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel("level")
+        if kind == "scale":
+            ax.set_xscale("log")
     axes[0].set_ylabel(ylabel)
     axes[-1].legend(fontsize=7)
     return fig

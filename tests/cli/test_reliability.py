@@ -3,6 +3,7 @@ command never rewrites a finished run."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -133,23 +134,31 @@ def finished(tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
 
 
 def test_a_failed_resume_leaves_every_file_of_the_run_byte_identical(
-    finished, tiny_data, tmp_path, capsys, logging_restored
+    finished, tiny_data, tmp_path, capsys, logging_restored, monkeypatch
 ):
     """Issue 21 item 2: ``ckpt_path=RUN/... data.root=OTHER`` with a bad file in OTHER fails
     with one line and leaves RUN (its .hydra/overrides.yaml, the next resume's config, and
     its log) as it was."""
+    from mri_recon.cli import errors
     from mri_recon.cli.train import main
 
     run_dir = tmp_path / "run"
     shutil.copytree(finished[0], run_dir)
     bad = _with_bad_file(tiny_data, tmp_path / "other")
     before = _tree_hash(run_dir)
+    args = [f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"data.root={tmp_path / 'other'}"]
     with pytest.raises(SystemExit) as exc:
-        main([f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"data.root={tmp_path / 'other'}"])
+        main(args)
     assert exc.value.code == 1
     assert _stderr_line(capsys) == (
         f"error: {bad}: kspace has NaN or Inf values (first in slice 1)"
     )
+    assert _tree_hash(run_dir) == before
+    # the data is checked before Hydra writes at all, not undone afterwards (a kill during
+    # the checks cannot leave a rewritten .hydra/): without the undo the run is untouched too
+    monkeypatch.setattr(errors, "restored_on_failure", lambda *a, **k: contextlib.nullcontext())
+    with pytest.raises(SystemExit):
+        main(args)
     assert _tree_hash(run_dir) == before
 
 

@@ -180,6 +180,7 @@ def test_grid_markdown_pairs_each_method_with_the_reference() -> None:
     md = grid_markdown(rows, cells, ["a", "b"], num_resamples=200, reference="a")
     assert "| random | 0.6000 [" in md and "| random | 0.7000 [" in md
     assert "## SSIM: b - a (paired per volume)" in md
-    assert "| random | +0.1000 [+0.0000, +0.2000] |" in md  # differences 0.1, 0.2, 0.0
+    # differences 0.1, 0.2, 0.0; exact sign-flip test: 4 of the 8 sign vectors reach |0.1|
+    assert "| random | +0.1000 [+0.0000, +0.2000] p=0.5 |" in md
     assert "## SSIM: a - b" not in md
     assert "paired" not in grid_markdown(rows, cells, ["a", "b"], num_resamples=200)

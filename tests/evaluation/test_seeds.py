@@ -15,7 +15,7 @@ from mri_recon.evaluation import seeds as lib
 from mri_recon.metrics.stats import bootstrap_ci
 
 REGEX = r"^(?P<setting>.+)_s(?P<seed>\d+)$"
-METRICS = ["ssim", "psnr", "nmse"]
+METRICS = ["ssim", "psnr", "nmse", "hfen", "ssim_fg"]  # two optional metrics too
 SEEDS = ["1", "2", "10"]  # numeric order differs from string order
 VOLUMES = [f"file{i}.h5" for i in range(4)]
 ACCELERATIONS = [4.0, 8.0]
@@ -26,6 +26,7 @@ METHODS = ["zero_filled", "b_s10", "b_s1", "b_s2", "a_s2", "a_s1", "a_s10"]
 def make_values(seed: int = 4) -> dict[tuple[str, str, float], dict[str, float]]:
     """(method, fname, acceleration) -> metrics, R=8 well below R=4, one tie."""
     rng = np.random.default_rng(seed)
+    extra = np.random.default_rng(seed + 101)  # the optional metrics: own stream
     values = {}
     for method in METHODS:
         for fname in VOLUMES:
@@ -35,6 +36,8 @@ def make_values(seed: int = 4) -> dict[tuple[str, str, float], dict[str, float]]
                     "ssim": float(rng.uniform(0.6, 0.9) - shift),
                     "psnr": float(rng.uniform(25.0, 35.0) - 10 * shift),
                     "nmse": float(rng.uniform(0.01, 0.05) + shift / 10),
+                    "hfen": float(extra.uniform(0.2, 0.5) + shift),
+                    "ssim_fg": float(extra.uniform(0.5, 0.8) - shift),
                 }
     for method in METHODS[1:]:  # a tie: neither a nor b wins on file3 at R=4
         values[(method, "file3.h5", 4.0)] = values[("a_s1", "file3.h5", 4.0)]
@@ -113,7 +116,7 @@ def test_paired_difference_and_wins_against_all_reference_seeds(rows, values, me
     assert (row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"]) == pytest.approx(
         bootstrap_ci(diffs), rel=1e-9
     )
-    better = sum(d < 0 if metric == "nmse" else d > 0 for d in diffs)
+    better = sum(d < 0 if metric in ("nmse", "hfen") else d > 0 for d in diffs)
     assert row[f"{metric}_wins"] == better
 
 

@@ -154,3 +154,37 @@ def test_paired_differences_need_partners() -> None:
     out = paired_differences(rows, ["ssim"])
     assert out[0]["n"] == 5  # v0 has no zero-filled partner
     assert paired_differences([r for r in rows if r["method"] == "tv"], ["ssim"]) == []
+
+
+def test_sign_flip_pvalue_matches_scipys_permutation_test() -> None:
+    from scipy import stats as sps
+
+    from mri_recon.metrics.stats import sign_flip_pvalue
+
+    rng = np.random.default_rng(3)
+    for n in (5, 9):  # exact: every sign vector
+        d = rng.normal(0.3, 1.0, n)
+        ref = sps.permutation_test(
+            (d,), np.mean, permutation_type="samples", alternative="two-sided", n_resamples=np.inf
+        ).pvalue
+        assert sign_flip_pvalue(d) == pytest.approx(ref, rel=1e-12)
+    # random signs beyond 2^n > num_resamples: close to the exact value, never 0
+    d = rng.normal(0.2, 1.0, 16)
+    exact = sign_flip_pvalue(d, num_resamples=2**16)
+    assert sign_flip_pvalue(d, num_resamples=4000, seed=1) == pytest.approx(exact, abs=0.03)
+    assert sign_flip_pvalue(np.full(30, 0.1), num_resamples=500) == pytest.approx(1 / 501)
+    assert sign_flip_pvalue([0.0, 0.0, 0.0]) == 1.0
+    assert sign_flip_pvalue(np.full(4, 1.0)) == pytest.approx(2 / 16)  # all + or all -
+
+
+def test_holm_matches_its_definition_on_a_textbook_family() -> None:
+    from mri_recon.metrics.stats import holm
+
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.04 -> 0.04, 0.06, 0.06, 0.06
+    adjusted, rejected = holm([0.03, 0.01, 0.04, 0.02])
+    assert adjusted == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert rejected == [False, True, False, False]
+    adjusted, rejected = holm([0.001, 0.5, 0.012], alpha=0.05)
+    assert adjusted == pytest.approx([0.003, 0.5, 0.024])
+    assert rejected == [True, False, True]
+    assert holm([0.9, 0.8])[0] == [1.0, 1.0]
