@@ -121,6 +121,8 @@ def build_everything(cfg: DictConfig) -> None:
 def test_every_config_composes_checks_mirrors_and_builds(
     group: str, option: str, tmp_path: Path
 ) -> None:
+    if (group, option) == ("logger", "wandb"):
+        pytest.importorskip("wandb")  # not among make install's packages
     cfg = compose_train(tmp_path, f"{group}={option}")
     assert HydraConfig.get().runtime.choices[group] == option
     check_train_config(cfg)

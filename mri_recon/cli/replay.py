@@ -40,10 +40,16 @@ def _cpu_if_no_cuda(value: Any, cpu: str) -> Any:
 
 
 def replay_eval(segment: dict[str, Any], out: Path) -> None:
-    """Re-run a recorded evaluation into ``out``."""
+    """Re-run a recorded evaluation (or prediction) into ``out``."""
     from mri_recon.cli.evaluate import evaluate
+    from mri_recon.cli.predict import predict
 
     cfg = OmegaConf.create(segment["config"])
+    if cfg.get("task_name") == "predict":  # its evaluation node is completed from its files
+        cfg.paths.output_dir = str(out)
+        cfg.device = _cpu_if_no_cuda(cfg.device, "cpu")
+        predict(cfg)
+        return
     if "evaluation" not in cfg:  # recorded before eval.yaml had it: today's, on the record
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg.evaluation = OmegaConf.to_container(compose("eval").evaluation)

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon import checks
 from mri_recon.cli.errors import CONFIG_EXIT, ConfigError, fail, parse_command_line, run_hydra_main
-from mri_recon.cli.provenance import run_record
+from mri_recon.cli.provenance import resolved_config, run_record
 from mri_recon.cli.validate import build_group, check_train_config, checked
 from mri_recon.lit.checkpoint import check_resume
 
@@ -130,6 +130,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         build_group(cfg, "coils")
     # Lightning is imported once the config checks passed: a bad command line fails fast
     from mri_recon.lit.callbacks import SliceCounter
+    from mri_recon.lit.model_card import write_run_model_card
+    from mri_recon.lit.trackers import log_run_artifacts
     from mri_recon.lit.training import (
         callbacks_for_loggers,
         fit_and_validate,
@@ -163,6 +165,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         run_dir = Path(cfg.paths.output_dir)
         result.write(run_dir)
         record.finish_train(result, trainer, counter.slices * trainer.world_size)
+        cards = write_run_model_card(run_dir, result)  # beside best.ckpt
+        tables = [run_dir / "val_volumes.csv", run_dir / "metrics.json", *cards]
+        log_run_artifacts(loggers, resolved_config(cfg), tables)  # MLflow, W&B
         validated = result.checkpoint or "final weights"
         print(f"run directory: {run_dir} (validated {validated})", flush=True)
     return result.metrics

@@ -174,15 +174,21 @@ def _kspace_layout(hf: h5py.File, challenge: str | None, problems: list[str]) ->
 
 
 def _target_layout(
-    hf: h5py.File, challenge: str, kshape: tuple, split: str | None, problems: list[str]
+    hf: h5py.File,
+    challenge: str,
+    kshape: tuple,
+    split: str | None,
+    problems: list[str],
+    allow_unmasked: bool = False,
 ) -> tuple[str | None, tuple[int, int] | None]:
-    """(target key, (h, w)), or (None, None) for a test file."""
+    """(target key, (h, w)), or (None, None) for a test file (or, ``allow_unmasked``, any
+    file without a target)."""
     key = TARGET_KEYS[challenge]
     target = _dataset(hf, key, problems)
     if target is None:
         if split in _TARGET_REQUIRED:
             problems.append(f"no target '{key}' (required in the {split} split)")
-        elif "mask" not in hf:
+        elif "mask" not in hf and not allow_unmasked:
             problems.append(
                 f"neither a target '{key}' nor a 'mask' dataset (a file "
                 "without target must be a test file carrying its mask)"
@@ -290,7 +296,11 @@ def _crop(
 
 
 def _read_layout(
-    hf: h5py.File, challenge: str | None, split: str | None, problems: list[str]
+    hf: h5py.File,
+    challenge: str | None,
+    split: str | None,
+    problems: list[str],
+    allow_unmasked: bool = False,
 ) -> dict[str, Any]:
     """Everything :class:`VolumeInfo` holds of an open file (``problems`` empty), else the
     file's problems in ``problems``."""
@@ -298,7 +308,9 @@ def _read_layout(
     if problems:
         return {}
     warnings: list[str] = []
-    target_key, target_shape = _target_layout(hf, challenge, kshape, split, problems)
+    target_key, target_shape = _target_layout(
+        hf, challenge, kshape, split, problems, allow_unmasked
+    )
     mask = _read_mask(hf, kshape[-1], problems)
     hdr = _read_header(hf, kshape, problems, warnings)
     attrs = {str(k): _py(v) for k, v in hf.attrs.items()}
@@ -345,7 +357,10 @@ def _read_layout(
 
 
 def read_volume_info(
-    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+    path: str | os.PathLike,
+    challenge: str | None = None,
+    split: str | None = None,
+    allow_unmasked: bool = False,
 ) -> VolumeInfo:
     """Validate a volume's layout, header and attrs and describe it, without reading k-space.
 
@@ -353,6 +368,9 @@ def read_volume_info(
         path: the ``.h5`` file.
         challenge: "singlecoil"/"multicoil" to enforce, or None to infer from the k-space rank.
         split: the split the file belongs to; in "train"/"val" a target is required.
+        allow_unmasked: a file with neither a target nor a ``mask`` is valid (``mri-recon-predict``:
+            fully sampled, or undersampled with its mask in its zero columns,
+            :func:`sampled_columns`); otherwise it must be a test file carrying its mask.
 
     Raises:
         DataError: one line naming the file and every offending key (``; ``-separated).
@@ -360,7 +378,7 @@ def read_volume_info(
     path, problems = Path(path), []
     try:
         with open_h5(path) as hf:
-            fields = _read_layout(hf, challenge, split, problems)
+            fields = _read_layout(hf, challenge, split, problems, allow_unmasked)
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
         problems = [f"corrupt HDF5 file ({h5_reason(err)})"]
     if problems:
@@ -433,3 +451,32 @@ def load_volume(info: VolumeInfo, check_values: bool = True) -> Volume:
         else center_crop(torch.from_numpy(target), info.crop_size).contiguous(),
         mask=None if info.mask is None else torch.from_numpy(info.mask.copy()),
     )
+
+
+def sampled_columns(kspace: torch.Tensor, info: VolumeInfo) -> tuple[torch.Tensor, str]:
+    """The column mask of already undersampled k-space without a stored ``mask``, read from
+    its all-zero columns inside the header's encoded limits.
+
+    Columns outside ``[padding_left, padding_right)`` are zero because the scanner padded
+    the encoded matrix, not because a sample is missing: they count as sampled (known
+    zeros, as in the fully sampled k-space fastMRI's targets come from).
+
+    Args:
+        kspace: complex (S, C, H, W), the whole volume.
+        info: its description (the encoded limits).
+
+    Returns:
+        (bool (W,) mask, a one-line note for the log naming the limits and the counts).
+    """
+    left, right = info.padding_left, info.padding_right
+    mask = (kspace != 0).flatten(0, -2).any(dim=0)  # (W,): a nonzero sample in the column
+    mask[:left] = True
+    mask[right:] = True
+    inside = int(mask[left:right].sum())
+    padded = mask.shape[0] - (right - left)
+    note = (
+        f"mask read from the all-zero k-space columns inside the encoded limits [{left}, "
+        f"{right}): {inside} of {right - left} sampled; the {padded} zero-padded columns "
+        "outside them are not missing samples"
+    )
+    return mask, note

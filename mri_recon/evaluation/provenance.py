@@ -124,9 +124,10 @@ def eval_fields(
     the report carries it: the mask that was scored)."""
     folder = split_dir(settings.root, settings.challenge, settings.split)
     evaluated = list(dict.fromkeys(r["fname"] for r in report.rows))
-    names = [*evaluated, *(s.fname for s in report.skipped)]
+    files = [report.paths.get(f, folder / f) for f in evaluated]
+    files += [s.path or folder / s.fname for s in report.skipped]
     return {
-        "data": {"root": str(settings.root), "files": file_manifest(folder / f for f in names)},
+        "data": {"root": str(settings.root), "files": file_manifest(files)},
         "checkpoints": file_manifest(checkpoints),
         "masks": {
             "mask_func": describe_mask_func(settings.mask_func),

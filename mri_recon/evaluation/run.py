@@ -29,6 +29,7 @@ from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
 from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
+from mri_recon.evaluation.dicom import write_dicom_series
 from mri_recon.evaluation.outputs import OUTPUTS, Staging, write_nifti, write_reconstruction
 from mri_recon.evaluation.report import CSV_COLUMNS, EXTRA_COLUMNS, REFERENCE, write_report
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask, select_volumes, volume_mask
@@ -40,7 +41,19 @@ from mri_recon.physics.perturbations import Perturbation, perturbation_seed
 from mri_recon.runinfo import RECORD_NAME
 from mri_recon.viz.figures import comparison_figure, save_figure
 
-EXPORTS = (None, "nifti")
+EXPORTS = ("nifti", "dicom")
+
+
+def export_formats(export: Any) -> tuple[str, ...]:
+    """``export`` (None, a format or a list of formats of :data:`EXPORTS`) as a tuple.
+
+    Raises:
+        ValueError: ``export: must be ...`` naming the unknown format.
+    """
+    formats = () if export is None else (export,) if isinstance(export, str) else tuple(export)
+    for fmt in formats:
+        one_of("export", fmt, EXPORTS)
+    return formats
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -78,8 +91,10 @@ class EvalSettings:
         confidence, num_resamples, seed: bootstrap settings of the summary.
         progress: a tqdm bar over volumes.
         reference: the method the summary's paired differences subtract.
-        export: None, or "nifti": also write ``reconstructions/<method>/<stem>.nii.gz``
-            (the file name without ``.h5``; voxel size from the ismrmrd header).
+        export: None, "nifti", "dicom" or a list of them (kept as a tuple): also write
+            ``reconstructions/<method>/<stem>.nii.gz`` and/or the DICOM series
+            ``reconstructions/<method>/<stem>/<slice>.dcm`` (``stem``: the file name without
+            ``.h5``; voxel size from the ismrmrd header).
         provenance: the caller writes ``provenance.json`` next to the outputs; the summary
             points at it.
         prescan: "full": every slice of every selected file is checked for NaN/Inf before
@@ -113,7 +128,7 @@ class EvalSettings:
     seed: int = 0
     progress: bool = True
     reference: str = REFERENCE
-    export: str | None = None
+    export: str | Sequence[str] | None = None
     provenance: bool = False
     prescan: str = "full"
     save_reconstructions: bool = True
@@ -137,7 +152,7 @@ class EvalSettings:
         number("confidence", self.confidence, 0, 1, open_low=True, open_high=True)
         positive_int("num_resamples", self.num_resamples)
         integer("seed", self.seed, 0)
-        one_of("export", self.export, EXPORTS)
+        object.__setattr__(self, "export", export_formats(self.export))
         one_of("prescan", self.prescan, PRESCAN_MODES)
         object.__setattr__(self, "metrics", check_metrics(self.metrics))
         integer("perturbation_seed", self.perturbation_seed, 0)
@@ -175,6 +190,7 @@ class EvalReport:
         files: every published output path.
         masks: fname -> the mask each evaluated volume was given (what ``provenance.json``
             records: the masks that were scored, not drawn again).
+        paths: fname -> the file of each evaluated volume.
     """
 
     rows: list[dict[str, Any]]
@@ -183,6 +199,7 @@ class EvalReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     masks: dict[str, VolumeMask] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
 
 
 Selection = tuple[Sequence[VolumeInfo], Sequence[SkippedFile]]
@@ -235,7 +252,7 @@ class EvalVolumes:
                     raise
                 self.skipped.append(SkippedFile(info.fname, str(err)))
                 continue
-            yield info, volume, volume_mask(info, s.mask_func)
+            yield info, volume, volume_mask(info, s.mask_func, volume.kspace)
 
 
 def iter_volumes(
@@ -260,6 +277,8 @@ def reconstruct_volume(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     coil_maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    num_low_frequencies: int | None = None,
+    acquired: tuple[int, int] | None = None,
 ) -> dict[str, tuple[torch.Tensor, float]]:
     """Run every method on a volume in slice batches, timing each.
 
@@ -271,6 +290,10 @@ def reconstruct_volume(
         device: where the batches are reconstructed.
         batch_size: slices per call.
         coil_maps: the coil-map estimator (see :class:`EvalSettings`); None: ACS.
+        num_low_frequencies, acquired: for methods with ``fastmri_inputs`` (fastMRI's
+            released VarNet), what fastMRI's ``VarNetDataTransform`` gives it: a drawn mask's
+            centre columns (None for a stored mask), and the mask zeroed outside the acquired
+            columns ``[padding_left, padding_right)``.
 
     Returns:
         name -> (float32 (S, h, w) CPU reconstruction, seconds per slice).
@@ -296,7 +319,14 @@ def reconstruct_volume(
             _sync(device)
             t0 = time.perf_counter()
             maps = sens_maps if method.needs_sens_maps else None
-            out = method(kspace, batch_mask, maps, crop_size)
+            method_mask, extra = batch_mask, {}
+            if getattr(method, "fastmri_inputs", False):
+                extra["num_low_frequencies"] = num_low_frequencies
+                if acquired is not None:
+                    method_mask = batch_mask.clone()
+                    method_mask[:, : acquired[0]] = False
+                    method_mask[:, acquired[1] :] = False
+            out = method(kspace, method_mask, maps, crop_size, **extra)
             _sync(device)
             seconds[name] += time.perf_counter() - t0 + (map_seconds if maps is not None else 0)
             outs[name].append(out.detach().float().cpu())
@@ -336,6 +366,8 @@ def evaluate_volume(
         device=device,
         batch_size=batch_size,
         coil_maps=coil_maps,
+        num_low_frequencies=vmask.num_low_frequencies if vmask.source == "drawn" else None,
+        acquired=(info.padding_left, info.padding_right),
     )
     results = {}
     for name, (recon, sec) in recons.items():
@@ -411,7 +443,7 @@ def _rows(
                 "fname": info.fname,
                 "acquisition": info.acquisition,
                 "method": name,
-                "mask": mask_name if vmask.source == "drawn" else "stored",
+                "mask": mask_name if vmask.source == "drawn" else vmask.source,
                 "acceleration": vmask.acceleration,
                 "center_fraction": vmask.center_fraction,
                 **fastmri,
@@ -426,6 +458,51 @@ def _rows(
     assert list(rows[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
     assert list(rows[0])[len(CSV_COLUMNS) :] == [*EXTRA_COLUMNS, *optional]
     return rows
+
+
+def check_exportable(infos: Sequence[VolumeInfo], export: Sequence[str]) -> None:
+    """DataError naming the first volume whose header has no usable reconSpace field of view
+    and matrix size (finite, > 0), when ``export`` (formats) needs the voxel size; before
+    anything is written."""
+    for info in infos if export else ():
+        fov, size = info.recon_fov_mm, info.recon_size
+        if fov is None or not all(0 < v < math.inf for v in (*fov, *size)):
+            raise DataError(
+                info.path,
+                f"ismrmrd_header encoding/reconSpace/fieldOfView_mm {fov} and matrixSize "
+                f"{tuple(size)} must be finite and > 0 (export={','.join(export)} needs the "
+                "voxel size)",
+            )
+
+
+def write_outputs(
+    staging: Staging,
+    info: VolumeInfo,
+    name: str,
+    method: Reconstructor,
+    recon: Any,
+    export: Sequence[str],
+) -> None:
+    """One method's reconstruction float32 (S, h, w) of one volume into the staging area:
+    ``reconstructions/<name>/<fname>`` (fastMRI's submission layout) and the ``export``
+    formats; a method loaded from a checkpoint (``method.checkpoint``, ``"<file> <sha256>"``)
+    names it in the DICOM series."""
+    folder = f"reconstructions/{name}"
+    write_reconstruction(staging.path(f"{folder}/{info.fname}"), recon)
+    stem = Path(info.fname).stem
+    if "nifti" in export:
+        write_nifti(staging.path(f"{folder}/{stem}.nii.gz"), recon, info.voxel_size_mm)
+    if "dicom" in export:
+        checkpoint = getattr(method, "checkpoint", None)
+        write_dicom_series(
+            staging.path(f"{folder}/{stem}"),
+            recon,
+            info.voxel_size_mm,
+            fname=info.fname,
+            method=name,
+            checkpoint=checkpoint,
+            patient_id=info.patient_id,
+        )
 
 
 def _figure(
@@ -446,12 +523,13 @@ def run_evaluation(
     methods: Mapping[str, Reconstructor],
     selection: Selection | None = None,
     record: Callable[[EvalReport, Path], None] | None = None,
+    on_volume: Callable[[VolumeInfo, VolumeMask, Mapping[str, MethodOutput]], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on the selected volumes and publish all outputs into the run dir.
 
     Writes ``per_volume.csv``, ``summary.md``, ``summary.json``, ``figures/*.png`` (volumes
     with a target) and ``reconstructions/<method>/<fname>`` (plus ``<stem>.nii.gz`` with
-    ``export="nifti"``). Without targets (test split)
+    ``export``: ``<stem>.nii.gz``, ``<stem>/<slice>.dcm``). Without targets (test split)
     the CSV rows have empty metric cells and the summary holds timings only.
 
     Args:
@@ -461,25 +539,21 @@ def run_evaluation(
         record: with ``settings.provenance``, ``record(report, folder)`` writes
             ``provenance.json`` into ``folder`` (the staging folder) before anything is
             published, so the record and the outputs it describes are published together.
+        on_volume: called after each volume with its info, mask and results (e.g. a log
+            line per volume).
 
     Raises:
         DataError: a bad file (unless ``settings.skip_bad_files``), or with
-            ``export="nifti"`` a header without a field of view; nothing is published.
+            an ``export`` a header without a field of view; nothing is published.
     """
     if not methods:
         raise ValueError("methods: at least one method is required")
     s = settings
     volumes = iter_volumes(s, selection)
-    for info in volumes.infos if s.export == "nifti" else ():
-        fov, size = info.recon_fov_mm, info.recon_size
-        if fov is None or not all(0 < v < math.inf for v in (*fov, *size)):
-            raise DataError(
-                info.path,
-                f"ismrmrd_header encoding/reconSpace/fieldOfView_mm {fov} and matrixSize "
-                f"{tuple(size)} must be finite and > 0 (export=nifti needs the voxel size)",
-            )
+    check_exportable(volumes.infos, s.export)
     rows: list[dict[str, Any]] = []
     masks: dict[str, VolumeMask] = {}
+    paths: dict[str, Path] = {}
     num_figures = 0
     outputs = (*OUTPUTS, RECORD_NAME) if s.provenance and record else OUTPUTS
     with Staging(s.run_dir, outputs) as staging:
@@ -496,13 +570,12 @@ def run_evaluation(
             )
             for name, res in results.items() if s.save_reconstructions else ():
                 recon = res.reconstruction.numpy()
-                write_reconstruction(staging.path(f"reconstructions/{name}/{info.fname}"), recon)
-                if s.export == "nifti":
-                    stem = Path(info.fname).stem
-                    path = staging.path(f"reconstructions/{name}/{stem}.nii.gz")
-                    write_nifti(path, recon, info.voxel_size_mm)
+                write_outputs(staging, info, name, methods[name], recon, s.export)
             rows.extend(_rows(info, vmask, s.mask_name, s.split, results, s.metrics))
             masks[info.fname] = vmask
+            paths[info.fname] = info.path
+            if on_volume is not None:
+                on_volume(info, vmask, results)
             if volume.target is not None and num_figures < s.num_figures:
                 _figure(staging, volume, results, s.mask_name)
                 num_figures += 1
@@ -531,7 +604,7 @@ def run_evaluation(
         summary, markdown = write_report(
             staging, rows, skipped, run, **boot, reference=s.reference, optional=s.metrics
         )
-        report = EvalReport(rows, summary, markdown, skipped, [], masks)
+        report = EvalReport(rows, summary, markdown, skipped, [], masks, paths)
         if RECORD_NAME in outputs:
             record(report, staging.root)
         report.files = staging.publish()

@@ -21,9 +21,15 @@ from pathlib import Path
 
 import torch
 
-from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes
+from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes, sampled_columns
 from mri_recon.data.prescan import scan_volume
-from mri_recon.physics.masks import ColumnMaskFunc, file_seed, mask_columns, seed_label
+from mri_recon.physics.masks import (
+    ColumnMaskFunc,
+    center_band,
+    file_seed,
+    mask_columns,
+    seed_label,
+)
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,12 @@ class SkippedFile:
     Attributes:
         fname: the file name.
         reason: the one-line DataError message.
+        path: the file, where it does not lie in the run's split folder (prediction inputs).
     """
 
     fname: str
     reason: str
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,15 @@ class VolumeMask:
             else W / number of sampled columns).
         center_fraction: fraction of fully sampled center columns (stored masks:
             ``num_low_frequencies / W``).
-        source: "drawn" (per-file seed) or "stored" (the file's ``mask`` dataset).
+        source: "drawn" (per-file seed), "stored" (the file's ``mask`` dataset) or "read"
+            (the all-zero columns of undersampled k-space without a stored mask).
         num_low_frequencies: fully sampled centre columns (stored masks: attr
             ``num_low_frequency``, else the centre band).
         mask_type: the mask function's type, or "stored".
         seed: the seed as :func:`~mri_recon.physics.masks.seed_label` writes it (the file
             name for a per-file seed), "" for a stored mask.
+        note: what a log should say about this mask ("" if nothing; a mask read from
+            zero columns says which columns count).
     """
 
     mask: torch.Tensor
@@ -64,6 +75,7 @@ class VolumeMask:
     num_low_frequencies: int = 0
     mask_type: str = "stored"
     seed: str = ""
+    note: str = ""
 
     def columns(self) -> dict[str, str | int]:
         """The :data:`~mri_recon.physics.masks.MASK_COLUMNS` of ``per_volume.csv``."""
@@ -127,17 +139,36 @@ def select_volumes(
     return infos, skipped
 
 
-def volume_mask(info: VolumeInfo, mask_func: ColumnMaskFunc | None) -> VolumeMask:
-    """The evaluation mask of one volume: its stored mask, else the one ``mask_func`` draws
-    from the file name (``mask_func`` may be None only if every file carries its mask)."""
+def volume_mask(
+    info: VolumeInfo, mask_func: ColumnMaskFunc | None, kspace: torch.Tensor | None = None
+) -> VolumeMask:
+    """The evaluation mask of one volume: its stored mask; else, for a file without a target
+    whose ``kspace`` (complex (S, C, H, W)) has all-zero columns inside the encoded limits
+    (already undersampled), the mask read from them (:func:`sampled_columns`; ``mask_func``
+    is not applied on top); else the one ``mask_func`` draws from the file name
+    (``mask_func`` may be None only if no file needs one)."""
     width = info.image_shape[1]
     if info.mask is not None:
         mask = torch.from_numpy(info.mask.copy())
         acceleration = info.acceleration or width / int(mask.sum())
         num_low = info.num_low_frequencies or 0
         return VolumeMask(mask, float(acceleration), num_low / width, "stored", num_low)
+    if info.target_key is None and kspace is not None:
+        mask, note = sampled_columns(kspace, info)
+        acquired = info.padding_right - info.padding_left
+        num_sampled = int(mask[info.padding_left : info.padding_right].sum())
+        if num_sampled < acquired:
+            start, stop = center_band(mask)
+            return VolumeMask(
+                mask, acquired / max(num_sampled, 1), (stop - start) / width, "read",
+                stop - start, "read", note=note,
+            )  # fmt: skip
     if mask_func is None:
-        raise DataError(info.path, "has no stored 'mask' and no mask function was given")
+        raise DataError(
+            info.path,
+            "has no stored 'mask' and no mask function was given"
+            + (" (its k-space is fully sampled: set mask=...)" if kspace is not None else ""),
+        )
     seed = file_seed(info.fname)
     s = mask_func(width, seed=seed)
     return VolumeMask(

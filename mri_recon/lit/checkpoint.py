@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mri_recon.models.reconstructor import ImageReconstructor, as_reconstructor
+from mri_recon.runinfo.hashing import hash_file
 
 CHECKPOINT_KEY = "mri_recon"
 NET_PREFIX = "reconstructor.net."
@@ -232,7 +233,8 @@ def load_reconstructor(
     Returns:
         the reconstructor (:func:`as_reconstructor` of the network: an
         :class:`ImageReconstructor`, or e.g. a ``VarNet`` itself) in eval mode on
-        ``map_location``; its ``name`` is the one the checkpoint was trained under.
+        ``map_location``; its ``name`` is the one the checkpoint was trained under, its
+        ``checkpoint`` ``"<file name> <sha256>"`` (DICOM series name and derive UIDs from it).
 
     Raises:
         FileNotFoundError: no such file.
@@ -252,6 +254,9 @@ def load_reconstructor(
         raise ValueError(f"{path}: weights do not match net_spec ({first})") from err
     recon = as_reconstructor(net)
     recon.name = info.get("name", recon.name)
+    recon.checkpoint = f"{path.name} {hash_file(path)['hash']}"  # names it in exported images
+    if "challenge" in info:  # an imported U-Net knows the data it was trained on
+        recon.challenge = info["challenge"]
     trained_on = getattr(recon, "challenge", None)  # built for one challenge (a VarNet)
     problem = image_only and not isinstance(recon, ImageReconstructor)
     problem = problem and f"holds a {type(recon).__name__}, not a U-Net (an image network)"

@@ -141,7 +141,8 @@ class Unet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """float (B, in_chans, h, w), h and w >= 2 ** num_pool_layers (any parity) -> float
         (B, out_chans, h, w)."""
-        self._check_input(image)
+        if not torch.jit.is_scripting():  # TorchScript export compiles the rest
+            self._check_input(image)
         stack = []
         output = image
         for layer in self.down_sample_layers:
@@ -153,11 +154,11 @@ class Unet(nn.Module):
         for transpose_conv, conv in zip(self.up_transpose_conv, self.up_conv, strict=True):
             skip = stack.pop()
             output = transpose_conv(output)
-            # floor-pooling an odd size loses one row/column: pad it back (right/bottom).
+            # floor-pooling an odd size loses one row/column: pad it back (right/bottom);
+            # padding by 0 is the identity, and no branch keeps exported graphs shape-generic
             pad_w = skip.shape[-1] - output.shape[-1]
             pad_h = skip.shape[-2] - output.shape[-2]
-            if pad_w or pad_h:
-                output = F.pad(output, [0, pad_w, 0, pad_h], "reflect")
+            output = F.pad(output, [0, pad_w, 0, pad_h], "reflect")
             output = conv(torch.cat([output, skip], dim=1))  # (B, 2 ch, h', w') -> (B, ch, ..)
 
         return output + image if self.residual else output

@@ -43,10 +43,9 @@ from mri_recon.models.unet import Unet
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fftc, ifft2c, ifftc
-from mri_recon.physics.masks import center_band
 from mri_recon.physics.operators import SenseOperator
 
-MAPS = ("learned", "acs", "refined")
+MAPS = ("learned", "acs", "refined", "fastmri")
 
 
 class NormUnet(nn.Module):
@@ -132,6 +131,11 @@ class VarNet(nn.Module):
             precomputed maps too) or ``refined`` (the map U-Net made residual with its last
             convolution at zero: it starts at the ACS ratio maps, the centre band's coil
             images over their RSS, and learns a correction end to end). Multi-coil only.
+            ``fastmri``: fastMRI's released VarNet exactly (``mri-recon-import``): the map
+            U-Net on fastMRI's band, ``num_low_frequencies`` columns when the caller gives
+            them (a drawn mask's; the evaluation passes them, see :attr:`fastmri_inputs`),
+            else ``2 * min(left, right)`` sampled
+            columns around ``W // 2``; on single-coil data too (maps ``x / |x|``).
         norm_groups: GroupNorm groups of ``norm="group"`` (:class:`Unet`): None for the
             largest divisor of each channel count up to 32; an int must divide every level's
             channel count of both the cascade and the map U-Nets.
@@ -173,9 +177,12 @@ class VarNet(nn.Module):
         self.norm_groups, self.maps = norm_groups, maps
         self.sens_net = (
             NormUnet(sens_chans, sens_pools, norm, drop_prob, norm_groups, maps == "refined")
-            if challenge == "multicoil" and maps != "acs"
+            if (challenge == "multicoil" or maps == "fastmri") and maps != "acs"
             else None
         )
+        # the evaluation gives it fastMRI's inputs: a drawn mask's num_low_frequencies, and
+        # the mask zeroed outside the acquired columns (VarNetDataTransform)
+        self.fastmri_inputs = maps == "fastmri"
         self.cascades = nn.ModuleList(
             VarNetBlock(NormUnet(chans, pools, norm, drop_prob, norm_groups))
             for _ in range(num_cascades)
@@ -187,19 +194,12 @@ class VarNet(nn.Module):
         """Coil maps complex (B, C, H, W), RSS 1 over coils, from the centre band of each
         slice's k-space (all ones for single-coil; the ACS ratio maps for ``maps="acs"``; ``"refined"`` starts at the same ratio without
         the window)."""
-        if self.challenge == "singlecoil":
+        if self.challenge == "singlecoil" and self.maps != "fastmri":
             return torch.ones_like(masked_kspace)
         if self.sens_net is None:
             return estimate_sens_maps(masked_kspace, mask)
         b, c, h, w = masked_kspace.shape
-        band = torch.zeros((b, w), dtype=torch.bool, device=mask.device)
-        for i in range(b):
-            if num_low_frequencies is None:
-                start, stop = center_band(mask[i])
-            else:
-                start = (w - num_low_frequencies + 1) // 2
-                stop = start + num_low_frequencies
-            band[i, start:stop] = True
+        band = _band(mask, num_low_frequencies, symmetric=self.maps == "fastmri")  # (B, W)
         low = ifft2c(masked_kspace * band[:, None, None, :])  # (B, C, H, W)
         maps = self.sens_net(low.reshape(b * c, h, w)).reshape(b, c, h, w)
         return maps / rss(maps, dim=1)[:, None]
@@ -217,7 +217,7 @@ class VarNet(nn.Module):
         own); ``num_low_frequencies`` (fastMRI's argument) fixes the map network's centre band
         to ``[(W - n + 1) // 2, + n)``, None uses each slice's :func:`center_band`."""
         check_inputs(masked_kspace, mask, None, crop_size)
-        coils = masked_kspace.shape[1]
+        coils = int(masked_kspace.shape[1])  # a Python int under torch.jit.trace too
         if (coils > 1) != (self.challenge == "multicoil"):
             raise ValueError(
                 f"VarNet(challenge={self.challenge!r}) got k-space with {coils} coil(s) "
@@ -247,3 +247,31 @@ class VarNet(nn.Module):
         if batch.crop is None:
             return LossTerms(recon, target, data_range, recon)
         return LossTerms(batch.crop.apply(recon), batch.crop.apply(target), data_range, None)
+
+
+def _band(mask: torch.Tensor, num_low_frequencies: int | None, symmetric: bool) -> torch.Tensor:
+    """The map network's centre band of each slice, bool (B, W), in tensor operations (so a
+    traced VarNet finds each mask's own band): ``num_low_frequencies`` columns at
+    ``[(W - n + 1) // 2, + n)`` when given (and, if ``symmetric``, not 0); else with
+    ``symmetric`` fastMRI's ``SensitivityModel`` rule (``n = max(2 * min(left, right), 1)``,
+    ``left``/``right`` the sampled runs below / from ``W // 2``, a run reaching the edge
+    counting 0 as its ``argmin`` does); else :func:`center_band` of each mask (the run of
+    sampled columns containing ``W // 2``, empty if that column is not sampled)."""
+    b, w = mask.shape
+    cols = torch.arange(w, device=mask.device)
+    c = w // 2
+    m = mask.to(torch.int32)
+    below = torch.cumprod(m[:, :c].flip(-1), -1).sum(-1)  # (B,) sampled run just below c
+    above = torch.cumprod(m[:, c:], -1).sum(-1)  # (B,) sampled run from c on
+    if num_low_frequencies is not None and (num_low_frequencies or not symmetric):
+        start = torch.full((b,), (w - num_low_frequencies + 1) // 2, device=mask.device)
+        stop = start + num_low_frequencies
+    elif symmetric:
+        left = torch.where(below == c, 0, below)
+        right = torch.where(above == w - c, 0, above)
+        n = torch.clamp(2 * torch.minimum(left, right), min=1)
+        start = (w - n + 1) // 2
+        stop = start + n
+    else:
+        start, stop = c - below * (above > 0), c + above
+    return (cols >= start[:, None]) & (cols < stop[:, None])

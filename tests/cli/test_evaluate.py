@@ -180,7 +180,7 @@ def test_test_split_writes_reconstructions_with_the_stored_mask(synth_root, tmp_
         ("stats.confidence=2", "error: stats.confidence: .*2"),
         ("num_figures=-1", "error: num_figures: .*-1"),
         ("batch_size=0", "error: batch_size: .*0"),
-        ("export=dicom", "error: export: .*'dicom'"),
+        ("export=png", "error: export: must be one of nifti, dicom, got 'png'"),
         ("methods=[zero_filled,bart]", "error: methods: unknown method\\(s\\) \\['bart'\\]"),
         ("methods=[zero_filled,unet]", "error: ckpt_path: the unet method needs ckpt_path"),
         ("tv.lam=-1", "error: tv.lam: .*-1"),

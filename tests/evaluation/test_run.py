@@ -562,5 +562,5 @@ def test_nifti_export_needs_a_field_of_view_and_a_known_format(tmp_path, fastmri
     assert _outputs_present(run_dir) == []
     report = run_evaluation(_settings(root, run_dir), {"zero_filled": ZeroFilled()})
     assert report.rows and not list(run_dir.rglob("*.nii.gz"))  # no export: no field needed
-    with pytest.raises(ValueError, match=r"^export: must be one of null, nifti, got 'dicom'$"):
-        _settings(root, run_dir, export="dicom")
+    with pytest.raises(ValueError, match=r"^export: must be one of nifti, dicom, got 'png'$"):
+        _settings(root, run_dir, export=["nifti", "png"])

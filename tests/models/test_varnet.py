@@ -132,7 +132,7 @@ def test_acs_maps_are_the_physics_estimate_and_replace_the_map_network():
     torch.testing.assert_close(net.sens_maps(masked, mask, None), estimate_sens_maps(masked, mask))
     assert net(masked, mask, None, (16, 20)).shape == (2, 16, 20)
     with pytest.raises(
-        ValueError, match=r"^maps: must be one of learned, acs, refined, got 'espirit'"
+        ValueError, match=r"^maps: must be one of learned, acs, refined, fastmri, got 'espirit'"
     ):
         VarNet(**SIZES, maps="espirit")
 
@@ -164,3 +164,32 @@ def test_bf16_autocast_runs_the_unets_and_returns_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(masked, mask, None, (16, 16))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_band_is_center_band_or_fastmris_rule_per_mask():
+    from fastmri.models.varnet import SensitivityModel
+
+    from mri_recon.models.varnet import _band
+
+    g = torch.Generator().manual_seed(0)
+    sens = SensitivityModel(chans=2, num_pools=1)
+    for width in (29, 30, 367):
+        masks = torch.rand((40, width), generator=g) < 0.5
+        masks[:5] = True  # fully sampled: fastMRI's argmin counts 0
+        masks[5:10, width // 2] = False  # no centre column
+        for i in range(10, 40):  # a centre band of 1..9 columns
+            n = i % 9 + 1
+            start = (width - n + 1) // 2
+            masks[i, start : start + n] = True
+        got = _band(masks, None, symmetric=False)
+        for mask, row in zip(masks, got, strict=True):
+            start, stop = center_band(mask)
+            assert row.nonzero().flatten().tolist() == list(range(start, stop))
+        pad, num_low = sens.get_pad_and_num_low_freqs(masks[:, None, None, :, None], None)
+        got = _band(masks, None, symmetric=True)
+        for row, p, n in zip(got, pad.tolist(), num_low.tolist(), strict=True):
+            assert row.nonzero().flatten().tolist() == list(range(p, p + n))
+        fixed = _band(masks[:2], 7, symmetric=True)
+        assert fixed[0].nonzero().flatten().tolist() == list(
+            range((width - 6) // 2, (width - 6) // 2 + 7)
+        )
