@@ -370,10 +370,10 @@ def evaluate_volume(
         acquired=(info.padding_left, info.padding_right),
     )
     results = {}
+    target = check_target(info, volume.target.numpy()) if volume.target is not None else None
     for name, (recon, sec) in recons.items():
         metrics = None
-        if volume.target is not None:
-            target = volume.target.numpy()
+        if target is not None:
             metrics = score_volume(info, name, target, recon.numpy())
             metrics.update(optional_metrics(target, recon.numpy(), extra_metrics))
         else:  # nothing to score against: a non-finite image is still never published
@@ -396,7 +396,8 @@ def score_volume(
     Args:
         info: the volume (its path names it in an error).
         method: the method's name.
-        target, recon: float32 (s, h, w) numpy arrays.
+        target, recon: float32 (s, h, w) numpy arrays; the target checked finite once per
+            volume by the caller (:func:`check_target`), the reconstruction here.
         max_value: the data range (default: the target's max).
         first_slice: the volume slice index of ``target[0]`` (for the message).
 
@@ -404,7 +405,6 @@ def score_volume(
         DataError: ``<path>: <what> has NaN or Inf values (first in slice N)`` for a
             non-finite target or reconstruction, or a NaN metric (naming the slices scored).
     """
-    check_finite(info.path, info.target_key or "target", target, first_slice)
     check_finite(info.path, f"the {method} reconstruction", recon, first_slice)
     metrics = volume_metrics(target, recon, max_value)
     bad = [k for k, v in metrics.items() if math.isnan(v)]
@@ -412,6 +412,13 @@ def score_volume(
         last = first_slice + len(target) - 1
         raise DataError(info.path, f"{method}: {bad[0]} is NaN (slices {first_slice}-{last})")
     return metrics
+
+
+def check_target(info: VolumeInfo, target: Any, first_slice: int = 0) -> Any:
+    """``target`` float32 (s, h, w), checked finite (a file edited after its cached prescan
+    must not be scored): once per volume, before every method is scored against it."""
+    check_finite(info.path, info.target_key or "target", target, first_slice)
+    return target
 
 
 def perturb_volume(volume: Volume, perturbation: Perturbation | None, seed: int) -> Volume:

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from mri_recon.contract import Reconstructor
-from mri_recon.evaluation.run import EvalSettings, iter_volumes, reconstruct_volume, score_volume
+from mri_recon.evaluation.run import (
+    EvalSettings,
+    check_target,
+    iter_volumes,
+    reconstruct_volume,
+    score_volume,
+)
 from mri_recon.metrics.image import METRICS
 from mri_recon.physics.masks import apply_mask
 
@@ -47,7 +53,7 @@ def sweep(
     for info, volume, vmask in iter_volumes(settings, desc="tune"):
         keep = central_slices(info.num_slices, max_slices)
         masked_kspace = apply_mask(volume.kspace[keep], vmask.mask)  # (s, C, H, W)
-        target = volume.target[keep].numpy()  # (s, h, w)
+        target = check_target(info, volume.target[keep].numpy(), keep.start)  # (s, h, w)
         max_value = float(volume.target.max())
         recons = reconstruct_volume(
             named,

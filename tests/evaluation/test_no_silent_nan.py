@@ -108,3 +108,37 @@ def test_a_nan_tuning_curve_stops_naming_file_and_slice(tmp_path, fastmri_split)
     assert str(info.value) == (
         f"{paths[0]}: the lam=0.1 reconstruction has NaN or Inf values (first in slice 2)"
     )
+
+
+def test_a_non_finite_target_behind_a_clean_verdict_stops_naming_file_and_slice(
+    tmp_path, fastmri_split, monkeypatch
+):
+    """With data.prescan=full a volume's values are not read again on load: a target that
+    went bad behind its cached clean verdict is caught when scored, once per volume, naming
+    the file, the target key and the slice (not as a NaN metric of some method)."""
+    import h5py
+    import numpy as np
+
+    from mri_recon.data import prescan
+
+    paths = fastmri_split(tmp_path / "data", split="val", widths=(36,), num_slices=3)
+    settings = EvalSettings(
+        root=tmp_path / "data",
+        challenge="singlecoil",
+        split="val",
+        mask_name="random_4x",
+        mask_func=ColumnMaskFunc("random", [0.08], [4]),
+        run_dir=tmp_path / "run",
+        progress=False,
+        num_resamples=20,
+    )
+    # a key the edit cannot change (what rsync -a / cp -p once kept): the verdict stays clean
+    monkeypatch.setattr(prescan, "stat_key", lambda path: {"path": str(path), "stat": "same"})
+    run_evaluation(settings, {"zero_filled": ZeroFilled()})  # prescanned clean, cached
+    with h5py.File(paths[0], "r+") as hf:
+        hf["reconstruction_esc"][1, 2, 3] = np.nan
+    with pytest.raises(DataError) as info:
+        run_evaluation(settings, {"zero_filled": ZeroFilled(), "tv": ZeroFilled()})
+    assert str(info.value) == (
+        f"{paths[0]}: reconstruction_esc has NaN or Inf values (first in slice 1)"
+    )
