@@ -316,8 +316,12 @@ def test_tv_reconstructor_follows_configs_tv():
 
     configured = OmegaConf.load(REPO / "configs" / "tv" / "default.yaml")
     tv = tv_reconstructor()
-    assert (tv.lam, tv.max_iters, tv.tol) == (configured.lam, configured.max_iters, configured.tol)
+    lam = configured.tv_lam.singlecoil  # eval.yaml's data.challenge
+    assert (tv.lam, tv.max_iters, tv.tol) == (lam, configured.tv.max_iters, configured.tv.tol)
     assert tv_reconstructor(["tv.lam=0.003", "tv.max_iters=7"]).lam == 0.003
+    # the default weight follows the data's challenge (issue 20)
+    lam = configured.tv_lam.multicoil
+    assert tv_reconstructor(["data.challenge=multicoil"]).lam == lam
 
 
 # ------------------------------------------------------------------------ GPU recipes
