@@ -4,10 +4,10 @@ on the same slices and masks, single- or multi-coil.
 BART is run as fastMRI's CS baseline runs it (``fastmri_examples/cs/run_bart.py``):
 ``bart pics -d0 -S <reg> -i N`` on the centered k-space with dims [1, H, W, C], ``<reg>`` per
 method (``tv``: ``-R T:7:0:lam``; ``cg_sense``: ``-l2 -r lam``; ``wavelet``: ``-R W:7:0:lam``)
-and N the iteration count of ours (200 for TV by default). Single-coil: all-ones maps;
+and N per method (``BART_ITERS``: 200 for TV, as ours). Single-coil: all-ones maps;
 multi-coil (``--challenge multicoil``): BART gets its own ``bart ecalib -m1`` maps, ours our
 default maps (the ``coils`` node's default, ACS), each computed once per slice and acceleration
-and timed apart. BART's lambda is the best (by mean SSIM) of a grid per method, chosen on the
+and timed apart (``--bart-maps ours`` gives BART our maps: the solvers on equal maps). BART's lambda is the best (by mean SSIM) of a grid per method, chosen on the
 benchmark slices themselves (an oracle lambda), while ours run with their defaults. Masks are
 fastMRI's per-file validation masks (seed from the file name).
 
@@ -52,9 +52,12 @@ TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_
 # BART's lambda grid per method (its data scaling differs from ours: grids, not one value)
 BART_LAMS = {
     "tv": [0.003, 0.01, 0.03],
-    "cg_sense": [0.001, 0.01, 0.1],
-    "wavelet": [0.001, 0.003, 0.01, 0.03],
+    "cg_sense": [0.01, 0.03, 0.1, 0.3],
+    "wavelet": [0.01, 0.03, 0.1, 0.3],
 }
+# BART's iterations per method (ours: each method's max_iters, printed beside): 200 ADMM for TV
+# (fastMRI's call, as ours); BART's own default (30) for CG; 50 FISTA for wavelets
+BART_ITERS = {"tv": 200, "cg_sense": 30, "wavelet": 50}
 
 
 @dataclass
@@ -156,29 +159,35 @@ def run_ours(slices: list[Slice], accel: int, methods: dict, device: torch.devic
     return rows
 
 
-def bart_maps(sl: Slice, accel: int) -> tuple[np.ndarray | None, float]:
-    """BART's ``ecalib -m1`` maps of the slice at this acceleration (None single-coil), once
-    per (slice, acceleration), and their CPU seconds (0 when cached)."""
+def bart_maps(sl: Slice, accel: int, source: str) -> tuple[np.ndarray | None, float]:
+    """The maps BART gets (None single-coil), once per (slice, acceleration): its own
+    ``ecalib -m1`` (``source="ecalib"``) or ours (``"ours"``: ``CoilMaps()``, the solvers
+    compared on equal maps); and their CPU seconds (0 when cached)."""
     if sl.kspace.shape[0] == 1:
         return None, 0.0
     if accel in sl.bart_maps:
         return sl.bart_maps[accel], 0.0
-    y, _ = masked(sl, accel)
+    y, mask = masked(sl, accel)
+    if source == "ours":
+        c0 = time.process_time()
+        maps = CoilMaps()(y[None], mask[None])[0].numpy()
+        sl.bart_maps[accel] = maps
+        return maps, time.process_time() - c0
     res = run_bart_ecalib(y.numpy())
     sl.bart_maps[accel] = res.image
     return res.image, res.cpu_s
 
 
 def run_bart(
-    slices: list[Slice], accel: int, method: str, lams: list[float], iters: int
+    slices: list[Slice], accel: int, method: str, lams: list[float], iters: int, source: str
 ) -> list[Row]:
-    maps_cpu = sum(bart_maps(sl, accel)[1] for sl in slices) / len(slices)
+    maps_cpu = sum(bart_maps(sl, accel, source)[1] for sl in slices) / len(slices)
     rows = []
     for lam in lams:
         recons, wall, cpu = [], 0.0, 0.0
         for sl in slices:
             y, _ = masked(sl, accel)
-            maps, _ = bart_maps(sl, accel)
+            maps, _ = bart_maps(sl, accel, source)
             res = run_bart_pics(y.numpy(), maps, lam, num_iters=iters, regularizer=method)
             crop = crop_size_for(y.shape[-1], sl.target.shape)
             recons.append(center_crop(torch.from_numpy(np.abs(res.image)), crop).numpy())
@@ -201,10 +210,10 @@ HEADER = (
 )
 
 
-def print_rows(accel: int, iters: int, ours: Row, bart: Row | None) -> None:
-    for r in [ours] + ([bart] if bart else []):
+def print_rows(accel: int, iters: int, bart_iters: int, ours: Row, bart: Row | None) -> None:
+    for r, n in [(ours, iters)] + ([(bart, bart_iters)] if bart else []):
         print(
-            f"{accel:>2}x  {r.method:<16}{r.lam:>8g}{iters:>6}{r.ssim:>8.4f}{r.psnr:>8.2f}"
+            f"{accel:>2}x  {r.method:<16}{r.lam:>8g}{n:>6}{r.ssim:>8.4f}{r.psnr:>8.2f}"
             f"{r.wall_s:>11.3f}{r.cpu_s:>10.3f}{r.maps_cpu_s:>10.3f}"
         )
     if bart:
@@ -235,7 +244,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bart-lams", type=float, nargs="+", default=None, help="one grid for every method"
     )
     ap.add_argument(
-        "--bart-iters", type=int, default=None, help="default: each method's own max_iters"
+        "--bart-iters", type=int, default=None, help=f"every method (default: {BART_ITERS})"
+    )
+    ap.add_argument(
+        "--bart-maps",
+        choices=["ecalib", "ours"],
+        default="ecalib",
+        help="multi-coil: BART's own ecalib -m1 maps, or ours (the solvers on equal maps)",
     )
     ap.add_argument("--lam", type=float, default=None, help="ours, every method (default: its own)")
     ap.add_argument("--max-iters", type=int, default=None, help="ours, every method")
@@ -274,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'; '.join(repr(m) for m in methods.values())}; "
         f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; maps: "
-        + ("ours CoilMaps() (ACS), BART ecalib -m1" if args.challenge == "multicoil" else "ones")
+        + (
+            f"ours CoilMaps() (ACS), BART {'ecalib -m1' if args.bart_maps == 'ecalib' else 'ours'}"
+            if args.challenge == "multicoil"
+            else "ones"
+        )
     )
     if not bart_available():
         print("SKIP BART: `bart` is not on PATH (apt-get install bart); benchmarking ours only")
@@ -286,15 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     for accel in args.accelerations:
         for ours in run_ours(slices, accel, methods, device):
-            iters = args.bart_iters or methods[ours.method].max_iters
+            iters = args.bart_iters or BART_ITERS[ours.method]
             bart = None
             if have_bart:
                 lams = args.bart_lams or BART_LAMS[ours.method]
-                grid = run_bart(slices, accel, ours.method, lams, iters)
+                grid = run_bart(slices, accel, ours.method, lams, iters, args.bart_maps)
                 bart = max(grid, key=lambda r: r.ssim)
                 totals[ours.method][1] += bart.cpu_s
             totals[ours.method][0] += ours.cpu_s
-            print_rows(accel, iters, ours, bart)
+            print_rows(accel, methods[ours.method].max_iters, iters, ours, bart)
     for name, (ours_cpu, bart_cpu) in totals.items():
         if have_bart:
             print(f"{name} {args.challenge} time ratio (ours/BART): {ours_cpu / bart_cpu:.2f}")

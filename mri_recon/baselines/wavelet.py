@@ -232,7 +232,7 @@ class WaveletCS:
     def __init__(
         self,
         lam: float = 0.002,
-        max_iters: int = 50,
+        max_iters: int = 30,
         wavelet: str = "db4",
         levels: int = 4,
         shift: bool = True,
@@ -252,7 +252,7 @@ class WaveletCS:
         deepest = max_levels(shape, self.wavelet)
         if self.levels > deepest:
             raise ValueError(
-                f"levels: {self.levels} is too deep for a {shape[0]} x {shape[1]} image with "
+                f"wavelet: levels {self.levels} is too deep for a {shape[0]} x {shape[1]} image with "
                 f"{self.wavelet} (at most {deepest}: each band keeps >= "
                 f"{pywt.Wavelet(self.wavelet).dec_len} samples)"
             )
