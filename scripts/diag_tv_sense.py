@@ -8,12 +8,15 @@ mask, ACS maps, one thread. Subcommands:
   reconstruction over the target's mean in the background (1 = the target's noise floor).
 - ``gap``: the objective ``1/2 ||A x - y||^2 + lam_eff TV(x)`` per primal-dual iteration of
   one slice (``--volume``), against the same solver run to ``--iters`` iterations.
+- ``crop``: TV-SENSE at ``--lam`` with the ACS maps and with ESPIRiT maps at several crops
+  (``--crops``), per volume: whole-image SSIM, foreground SSIM, PSNR.
 - ``coils``: the best lambda across coil counts (subsets of the 8 coils, target = their RSS)
   and intensities (k-space x 100) on one slice: foreground SSIM and PSNR per lambda.
 
     python scripts/diag_tv_sense.py slices --data DIR [--acceleration 4] [--lam 0.002]
     python scripts/diag_tv_sense.py gap --data DIR --volume 3 [--lam 0.002] [--iters 1000]
     python scripts/diag_tv_sense.py coils --data DIR --volume 3
+    python scripts/diag_tv_sense.py crop --data DIR [--crops 0.95 0.5 0]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from fastmri.evaluate import nmse, psnr, ssim
 from mri_recon.baselines import tv as tvm
 from mri_recon.data.fastmri import list_volumes, load_volume, read_volume_info
 from mri_recon.metrics.optional import foreground, ssim_fg
-from mri_recon.physics.coils import estimate_sens_maps
+from mri_recon.physics.coils import espirit_maps, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.masks import ColumnMaskFunc, apply_mask, file_seed
@@ -123,17 +126,36 @@ def coils(args) -> None:
             print("| " + " | ".join(cells) + " |", flush=True)
 
 
+def crop(args) -> None:
+    tv = tvm.TVReconstructor(lam=args.lam)
+    for path in list_volumes(args.data, "multicoil", "val"):
+        kspace, target, vmax, mask = _slice(path, args.acceleration)
+        y, size = apply_mask(kspace, mask), target.shape[-2:]
+        cells = []
+        maps = [("acs", estimate_sens_maps(y, mask))]
+        maps += [(f"espirit crop {c:g}", espirit_maps(y, mask, crop=c)) for c in args.crops]
+        for name, sens in maps:
+            r = tv(y, mask, sens, size).numpy()
+            s = float(np.mean(ssim(target, r, vmax)))
+            cells.append(
+                f"{name}: SSIM {s:.4f} fg {ssim_fg(target, r, vmax):.4f} "
+                f"PSNR {psnr(target, r, vmax):.2f}"
+            )
+        print(f"{path.name} | " + " | ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["slices", "gap", "coils"])
+    parser.add_argument("command", choices=["slices", "gap", "coils", "crop"])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--acceleration", type=int, default=4, choices=sorted(CENTER_FRACTIONS))
     parser.add_argument("--lam", type=float, default=0.002)
     parser.add_argument("--volume", type=int, default=3)
     parser.add_argument("--iters", type=int, default=1000)
+    parser.add_argument("--crops", type=float, nargs="+", default=[0.95, 0.5, 0.0])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"slices": slices, "gap": gap, "coils": coils}[args.command](args)
+    {"slices": slices, "gap": gap, "coils": coils, "crop": crop}[args.command](args)
 
 
 if __name__ == "__main__":
