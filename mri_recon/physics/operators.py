@@ -7,8 +7,6 @@ device and dtype the inputs live on.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from mri_recon.physics.fft import fft2c, ifft2c
@@ -95,21 +93,16 @@ class SenseOperator:
         """Normal operator A^H A x = S^H F^H M F S x (M is a projection, so applied once):
         complex (B, H, W) -> (B, H, W).
 
-        With a column mask the FFT along H cancels (M acts on W only): 1-D FFTs along W,
-        the centering shifts moved onto the maps and mask once (:meth:`_column_parts`)
-        and onto ``x`` and the result (one shift each, not one per coil)."""
+        With a column mask the FFT along H cancels (M acts on W only), and so do the
+        centering shifts along W: a cyclic shift is a phase ramp in k-space, which commutes
+        with M and cancels against its conjugate, so ``F_c^H M F_c = F^H ifftshift(M) F``
+        with plain 1-D FFTs along W."""
         if self._mask.shape[-2] != 1:  # a point mask: the 2-D transforms
             return self.A_adjoint(self.A(x))
-        maps, mask = self._column_parts
-        coils = torch.fft.fft(maps * torch.fft.ifftshift(x, dim=-1)[:, None], dim=-1, norm="ortho")
-        coils = torch.fft.ifft(coils * mask, dim=-1, norm="ortho")  # (B, C, H, W)
-        return torch.fft.fftshift((maps.conj() * coils).sum(dim=1), dim=-1)
-
-    @functools.cached_property
-    def _column_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The maps and the column mask ifftshifted along W, (B, C, H, W) and (B, 1, 1, W):
-        ``fftc_W(S x) = fftshift(fft(ifftshift(S) ifftshift(x)))``."""
-        return torch.fft.ifftshift(self._sens_maps, dim=-1), torch.fft.ifftshift(self._mask, dim=-1)
+        mask = torch.fft.ifftshift(self._mask, dim=-1)  # (B, 1, 1, W)
+        coils = torch.fft.fft(self._sens_maps * x[:, None], dim=-1, norm="ortho")  # (B, C, H, W)
+        coils = torch.fft.ifft(coils * mask, dim=-1, norm="ortho")
+        return (self._sens_maps.conj() * coils).sum(dim=1)
 
     def adjointness_error(self, generator: torch.Generator) -> float:
         """``|<A x, y> - <x, A^H y>| / (||A x|| ||y||)`` for random complex x (B, H, W) and
