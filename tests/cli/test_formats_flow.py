@@ -99,3 +99,52 @@ def test_a_multicoil_format_refuses_singlecoil_and_names_the_key(roots, tmp_path
         )
     with pytest.raises(ConfigError, match=r"data.challenge: cc359 data are multicoil"):
         train(cfg)
+
+
+def test_predict_and_robustness_grid_read_a_format(roots, tmp_path) -> None:
+    """``mri-recon-predict`` takes a folder of a format's files (CMRxRecon: one folder per
+    subject of ``.mat`` files), the robustness grid a format's split (with a coils
+    perturbation checked against the files' coil counts)."""
+    from mri_recon.cli.predict import predict
+    from mri_recon.cli.robustness import precheck, robustness
+
+    folder = roots["cmrxrecon"] / "ValidationSet" / "FullSample"
+    cfg = compose_job(
+        "predict",
+        [f"input={folder}", "data.format=cmrxrecon", "mask=equispaced_fraction_4x",
+         "progress=false"],
+        tmp_path / "predict",
+    )  # fmt: skip
+    report = predict(cfg)
+    assert sorted(report.paths) == ["P002_cine_lax.mat", "P002_cine_sax.mat"]
+    assert (
+        tmp_path / "predict" / "reconstructions" / "zero_filled" / "P002_cine_sax.mat"
+    ).is_file()
+    cfg = compose_job(
+        "robustness",
+        [f"data.root={roots['cc359']}", "data.format=cc359", "data.max_volumes=1",
+         "methods=[zero_filled]", "grid.masks=[equispaced_fraction]", "grid.accelerations=[4]",
+         "grid.perturbations=[none,coils:2]", "progress=false", "stats.num_resamples=50"],
+        tmp_path / "grid",
+    )  # fmt: skip
+    precheck(cfg)
+    rows = robustness(cfg)
+    assert len(rows) == 2 and all(math.isfinite(float(r["ssim"])) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.format=dicom", r"data.format: must be one of fastmri, cc359, m4raw, cmrxrecon"),
+        ("data.format_options={mask:4}", r"data.format_options: \['mask'\] not options of"),
+    ],
+)
+def test_bad_format_or_option_is_one_config_line(roots, tmp_path, override, message) -> None:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*ONE_STEP, f"data.root={roots['cmrxrecon']}", "data.format=cmrxrecon",
+                       override, f"paths.output_dir={tmp_path}"],
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
