@@ -215,3 +215,31 @@ def test_samples_are_this_projects_samples(format_root, fmt) -> None:
     assert FORMATS[0] == "fastmri" and os.fspath(dataset.folder).startswith(
         os.fspath(format_root[fmt])
     )
+
+
+def test_fastmri_brain_contrasts_sizes_and_crops_through_the_registry(
+    tmp_path, fastmri_split
+) -> None:
+    """fastMRI brain (FASTMRI_FORMAT.md, fastMRI's SliceDataset and UnetDataTransform): the
+    contrasts are the ``acquisition`` attr, k-space heights and widths vary between volumes,
+    the 320 x 320 target is the centre of a larger image, and a volume narrower than the
+    target is cropped to W x W; ``data.format=fastmri`` reads it all through its reader."""
+    contrasts = ("AXT1PRE", "AXT1POST", "AXT2", "AXFLAIR")
+    files = fastmri_split(
+        tmp_path, "multicoil", "val", widths=(40, 44, 36, 28), acquisitions=contrasts,
+        num_slices=1, height=48, target_size=(32, 32),
+    )  # fmt: skip
+    main(["check", str(tmp_path), "--format", "fastmri"])
+    dataset = SliceDataset(tmp_path, "multicoil", "val", format="fastmri")
+    by_contrast = {v.acquisition: v for v in dataset.volumes}
+    assert sorted(by_contrast) == sorted(contrasts) and len(files) == 4
+    assert by_contrast["AXT2"].crop_size == (32, 32)  # 320 x 320 of a larger image, scaled
+    assert by_contrast["AXFLAIR"].crop_size == (28, 28)  # W < target width: W x W
+    flair = [
+        i
+        for i, (v, _) in enumerate(dataset.samples)
+        if dataset.volumes[v] is by_contrast["AXFLAIR"]
+    ]
+    assert dataset[flair[0]]["target"].shape == (28, 28)
+    only = SliceDataset(tmp_path, "multicoil", "val", acquisitions=["AXFLAIR"], format="fastmri")
+    assert [v.acquisition for v in only.volumes] == ["AXFLAIR"]

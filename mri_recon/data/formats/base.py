@@ -36,9 +36,6 @@ class SliceSource:
         """(k-space complex64 (C, H, W), target float32 (h', w') uncropped, or None)."""
         raise NotImplementedError
 
-    def dataset(self, key: str) -> h5py.Dataset:
-        return self.hf[key]
-
     def close(self) -> None:
         self.hf.close()
 
@@ -88,10 +85,12 @@ class FormatReader:
         return Path(root) / self.split_folders[split]
 
     def split_of(self, path: Path) -> tuple[str | None, str | None]:
-        """(challenge, split) of a file from the folders it lies in, (challenge, None) if none."""
-        for split, folder in self.split_folders.items():
-            if path.parent.as_posix().endswith("/" + folder) or path.parent.name == folder:
-                return self.challenge, split
+        """(challenge, split) of a file from the folder it lies in (or, for layouts with a
+        folder per subject, the one above), (challenge, None) if neither is a split folder."""
+        for parent in (path.parent, path.parent.parent):
+            for split, folder in self.split_folders.items():
+                if f"/{parent.as_posix()}".endswith(f"/{folder}"):
+                    return self.challenge, split
         return self.challenge, None
 
     def is_volume(self, path: Path) -> bool:
