@@ -2,7 +2,8 @@
 
     mri-recon-data synth --out DIR [--format F] [--preset default|large|tiny]
                          [--challenge singlecoil|multicoil|both] [--seed N] [--overwrite]
-    mri-recon-data check DIR [--format F] [--headers-only] [--rescan] [--quiet]
+    mri-recon-data check DIR [--format F] [--option KEY=VALUE ...] [--headers-only] [--rescan]
+                         [--quiet]
 
 ``--format``: fastmri (default), cc359, m4raw or cmrxrecon (docs/DATASETS.md): ``synth``
 writes tiny files of that layout (the keys, dtypes, axis orders and attributes its reader
@@ -18,6 +19,7 @@ quietly.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate every .h5 under DIR (fastMRI layout)")
     check.add_argument("dir", type=Path, metavar="DIR", help="folder (recursive) or one file")
     check.add_argument("--format", choices=FORMATS, default="fastmri", help="data layout")
+    check.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="a format option, as data.format_options has it (e.g. target=mean, acceleration=4)",
+    )  # fmt: skip
     check.add_argument("--headers-only", action="store_true", help="no full read for NaN/Inf")
     check.add_argument("--rescan", action="store_true", help="ignore cached clean scans")
     check.add_argument("--quiet", "-q", action="store_true", help="only BAD lines and summary")
@@ -73,17 +79,29 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def json_or_text(value: str) -> object:
+    """``4`` -> 4, ``[200,160]`` -> [200, 160], ``null`` -> None, ``mean`` -> "mean"."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def _check(args: argparse.Namespace) -> int:
     from mri_recon.data.checker import CheckResult, DataError, iter_check_directory, summary_line
     from mri_recon.data.formats import get_reader
 
     if not args.dir.exists():
         return _error("check", f"{args.dir}: no such file or directory", 2)
+    try:
+        options = {k: json_or_text(v) for k, _, v in (o.partition("=") for o in args.option)}
+        reader = get_reader(args.format, options)
+    except ValueError as err:  # an option the format does not have, or a bad value
+        reason = str(err).removeprefix("format_options").lstrip(".: ")
+        return _error("check", f"--option {reason}", 2)
     results: list[CheckResult] = []
     try:
-        for result in iter_check_directory(
-            args.dir, not args.headers_only, args.rescan, get_reader(args.format)
-        ):
+        for result in iter_check_directory(args.dir, not args.headers_only, args.rescan, reader):
             results.append(result)
             if not (args.quiet and result.ok):
                 print(result.line(), flush=True)

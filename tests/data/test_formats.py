@@ -243,3 +243,18 @@ def test_fastmri_brain_contrasts_sizes_and_crops_through_the_registry(
     assert dataset[flair[0]]["target"].shape == (28, 28)
     only = SliceDataset(tmp_path, "multicoil", "val", acquisitions=["AXFLAIR"], format="fastmri")
     assert [v.acquisition for v in only.volumes] == ["AXFLAIR"]
+
+
+def test_check_takes_format_options(format_root, capsys) -> None:
+    """``check --option KEY=VALUE`` checks with a format's options (CMRxRecon's own masks
+    need their ``AccFactorNN`` files); a bad option is one usage line."""
+    root = format_root["cmrxrecon"]
+    assert main(["check", str(root), "--format", "cmrxrecon", "--option", "acceleration=4"]) == 0
+    assert main(["check", str(root), "--format", "cmrxrecon", "--option", "acceleration=8"]) == 1
+    assert "BAD" in capsys.readouterr().out
+    assert main(["check", str(root), "--format", "cmrxrecon", "--option", "acceleration=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "mri-recon-data check: error: --option acceleration: must be one of null, 4, 8, 10, got 5"
+    )
