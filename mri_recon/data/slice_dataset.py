@@ -190,13 +190,7 @@ class SliceDataset(torch.utils.data.Dataset):
         if info.target_key is None:
             return float("nan")
         if vol not in self._max_values:
-            if hasattr(source, "volume_max"):
-                self._max_values[vol] = source.volume_max()
-            else:
-                self._max_values[vol] = max(
-                    float(center_crop(torch.from_numpy(source.read(s)[1]), info.crop_size).max())
-                    for s in range(info.num_slices)
-                )
+            self._max_values[vol] = source.volume_max()
         return self._max_values[vol]
 
     def _file(self, vol: int) -> SliceSource:

@@ -15,8 +15,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 
 from mri_recon.data.h5 import DataError, check_finite, open_h5
+from mri_recon.physics.crop import center_crop
 
 SPLITS = ("train", "val", "test", "challenge")
 
@@ -35,6 +37,15 @@ class SliceSource:
     def read(self, s: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(k-space complex64 (C, H, W), target float32 (h', w') uncropped, or None)."""
         raise NotImplementedError
+
+    def volume_max(self) -> float:
+        """The target volume's max: of every sample's target cropped to ``crop_size`` (a
+        format with a stored target may read it instead)."""
+        crop = self.info.crop_size
+        return max(
+            float(center_crop(torch.from_numpy(self.read(s)[1]), crop).max())
+            for s in range(self.info.num_slices)
+        )
 
     def close(self) -> None:
         self.hf.close()
