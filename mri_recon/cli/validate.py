@@ -97,6 +97,19 @@ def checked(check: Any, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(key, str(err).removeprefix(f"{key}: ")) from None
 
 
+def data_reader(cfg: DictConfig) -> Any:
+    """The reader of ``data.format`` with ``data.format_options`` (fastMRI where the config
+    has no format); a bad value is a ConfigError naming ``data.format...``."""
+    from mri_recon.data.formats import get_reader
+
+    data = cfg.get("data") or {}
+    try:
+        return get_reader(data.get("format") or "fastmri", data.get("format_options"))
+    except ValueError as err:
+        key, _, reason = str(err).partition(": ")
+        raise ConfigError(f"data.{key}", reason) from None
+
+
 def set_torch_threads(cfg: DictConfig) -> None:
     """Apply ``torch_threads`` (null: torch's default, the number of cores).
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mri_recon.data.fastmri import parse_split_dir, read_volume_info
+from mri_recon.data.fastmri import read_volume_info
+from mri_recon.data.formats import get_reader
 from mri_recon.fileio import write_atomic
 from mri_recon.lit.checkpoint import build_from_spec, read_checkpoint
 from mri_recon.metrics.stats import describe
@@ -30,12 +31,14 @@ def _training_data(segment: Mapping[str, Any]) -> dict[str, Any]:
     """Files and slices per split of the data the run hashed, and the sha256 of that
     manifest (the canonical JSON of its ``data.files``)."""
     files = segment.get("data", {}).get("files") or []
+    data = segment.get("config", {}).get("data", {})
+    reader = get_reader(data.get("format") or "fastmri", data.get("format_options"))
     splits: dict[str, dict[str, int]] = {}
     for entry in files:
-        split = (parse_split_dir(Path(entry["path"]).parent) or ("", "unknown"))[1]
+        split = reader.split_of(Path(entry["path"]))[1] or "unknown"
         count = splits.setdefault(split, {"files": 0, "slices": 0})
         count["files"] += 1
-        count["slices"] += read_volume_info(entry["path"]).num_slices
+        count["slices"] += read_volume_info(entry["path"], reader=reader).num_slices
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     root = segment.get("data", {}).get("root")
     challenge = segment.get("config", {}).get("data", {}).get("challenge", "")
