@@ -1,13 +1,15 @@
 """``mri-recon-data``: build the synthetic dataset, check fastMRI folders.
 
     mri-recon-data synth --out DIR [--format F] [--preset default|large|tiny]
-                         [--challenge singlecoil|multicoil|both] [--seed N] [--overwrite]
+                         [--challenge singlecoil|multicoil|both] [--anatomy knee|prostate]
+                         [--seed N] [--overwrite]
     mri-recon-data check DIR [--format F] [--option KEY=VALUE ...] [--headers-only] [--rescan]
                          [--quiet]
 
 ``--format``: fastmri (default), cc359, m4raw or cmrxrecon (docs/DATASETS.md): ``synth``
 writes tiny files of that layout (the keys, dtypes, axis orders and attributes its reader
-relies on), ``check`` validates files as that format.
+relies on; ``--anatomy prostate``: fastMRI prostate T2 files, averages first), ``check``
+validates files as that format.
 
 ``check`` prints ``OK <path>`` or ``BAD <path>: <reason>`` per file, then
 ``checked N files: a OK, b BAD``; its verdicts are those of training and evaluation
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--format", choices=FORMATS, default="fastmri", help="data layout")
     synth.add_argument("--preset", choices=PRESETS, default="default")
     synth.add_argument("--challenge", choices=("singlecoil", "multicoil", "both"), default="both")
+    synth.add_argument("--anatomy", choices=("knee", "prostate"), default="knee",
+                       help="fastmri: knee-like phantoms or prostate T2 files (averages)")  # fmt: skip
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--overwrite", action="store_true", help="replace existing splits' volumes")
     check = sub.add_parser("check", help="validate every .h5 under DIR (fastMRI layout)")
@@ -67,7 +71,13 @@ def _synth(args: argparse.Namespace) -> int:
 
     extra = {"overwrite": True} if args.overwrite else {}
     try:
-        if args.format == "fastmri":
+        if args.anatomy == "prostate" and args.format != "fastmri":
+            return _error("synth", "--anatomy prostate is a layout of --format fastmri", 2)
+        if args.anatomy == "prostate":
+            from mri_recon.data.formats.prostate import synth
+
+            files = synth(args.out, args.preset, args.seed)
+        elif args.format == "fastmri":
             generate_dataset(args.out, args.preset, args.challenge, args.seed, True, **extra)
             files = list(args.out.rglob("*.h5"))
         else:

@@ -32,10 +32,14 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 def _field(cfg: DictConfig, group: str, arg: str) -> str | None:
     """The config key of argument ``arg`` of ``cfg.<group>``: ``x.y`` where its value is
-    ``${x.y}``, else ``<group>.<arg>``; None when ``arg`` is not a key of the node."""
+    ``${x.y}``, else ``<group>.<arg>`` (also for ``arg.key``, a key inside a mapping argument
+    such as ``format_options.target``); None when ``arg`` is not a key of the node."""
     node = OmegaConf.select(cfg, group)
-    if not isinstance(node, DictConfig) or arg not in node:
+    head, dot, _ = arg.partition(".")
+    if not isinstance(node, DictConfig) or (head if dot else arg) not in node:
         return None
+    if dot:
+        return f"{group}.{arg}"
     raw = OmegaConf.to_container(node, resolve=False)[arg]
     inner = raw[2:-1] if isinstance(raw, str) and raw.startswith("${") and raw.endswith("}") else ""
     return inner if inner and all(p.isidentifier() for p in inner.split(".")) else f"{group}.{arg}"

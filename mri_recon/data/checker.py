@@ -93,11 +93,10 @@ def check_file(
     """
     path, reader = Path(path), reader or get_reader()
     challenge, split = reader.split_of(path)
-    fmt = None if reader.name == "fastmri" else reader
     if path.is_symlink() and not path.exists():
         return CheckResult(path, False, f"dangling symlink (to {os.readlink(path)})")
     try:
-        info = scan_volume(path, challenge, split, "full" if full else "header", rescan, fmt)
+        info = scan_volume(path, challenge, split, "full" if full else "header", rescan, reader)
     except DataError as err:
         reason = str(err).removeprefix(f"{path}: ")
         return CheckResult(path, False, " ".join(reason.split()))

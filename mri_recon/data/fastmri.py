@@ -176,7 +176,7 @@ def _kspace_layout(hf: h5py.File, challenge: str | None, problems: list[str]) ->
     if len(shape) not in (3, 4):
         problems.append(
             f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
-            "(S, H, W) or 4 (multicoil) (S, C, H, W)"
+            "(S, H, W), 4 (multicoil) (S, C, H, W) or 5 (prostate) (A, S, C, H, W)"
         )
     elif challenge is not None and challenge != found:
         problems.append(f"kspace shape {shape} is {found}, but the challenge is {challenge}")
@@ -309,6 +309,12 @@ def _crop(
     return crop
 
 
+def _has_averages(hf: h5py.File) -> bool:
+    """``kspace`` with a leading averages axis (5 dims): a fastMRI prostate file."""
+    ks = hf.get("kspace")
+    return isinstance(ks, h5py.Dataset) and ks.ndim == 5
+
+
 def _read_layout(
     hf: h5py.File,
     challenge: str | None,
@@ -386,7 +392,8 @@ def read_volume_info(
         allow_unmasked: a file with neither a target nor a ``mask`` is valid (``mri-recon-predict``:
             fully sampled, or undersampled with its mask in its zero columns,
             :func:`sampled_columns`); otherwise it must be a test file carrying its mask.
-        reader: the :mod:`~mri_recon.data.formats` reader of another format (None: fastMRI).
+        reader: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI with
+            its default options; a prostate T2 file's samples are read by its reader).
 
     Raises:
         DataError: one line naming the file and every offending key (``; ``-separated).
@@ -396,7 +403,14 @@ def read_volume_info(
     path, problems = Path(path), []
     try:
         with open_h5(path) as hf:
-            fields = _read_layout(hf, challenge, split, problems, allow_unmasked)
+            if _has_averages(hf):  # fastMRI prostate T2 (mri_recon.data.formats.prostate)
+                from mri_recon.data.formats import get_reader
+
+                fields = (reader or get_reader()).averaged_layout(
+                    hf, challenge, split, problems, allow_unmasked
+                )
+            else:
+                fields = _read_layout(hf, challenge, split, problems, allow_unmasked)
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
         problems = [f"corrupt HDF5 file ({h5_reason(err)})"]
     if problems:

@@ -84,6 +84,38 @@ def test_one_training_step_and_an_evaluation_per_format(roots, tmp_path, fmt) ->
         assert rows[0]["acceleration"] == "4.0"
 
 
+def test_fastmri_prostate_trains_on_combined_averages_and_evaluates_one_average(
+    tmp_path_factory, tmp_path
+) -> None:
+    """fastMRI prostate T2 (``synth --anatomy prostate``) through ``data.format=fastmri``:
+    one U-Net step on the combined averages (the stored ``reconstruction_rss`` the target);
+    zero-filled and TV evaluated on average 1 alone, the dataset's own 2x undersampling with
+    its calibration lines (the stored mask, not a drawn one)."""
+    root = tmp_path_factory.mktemp("flow_prostate")
+    synth = ["synth", "--out", str(root), "--anatomy", "prostate", "--preset", "tiny"]
+    assert data_main(synth) == 0
+    data = [f"data.root={root}", "data.format=fastmri", "data.challenge=multicoil"]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[*ONE_STEP, *data, f"paths.output_dir={tmp_path / 't'}"])
+    metrics = train(cfg)
+    assert math.isfinite(metrics["val/ssim"]) and math.isfinite(metrics["val/psnr"])
+    cfg = compose_job(
+        "eval",
+        [*data, "data.format_options={averages: 1}", "data.split=val", "methods=[zero_filled,tv]",
+         "tv.max_iters=5", "mask=equispaced_fraction_4x", "num_figures=0", "progress=false",
+         "stats.num_resamples=50"],
+        tmp_path / "eval",
+    )  # fmt: skip
+    report = evaluate(cfg)
+    with open(tmp_path / "eval" / "per_volume.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == {"zero_filled", "tv"} and len(rows) == 2
+    assert all(math.isfinite(float(r["ssim"])) for r in rows)
+    assert {vm.source for vm in report.masks.values()} == {"stored"}
+    # every other of the 27 lines, and the 8 central lines of the calibration scan
+    assert float(rows[0]["acceleration"]) == pytest.approx(27 / 18)
+
+
 def test_a_multicoil_format_refuses_singlecoil_and_names_the_key(roots, tmp_path) -> None:
     """A format whose data are multi-coil sets the challenge; contradicting it is one line."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -137,6 +169,7 @@ def test_predict_and_robustness_grid_read_a_format(roots, tmp_path) -> None:
     [
         ("data.format=dicom", r"data.format: must be one of fastmri, cc359, m4raw, cmrxrecon"),
         ("data.format_options={mask:4}", r"data.format_options: \['mask'\] not options of"),
+        ("data.format_options={acceleration:3}", r"^data.format_options.acceleration: must be"),
     ],
 )
 def test_bad_format_or_option_is_one_config_line(roots, tmp_path, override, message) -> None:

@@ -1,5 +1,6 @@
-"""fastMRI (knee, brain, prostate-style ``kspace``/``reconstruction_*`` files): the reader over
-:mod:`mri_recon.data.fastmri`, the layout ``FASTMRI_FORMAT.md`` describes."""
+"""fastMRI (knee, brain, prostate T2): the reader over :mod:`mri_recon.data.fastmri`, the
+layout ``FASTMRI_FORMAT.md`` describes; prostate T2 files (a leading averages axis) are read
+as :mod:`mri_recon.data.formats.prostate` says, option ``averages`` how."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mri_recon.data.fastmri import list_volumes, parse_split_dir, read_volume_info, split_dir
+from mri_recon.data.formats import prostate
 from mri_recon.data.formats.base import FormatReader, SliceSource
 from mri_recon.data.h5 import read_dataset
 
@@ -41,10 +43,23 @@ class Source(SliceSource):
 
 
 class Reader(FormatReader):
-    """``<root>/<challenge>_<split>/*.h5``; see :mod:`mri_recon.data.fastmri`."""
+    """``<root>/<challenge>_<split>/*.h5``; see :mod:`mri_recon.data.fastmri`. Option
+    ``averages`` (prostate T2 files only): ``combine`` (default) or an average's index."""
 
     name = "fastmri"
     split_folders = {s: s for s in ("train", "val", "test", "challenge")}
+    OPTIONS = {"averages": "combine"}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        value = self.options["averages"]
+        if value != "combine" and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise ValueError(
+                "format_options.averages: must be 'combine' or an average's index >= 0, "
+                f"got {value!r}"
+            )
 
     def folder(self, root: str | os.PathLike, challenge: str, split: str) -> Path:
         return split_dir(root, challenge, split)
@@ -62,13 +77,34 @@ class Reader(FormatReader):
         split: str | None = None,
         allow_unmasked: bool = False,
     ) -> Any:
-        return read_volume_info(path, challenge, split, allow_unmasked)
+        return read_volume_info(path, challenge, split, allow_unmasked, reader=self)
 
     def open(self, info: Any) -> Source:
         return Source(info)
+
+    def averaged_layout(
+        self,
+        hf: Any,
+        challenge: str | None,
+        split: str | None,
+        problems: list[str],
+        allow_unmasked: bool,
+    ) -> dict[str, Any]:
+        """The VolumeInfo fields of an open prostate T2 file (:mod:`.prostate`), its samples
+        read by an :class:`AveragedReader` of these options; problems go to ``problems``."""
+        average = self.options["averages"]
+        fields = prostate.read_layout(hf, challenge, split, problems, allow_unmasked, average)
+        return {**fields, "reader": AveragedReader(**self.options)} if fields else fields
 
     def synth(self, out: Path, preset: str, seed: int) -> list[Path]:
         from mri_recon.data.synthetic import generate_dataset
 
         generate_dataset(out, preset, "both", seed, progress=False)
         return sorted(out.rglob("*.h5"))
+
+
+class AveragedReader(Reader):
+    """The ``fastmri`` reader of a prostate T2 file: :class:`.prostate.Source` reads it."""
+
+    def open(self, info: Any) -> prostate.Source:
+        return prostate.Source(info)

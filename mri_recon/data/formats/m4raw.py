@@ -101,6 +101,9 @@ class Reader(FormatReader):
     ) -> Any:
         path = Path(path)
         info = read_volume_info(path, "multicoil", split, allow_unmasked)
+        if info.reader is not None:  # read as a fastMRI prostate file (averages axis)
+            raise DataError(path, "kspace has 5 dims, expected 4 (S, C, H, W): M4Raw stores "
+                            "each repetition in its own file")  # fmt: skip
         fields: dict[str, Any] = {"reader": self}
         if self.options["target"] == "mean" and info.target_key is not None:
             if NAME.match(path.name) is None:
