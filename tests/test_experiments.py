@@ -322,6 +322,10 @@ def test_tv_reconstructor_follows_configs_tv():
     # the default weight follows the data's challenge (issue 20)
     lam = configured.tv_lam.multicoil
     assert tv_reconstructor(["data.challenge=multicoil"]).lam == lam
+    moved = ["tv_lam.multicoil=0.0123"]
+    assert tv_reconstructor([*moved, "data.challenge=multicoil"]).lam == 0.0123
+    assert tv_reconstructor(moved).lam == configured.tv_lam.singlecoil
+    assert tv_reconstructor([*moved, "data.challenge=multicoil", "tv.lam=0.5"]).lam == 0.5
 
 
 # ------------------------------------------------------------------------ GPU recipes
