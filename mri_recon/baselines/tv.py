@@ -153,6 +153,7 @@ class _SenseStep:
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
         m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
         self.s = op.sens_maps  # (B, C, H, W)
+        self.s_conj = self.s.conj().resolve_conj()  # materialised once, not per iteration
         self.y = _plain(ifftc(y, -2) * m)  # (B, C, H, W) hybrid domain, plain along W
         self.m = torch.fft.ifftshift(m, dim=-1)  # the mask in plain order
         a_norm_sq = (self.s.abs() ** 2).sum(dim=1).amax(dim=(-2, -1)).clamp_min(1e-12)  # (B,)
@@ -172,7 +173,7 @@ class _SenseStep:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma_p), self.radius)
         ax = _fft_w(self.s * x_bar[:, None]).mul_(self.m).sub_(self.y).mul_(self.sigma_q)
         self.q.add_(ax).mul_(self.shrink)
-        ahq = (self.s.conj() * _ifft_w(self.q)).sum(dim=1)  # q is zero off the mask
+        ahq = (_ifft_w(self.q).mul_(self.s_conj)).sum(dim=1)  # q is zero off the mask
         return x - self.tau * (ahq - div2d(self.p))
 
 
