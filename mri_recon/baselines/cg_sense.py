@@ -151,7 +151,7 @@ def solve_cg_sense(
         iters += (~done).long()
         # at float precision the residual stops falling: freeze there (else alpha = 0 / 0)
         done = done | (rs_new <= (4 * torch.finfo(b.real.dtype).eps) ** 2 * b_sq)
-        if (k + 1) % CHECK_EVERY == 0 and tol > 0:
+        if (k + 1) % CHECK_EVERY == 0:
             done = done | (rs_new <= tol**2 * b_sq)
             if bool(done.all()):  # the one host sync, every CHECK_EVERY iterations
                 break
@@ -187,7 +187,7 @@ class CGSense:
     needs_sens_maps = True
 
     def __init__(
-        self, lam: float = 0.1, max_iters: int = 15, tol: float = 0.0, progress: bool = False
+        self, lam: float = 0.03, max_iters: int = 15, tol: float = 0.0, progress: bool = False
     ) -> None:
         self.lam, self.tol = number("lam", lam, 0), number("tol", tol, 0)
         self.max_iters = positive_int("max_iters", max_iters)
