@@ -1,7 +1,8 @@
-"""Check every fastMRI volume under a folder: layout, header, attrs and finite values.
+"""Check every volume of a format under a folder: layout, header, attrs and finite values.
 
 A file's challenge and split are taken from its folder name (``<challenge>_<split>``) where it
-follows fastMRI's convention, so a train or val file without its target is bad; elsewhere the
+follows fastMRI's convention (another format: its own split folders,
+:mod:`mri_recon.data.formats`), so a train or val file without its target is bad; elsewhere the
 challenge comes from the k-space rank and a file without target must carry its ``mask``.
 The verdict is :func:`mri_recon.data.prescan.scan_volume`'s, the one training and evaluation
 use. Hidden files (``.*``) are skipped, like :func:`mri_recon.data.fastmri.list_volumes` does;
@@ -15,8 +16,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mri_recon.data.fastmri import DataError, VolumeInfo, parse_split_dir
+from mri_recon.data.fastmri import DataError, VolumeInfo
+from mri_recon.data.formats import get_reader
 from mri_recon.data.prescan import scan_volume
 
 
@@ -46,15 +49,17 @@ class CheckResult:
         return f"OK {self.path}{note}"
 
 
-def find_volumes(path: str | os.PathLike) -> list[Path]:
-    """The ``.h5`` files under ``path`` (recursively through symlinked folders, sorted; dangling
-    ``.h5`` symlinks included, so they are reported), or ``[path]`` for a file.
+def find_volumes(path: str | os.PathLike, reader: Any = None) -> list[Path]:
+    """The volumes under ``path`` (``.h5`` files, or those ``reader`` calls volumes: a format's
+    :meth:`~mri_recon.data.formats.base.FormatReader.is_volume`), recursively through
+    symlinked folders, sorted; dangling symlinks included, so they are reported), or
+    ``[path]`` for a file.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         DataError: ``path`` is a folder without any ``.h5`` file.
     """
-    path = Path(path)
+    path, reader = Path(path), reader or get_reader()
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -67,27 +72,31 @@ def find_volumes(path: str | os.PathLike) -> list[Path]:
             continue
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files += [Path(folder) / n for n in names if n.endswith(".h5") and not n.startswith(".")]
+        files += [Path(folder) / n for n in names if reader.is_volume(Path(folder) / n)]
     files = sorted(p for p in files if p.is_file() or not p.exists())  # dangling: reported
     if not files:
-        raise DataError(path, "no .h5 files under this directory")
+        where = "" if reader.name == "fastmri" else f" (format {reader.name})"
+        raise DataError(path, f"no {reader.suffix} files under this directory{where}")
     return files
 
 
-def check_file(path: str | os.PathLike, full: bool = True, rescan: bool = False) -> CheckResult:
+def check_file(
+    path: str | os.PathLike, full: bool = True, rescan: bool = False, reader: Any = None
+) -> CheckResult:
     """Check one volume; never raises for bad data.
 
     Args:
-        path: the ``.h5`` file.
+        path: the volume file.
         full: also read every slice to find NaN/Inf (else header, keys, shapes and attrs only).
         rescan: read every slice even where a clean scan of the unchanged file is cached.
+        reader: the format's reader (None: fastMRI); its folders give the split.
     """
-    path = Path(path)
-    challenge, split = parse_split_dir(path.parent) or (None, None)
+    path, reader = Path(path), reader or get_reader()
+    challenge, split = reader.split_of(path)
     if path.is_symlink() and not path.exists():
         return CheckResult(path, False, f"dangling symlink (to {os.readlink(path)})")
     try:
-        info = scan_volume(path, challenge, split, "full" if full else "header", rescan)
+        info = scan_volume(path, challenge, split, "full" if full else "header", rescan, reader)
     except DataError as err:
         reason = str(err).removeprefix(f"{path}: ")
         return CheckResult(path, False, " ".join(reason.split()))
@@ -98,16 +107,18 @@ def check_file(path: str | os.PathLike, full: bool = True, rescan: bool = False)
 
 
 def iter_check_directory(
-    path: str | os.PathLike, full: bool = True, rescan: bool = False
+    path: str | os.PathLike, full: bool = True, rescan: bool = False, reader: Any = None
 ) -> Iterator[CheckResult]:
     """:func:`check_file` on each of :func:`find_volumes` (``path``), one result at a time."""
-    for file in find_volumes(path):
-        yield check_file(file, full=full, rescan=rescan)
+    for file in find_volumes(path, reader):
+        yield check_file(file, full=full, rescan=rescan, reader=reader)
 
 
-def check_directory(path: str | os.PathLike, full: bool = True) -> list[CheckResult]:
-    """Check every ``.h5`` under ``path``; see :func:`iter_check_directory`."""
-    return list(iter_check_directory(path, full=full))
+def check_directory(
+    path: str | os.PathLike, full: bool = True, reader: Any = None
+) -> list[CheckResult]:
+    """Check every volume under ``path``; see :func:`iter_check_directory`."""
+    return list(iter_check_directory(path, full=full, reader=reader))
 
 
 def summary_line(results: list[CheckResult]) -> str:

@@ -23,7 +23,7 @@ trainer must run with ``use_distributed_sampler=False`` (the ``trainer/`` config
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mri_recon.checks import boolean, integer, one_of, positive_int, rate
 from mri_recon.data.fastmri import CHALLENGES
+from mri_recon.data.formats import check_challenge, get_reader
 from mri_recon.data.prescan import check_prescan
 from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
@@ -183,6 +184,10 @@ class FastMRIDataModule(pl.LightningDataModule):
             Both only apply with ``num_workers`` > 0.
         transform: "device" (default): workers read k-space, the module masks, IFFTs and
             crops the batch on its device; "worker": workers form the zero-filled image.
+        format: the data format (:data:`~mri_recon.data.formats.FORMATS`, docs/DATASETS.md);
+            ``cc359``, ``m4raw`` and ``cmrxrecon`` data are multi-coil (``challenge`` must
+            then be ``multicoil``: the config sets it from the format).
+        format_options: the format's own options (target, crop, masks: see its reader).
         prescan: "full": :meth:`setup` checks every slice of every kept volume for NaN/Inf
             (cached per file outside the data folders) before anything is trained or
             logged; "header": header checks only, and a bad slice read in training stops
@@ -209,9 +214,14 @@ class FastMRIDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = None,
         transform: str = "device",
+        format: str = "fastmri",
+        format_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         one_of("challenge", challenge, CHALLENGES)
+        check_challenge(format, challenge)
+        self.format, self.format_options = format, dict(format_options or {})
+        get_reader(format, self.format_options)  # format and its options checked here
         positive_int("batch_size", batch_size)
         integer("num_workers", num_workers, 0)
         integer("seed", seed, 0)
@@ -247,6 +257,8 @@ class FastMRIDataModule(pl.LightningDataModule):
                 volume_sample_rate=self.volume_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
+                format=self.format,
+                format_options=self.format_options,
             )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
             self.val_dataset = SliceDataset(
@@ -257,6 +269,8 @@ class FastMRIDataModule(pl.LightningDataModule):
                 sample_rate=self.val_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
+                format=self.format,
+                format_options=self.format_options,
             )
 
     def train_masks(self, epoch: int) -> list[dict[str, Any]]:

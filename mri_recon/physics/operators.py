@@ -24,27 +24,32 @@ class SenseOperator:
     """Forward model y = M F S x (SENSE), batched over slices.
 
     ``S`` multiplies the image by each coil's sensitivity, ``F`` is the centered orthonormal
-    2-D FFT and ``M`` keeps the sampled columns. With ``sum_c |S_c|^2 <= 1`` and F unitary,
-    ``||A|| <= 1``. Single-coil data is one coil of ones.
+    2-D FFT and ``M`` keeps the sampled k-space points. With ``sum_c |S_c|^2 <= 1`` and F
+    unitary, ``||A|| <= 1``. Single-coil data is one coil of ones.
 
     Args:
         sens_maps: complex (B, C, H, W) coil sensitivities.
-        mask: bool (B, W), True where a column is sampled.
+        mask: bool, the sampled points: a column mask (B, W) (every row of a sampled column),
+            or a point mask (B, 1, W) or (B, H, W) (e.g. a self-supervised split of the
+            acquired points), shared by all coils.
     """
 
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
+        b, _, h, w = sens_maps.shape if sens_maps.ndim == 4 else (None,) * 4
         if (
             not sens_maps.is_complex()
             or sens_maps.ndim != 4
-            or mask.shape != (sens_maps.shape[0], sens_maps.shape[-1])
+            or mask.shape not in ((b, w), (b, 1, w), (b, h, w))
         ):
             raise ValueError(
-                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W), got "
-                f"sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, mask {tuple(mask.shape)}"
+                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W), (B, 1, W) "
+                f"or (B, H, W), got sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, "
+                f"mask {tuple(mask.shape)}"
             )
         self._sens_maps = sens_maps
-        # (B, 1, 1, W): broadcasts over coils and rows.
-        self._mask = mask.to(device=sens_maps.device, dtype=sens_maps.real.dtype)[:, None, None, :]
+        points = mask if mask.ndim == 3 else mask[:, None, :]  # (B, 1|H, W)
+        # (B, 1, 1|H, W): broadcasts over coils (and rows for a column mask).
+        self._mask = points.to(device=sens_maps.device, dtype=sens_maps.real.dtype)[:, None]
 
     @classmethod
     def single_coil(
@@ -53,7 +58,7 @@ class SenseOperator:
         """Single-coil operator y = M F x: one coil of ones.
 
         Args:
-            mask: bool (B, W).
+            mask: bool (B, W), (B, 1, W) or (B, H, W).
             shape: (H, W) of the image.
             dtype: complex dtype of the maps (and of the data the operator expects).
 
@@ -71,8 +76,10 @@ class SenseOperator:
 
     @property
     def mask(self) -> torch.Tensor:
-        """bool (B, W)."""
-        return self._mask[:, 0, 0, :] > 0
+        """bool (B, W) for a column mask, (B, 1|H, W) for a point mask: as it was given
+        (a (B, 1, W) point mask comes back as the columns (B, W))."""
+        points = self._mask[:, 0] > 0  # (B, 1|H, W)
+        return points[:, 0] if points.shape[1] == 1 else points
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Forward: y = M F S x, complex (B, H, W) -> masked k-space (B, C, H, W)."""
@@ -84,8 +91,18 @@ class SenseOperator:
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """Normal operator A^H A x = S^H F^H M F S x (M is a projection, so applied once):
-        complex (B, H, W) -> (B, H, W)."""
-        return self.A_adjoint(self.A(x))
+        complex (B, H, W) -> (B, H, W).
+
+        With a column mask the FFT along H cancels (M acts on W only), and so do the
+        centering shifts along W: a cyclic shift is a phase ramp in k-space, which commutes
+        with M and cancels against its conjugate, so ``F_c^H M F_c = F^H ifftshift(M) F``
+        with plain 1-D FFTs along W."""
+        if self._mask.shape[-2] != 1:  # a point mask: the 2-D transforms
+            return self.A_adjoint(self.A(x))
+        mask = torch.fft.ifftshift(self._mask, dim=-1)  # (B, 1, 1, W)
+        coils = torch.fft.fft(self._sens_maps * x[:, None], dim=-1, norm="ortho")  # (B, C, H, W)
+        coils = torch.fft.ifft(coils * mask, dim=-1, norm="ortho")
+        return (self._sens_maps.conj() * coils).sum(dim=1)
 
     def adjointness_error(self, generator: torch.Generator) -> float:
         """``|<A x, y> - <x, A^H y>| / (||A x|| ||y||)`` for random complex x (B, H, W) and
