@@ -105,6 +105,7 @@ def scan_volume(
     split: str | None = None,
     prescan: str = "full",
     rescan: bool = False,
+    require_target: bool = True,
 ) -> VolumeInfo:
     """The verdict on one volume: :func:`~mri_recon.data.fastmri.read_volume_info`, and for
     ``prescan="full"`` :func:`scan_values`.
@@ -115,11 +116,12 @@ def scan_volume(
         prescan: "full" or "header" (checked by the caller's settings: anything but "full"
             reads the header only).
         rescan: ignore a cached clean verdict.
+        require_target: as for :func:`~mri_recon.data.fastmri.read_volume_info`.
 
     Raises:
         DataError: one line naming the file and what is wrong.
     """
-    info = read_volume_info(path, challenge, split)
+    info = read_volume_info(path, challenge, split, require_target=require_target)
     if prescan == "full":
         scan_values(info, rescan)
     return info

@@ -73,6 +73,8 @@ class SliceDataset(torch.utils.data.Dataset):
             per file), and not again on read; "header": header checks only, and each slice
             read is checked (a bad one raises DataError naming the file). Checked by the
             owner of the setting (the data module).
+        require_target: False: files without a target are kept (self-supervised training);
+            their items carry an empty ``target`` and a NaN ``max_value``.
 
     Attributes:
         volumes: the indexed volumes' :class:`VolumeInfo`.
@@ -92,6 +94,7 @@ class SliceDataset(torch.utils.data.Dataset):
         *,
         max_open_files: int = 256,
         prescan: str = "full",
+        require_target: bool = True,
     ) -> None:
         folder = split_dir(root, challenge, split)
         volume_rate = 1.0 if volume_sample_rate is None else volume_sample_rate
@@ -101,7 +104,9 @@ class SliceDataset(torch.utils.data.Dataset):
         paths = (
             list_volumes(root, challenge, split) if files is None else _resolve_files(folder, files)
         )
-        volumes = [read_volume_info(p, challenge, split) for p in paths]
+        volumes = [
+            read_volume_info(p, challenge, split, require_target=require_target) for p in paths
+        ]
         if acquisitions is not None:
             wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
             found = sorted({v.acquisition for v in volumes})

@@ -174,6 +174,7 @@ class ReconModule(pl.LightningModule):
             masked_kspace=masked_kspace,
             zero_filled=None if use_kspace else batch["image"],
             crop=crop,
+            sample_seed=batch.get("sample_seed"),
         )
         return self.reconstructor.loss_terms(inputs)
 

@@ -24,27 +24,26 @@ class SenseOperator:
     """Forward model y = M F S x (SENSE), batched over slices.
 
     ``S`` multiplies the image by each coil's sensitivity, ``F`` is the centered orthonormal
-    2-D FFT and ``M`` keeps the sampled columns. With ``sum_c |S_c|^2 <= 1`` and F unitary,
+    2-D FFT and ``M`` keeps the sampled points: whole columns (a ``(B, W)`` mask) or any
+    points of the (H, W) grid (a ``(B, H, W)`` mask, e.g. SSDU's split of the acquired points;
+    ``(B, 1, W)`` is a column mask too). With ``sum_c |S_c|^2 <= 1`` and F unitary,
     ``||A|| <= 1``. Single-coil data is one coil of ones.
 
     Args:
         sens_maps: complex (B, C, H, W) coil sensitivities.
-        mask: bool (B, W), True where a column is sampled.
+        mask: bool (B, W) sampled columns, or (B, 1|H, W) sampled points.
     """
 
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
-        if (
-            not sens_maps.is_complex()
-            or sens_maps.ndim != 4
-            or mask.shape != (sens_maps.shape[0], sens_maps.shape[-1])
-        ):
+        if not sens_maps.is_complex() or sens_maps.ndim != 4 or point_mask(mask, sens_maps) is None:
             raise ValueError(
-                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W), got "
-                f"sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, mask {tuple(mask.shape)}"
+                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W) or "
+                f"(B, 1|H, W), got sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, "
+                f"mask {tuple(mask.shape)}"
             )
         self._sens_maps = sens_maps
-        # (B, 1, 1, W): broadcasts over coils and rows.
-        self._mask = mask.to(device=sens_maps.device, dtype=sens_maps.real.dtype)[:, None, None, :]
+        # (B, 1, 1|H, W): broadcasts over coils (and rows for a column mask).
+        self._mask = point_mask(mask, sens_maps).to(sens_maps.real.dtype)
 
     @classmethod
     def single_coil(
@@ -71,8 +70,9 @@ class SenseOperator:
 
     @property
     def mask(self) -> torch.Tensor:
-        """bool (B, W)."""
-        return self._mask[:, 0, 0, :] > 0
+        """bool (B, W) for a column mask, (B, H, W) for a mask of points."""
+        mask = self._mask[:, 0] > 0  # (B, 1|H, W)
+        return mask[:, 0] if mask.shape[1] == 1 else mask
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Forward: y = M F S x, complex (B, H, W) -> masked k-space (B, C, H, W)."""
@@ -98,6 +98,17 @@ class SenseOperator:
         lhs, rhs = _inner(ax, y), _inner(x, self.A_adjoint(y))
         scale = torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(y)
         return float((lhs - rhs).abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny))
+
+
+def point_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
+    """A sampling mask as bool (B, 1, 1|H, W), broadcastable to k-space ``like`` (B, C, H, W):
+    a column mask (B, W) or a mask of points (B, 1|H, W); None if it fits neither."""
+    b, _, h, w = like.shape
+    if mask.shape == (b, w):
+        return mask.to(device=like.device, dtype=torch.bool)[:, None, None, :]
+    if mask.ndim == 3 and mask.shape[0] == b and mask.shape[1] in (1, h) and mask.shape[2] == w:
+        return mask.to(device=like.device, dtype=torch.bool)[:, None]
+    return None
 
 
 def grad2d(x: torch.Tensor) -> torch.Tensor:
