@@ -24,26 +24,32 @@ class SenseOperator:
     """Forward model y = M F S x (SENSE), batched over slices.
 
     ``S`` multiplies the image by each coil's sensitivity, ``F`` is the centered orthonormal
-    2-D FFT and ``M`` keeps the sampled points: whole columns (a ``(B, W)`` mask) or any
-    points of the (H, W) grid (a ``(B, H, W)`` mask, e.g. SSDU's split of the acquired points;
-    ``(B, 1, W)`` is a column mask too). With ``sum_c |S_c|^2 <= 1`` and F unitary,
-    ``||A|| <= 1``. Single-coil data is one coil of ones.
+    2-D FFT and ``M`` keeps the sampled k-space points. With ``sum_c |S_c|^2 <= 1`` and F
+    unitary, ``||A|| <= 1``. Single-coil data is one coil of ones.
 
     Args:
         sens_maps: complex (B, C, H, W) coil sensitivities.
-        mask: bool (B, W) sampled columns, or (B, 1|H, W) sampled points.
+        mask: bool, the sampled points: a column mask (B, W) (every row of a sampled column),
+            or a point mask (B, 1, W) or (B, H, W) (e.g. a self-supervised split of the
+            acquired points), shared by all coils.
     """
 
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
-        if not sens_maps.is_complex() or sens_maps.ndim != 4 or point_mask(mask, sens_maps) is None:
+        b, _, h, w = sens_maps.shape if sens_maps.ndim == 4 else (None,) * 4
+        if (
+            not sens_maps.is_complex()
+            or sens_maps.ndim != 4
+            or mask.shape not in ((b, w), (b, 1, w), (b, h, w))
+        ):
             raise ValueError(
-                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W) or "
-                f"(B, 1|H, W), got sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, "
+                "SenseOperator needs sens_maps complex (B, C, H, W) and mask (B, W), (B, 1, W) "
+                f"or (B, H, W), got sens_maps {sens_maps.dtype} {tuple(sens_maps.shape)}, "
                 f"mask {tuple(mask.shape)}"
             )
         self._sens_maps = sens_maps
+        points = mask if mask.ndim == 3 else mask[:, None, :]  # (B, 1|H, W)
         # (B, 1, 1|H, W): broadcasts over coils (and rows for a column mask).
-        self._mask = point_mask(mask, sens_maps).to(sens_maps.real.dtype)
+        self._mask = points.to(device=sens_maps.device, dtype=sens_maps.real.dtype)[:, None]
 
     @classmethod
     def single_coil(
@@ -52,7 +58,7 @@ class SenseOperator:
         """Single-coil operator y = M F x: one coil of ones.
 
         Args:
-            mask: bool (B, W).
+            mask: bool (B, W), (B, 1, W) or (B, H, W).
             shape: (H, W) of the image.
             dtype: complex dtype of the maps (and of the data the operator expects).
 
@@ -70,9 +76,10 @@ class SenseOperator:
 
     @property
     def mask(self) -> torch.Tensor:
-        """bool (B, W) for a column mask, (B, H, W) for a mask of points."""
-        mask = self._mask[:, 0] > 0  # (B, 1|H, W)
-        return mask[:, 0] if mask.shape[1] == 1 else mask
+        """bool (B, W) for a column mask, (B, 1|H, W) for a point mask: as it was given
+        (a (B, 1, W) point mask comes back as the columns (B, W))."""
+        points = self._mask[:, 0] > 0  # (B, 1|H, W)
+        return points[:, 0] if points.shape[1] == 1 else points
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Forward: y = M F S x, complex (B, H, W) -> masked k-space (B, C, H, W)."""

@@ -141,3 +141,27 @@ def test_the_wrapper_is_a_view_its_checkpoint_is_the_networks_and_it_refuses_a_u
         SSDU(Unet(1, 1, 4, 2))
     with pytest.raises(ValueError, match="^num_splits: must be an int >= 1"):
         SSDU(inner, num_splits=0)
+
+
+@pytest.mark.parametrize("challenge", ["multicoil", "singlecoil"])
+def test_modl_composes_with_ssdu(challenge):
+    from mri_recon.models.modl import MoDL
+
+    torch.manual_seed(0)
+    modl = MoDL(num_unrolls=2, chans=4, num_layers=3, challenge=challenge, cg_iterations=3)
+    net = SSDU(modl).train()
+    assert isinstance(modl, DataConsistent)
+    kspace, columns = _data(C if challenge == "multicoil" else 1)
+    masked = kspace * columns[:, None, None, :]
+    seeds = torch.tensor([1, 2])
+    batch = TrainingBatch(columns, torch.zeros(B, *CROP), torch.ones(B), masked, sample_seed=seeds)
+    terms = net.loss_terms(batch)
+    held = terms.kspace_mask
+    bumped = masked + 5.0 * held  # the network never sees the loss set
+    again = net.loss_terms(
+        TrainingBatch(columns, batch.target, batch.max_value, bumped, sample_seed=seeds)
+    )
+    torch.testing.assert_close(again.pred_kspace, terms.pred_kspace)
+    loss = SSDULoss()(terms)
+    loss.backward()
+    assert torch.isfinite(loss) and modl.log_lam.grad is not None

@@ -89,5 +89,5 @@ def test_the_sense_operator_takes_point_masks_and_column_masks_alike():
     op = SenseOperator(maps, dc)
     assert op.adjointness_error(torch.Generator().manual_seed(1)) < 1e-5
     assert (op.A(x)[loss[:, None].expand(-1, 3, -1, -1)] == 0).all()  # nothing on held points
-    with pytest.raises(ValueError, match=r"mask \(B, W\) or \(B, 1\|H, W\)"):
+    with pytest.raises(ValueError, match=r"mask \(B, W\), \(B, 1, W\) or \(B, H, W\)"):
         SenseOperator(maps, columns[:, None, :].expand(-1, H - 1, -1))
