@@ -35,7 +35,8 @@ def _training_data(segment: Mapping[str, Any]) -> dict[str, Any]:
         split = (parse_split_dir(Path(entry["path"]).parent) or ("", "unknown"))[1]
         count = splits.setdefault(split, {"files": 0, "slices": 0})
         count["files"] += 1
-        count["slices"] += read_volume_info(entry["path"]).num_slices
+        # allow_unmasked: a training file without target (SSDU) is counted too
+        count["slices"] += read_volume_info(entry["path"], allow_unmasked=True).num_slices
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     root = segment.get("data", {}).get("root")
     challenge = segment.get("config", {}).get("data", {}).get("challenge", "")
