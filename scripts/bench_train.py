@@ -2,18 +2,23 @@
 
     python scripts/bench_train.py [--data ROOT] [--device cpu|cuda] [--batch-size 1]
         [--precision 32-true|bf16-mixed|16-mixed] [--compile default|max-autotune]
-        [--workers 0] [--model unet|unet_fastmri] [--steps 20] [--warmup 3] [--epochs N]
+        [--workers 0] [--model unet|unet_fastmri|varnet] [--steps 20] [--warmup 3] [--epochs N]
 
-Both pipelines train on ``ROOT/singlecoil_train`` (fastMRI layout) with the same device,
-batch size, precision, compile mode, loader workers, RMSprop (lr 1e-3, fastMRI's recipe),
-L1 loss on whole slices at the data's target size and a U-Net of the same size (``chans``,
-``num_pool_layers`` from ``configs/model/<model>.yaml``):
+Both pipelines train on ``ROOT/singlecoil_train`` (``ROOT/multicoil_train`` for the VarNet;
+fastMRI layout) with the same device, batch size, precision, compile mode, loader workers,
+RMSprop (lr 1e-3, fastMRI's U-Net recipe), L1 loss on whole slices at the data's target size
+and a network of the same size (``configs/model/<model>.yaml``: the U-Net's ``chans``,
+``num_pool_layers``; the VarNet's ``num_cascades``, ``chans``, ``pools``, ``sens_chans``,
+``sens_pools``):
 
 - ours: :class:`~mri_recon.lit.datamodule.FastMRIDataModule` (default ``data.*`` settings,
-  fastMRI's random 4x mask) + :class:`~mri_recon.lit.module.ReconModule` over our ``Unet``,
-  run by a Lightning ``Trainer`` (no logger, checkpoints, progress bar or validation);
+  fastMRI's random 4x mask) + :class:`~mri_recon.lit.module.ReconModule` over our ``Unet``
+  (or ``VarNet``, the config's norm and maps), run by a Lightning ``Trainer`` (no logger,
+  checkpoints, progress bar or validation);
 - fastMRI: ``fastmri.data.SliceDataset`` + ``UnetDataTransform`` in a ``DataLoader``
-  (shuffled) + ``fastmri.models.Unet`` (InstanceNorm) + RMSprop in a plain loop.
+  (shuffled) + ``fastmri.models.Unet`` (InstanceNorm) + RMSprop in a plain loop; for the
+  VarNet ``VarNetDataTransform`` + ``fastmri.models.VarNet`` (InstanceNorm, maps learned)
+  and the output cropped to the target as fastMRI's ``VarNetModule`` does.
 
 Each timed window is ``--steps`` optimizer steps after ``--warmup`` untimed ones, from h5 on
 disk to the optimizer step (CUDA is synchronised at both ends). With ``--compile`` (static
@@ -50,7 +55,7 @@ import torch
 import yaml
 from fastmri.data import SliceDataset as FastMRISliceDataset
 from fastmri.data.subsample import RandomMaskFunc
-from fastmri.data.transforms import UnetDataTransform
+from fastmri.data.transforms import UnetDataTransform, VarNetDataTransform, center_crop
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -59,6 +64,7 @@ from mri_recon.data.fastmri import DataError, split_dir
 from mri_recon.lit.datamodule import FastMRIDataModule
 from mri_recon.lit.module import ReconModule
 from mri_recon.models.unet import Unet
+from mri_recon.models.varnet import VarNet
 from mri_recon.physics.masks import ColumnMaskFunc
 
 PROG = "bench_train"
@@ -76,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="32-true")
     parser.add_argument("--compile", choices=("default", "max-autotune"), default=None)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument("--model", choices=("unet", "unet_fastmri"), default="unet")
+    parser.add_argument("--model", choices=("unet", "unet_fastmri", "varnet"), default="unet")
     parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--epochs", type=int, default=0, help="RSS per epoch over N epochs")
@@ -87,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("workers", "warmup", "epochs"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.model == "varnet" and args.batch_size != 1:
+        parser.error("--model varnet: fastMRI's VarNet loop takes --batch-size 1 (slices of "
+                     "different widths do not collate without our bucketing)")  # fmt: skip
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     args.data = default_data_root() if args.data is None else args.data
@@ -94,11 +103,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def model_kwargs(model: str) -> dict[str, Any]:
-    """The U-Net arguments of ``configs/model/<model>.yaml`` (with its ``unet`` defaults)."""
-    kwargs = yaml.safe_load((CONFIGS / "unet.yaml").read_text())
-    if model != "unet":
+    """The network arguments of ``configs/model/<model>.yaml`` (a U-Net's with the ``unet``
+    defaults; the VarNet's multi-coil)."""
+    base = "varnet" if model == "varnet" else "unet"
+    kwargs = yaml.safe_load((CONFIGS / f"{base}.yaml").read_text())
+    if model != base:
         kwargs.update(yaml.safe_load((CONFIGS / f"{model}.yaml").read_text()))
+    if model == "varnet":
+        kwargs["challenge"] = "multicoil"
     return {k: v for k, v in kwargs.items() if k not in ("_target_", "defaults")}
+
+
+def is_varnet(args: argparse.Namespace) -> bool:
+    return args.model == "varnet"
+
+
+def challenge(args: argparse.Namespace) -> str:
+    return "multicoil" if is_varnet(args) else "singlecoil"
+
+
+def our_net(args: argparse.Namespace) -> torch.nn.Module:
+    kwargs = model_kwargs(args.model)
+    return VarNet(**kwargs) if is_varnet(args) else Unet(**kwargs)
 
 
 def sync(device: torch.device) -> None:
@@ -163,7 +189,7 @@ class StepTimer(pl.Callback):
 def our_datamodule(args: argparse.Namespace) -> FastMRIDataModule:
     return FastMRIDataModule(
         args.data,
-        "singlecoil",
+        challenge(args),
         ColumnMaskFunc("random", [CENTER_FRACTION], [ACCELERATION]),
         batch_size=args.batch_size,
         num_workers=args.workers,
@@ -199,16 +225,19 @@ def run_ours(args: argparse.Namespace, max_steps: int, epochs: int = 0) -> StepT
         use_distributed_sampler=False,
         callbacks=[timer],
     )
-    trainer.fit(our_module(args, Unet(**model_kwargs(args.model))), datamodule=our_datamodule(args))
+    trainer.fit(our_module(args, our_net(args)), datamodule=our_datamodule(args))
     return timer
 
 
 def fastmri_loader(args: argparse.Namespace) -> DataLoader:
-    transform = UnetDataTransform(
-        "singlecoil", RandomMaskFunc([CENTER_FRACTION], [ACCELERATION]), use_seed=False
+    mask_func = RandomMaskFunc([CENTER_FRACTION], [ACCELERATION])
+    transform = (
+        VarNetDataTransform(mask_func, use_seed=False)
+        if is_varnet(args)
+        else UnetDataTransform("singlecoil", mask_func, use_seed=False)
     )
     dataset = FastMRISliceDataset(
-        split_dir(args.data, "singlecoil", "train"), "singlecoil", transform
+        split_dir(args.data, challenge(args), "train"), challenge(args), transform
     )
     return DataLoader(
         dataset,
@@ -224,9 +253,24 @@ def fastmri_loader(args: argparse.Namespace) -> DataLoader:
 def fastmri_net(args: argparse.Namespace) -> torch.nn.Module:
     kwargs = model_kwargs(args.model)
     torch.manual_seed(0)
+    if is_varnet(args):
+        names = ("num_cascades", "chans", "pools", "sens_chans", "sens_pools")
+        return FastMRIVarNet(**{k: kwargs[k] for k in names})
     return fastmri.models.Unet(
         1, 1, chans=kwargs["chans"], num_pool_layers=kwargs["num_pool_layers"], drop_prob=0.0
     )
+
+
+class FastMRIVarNet(torch.nn.Module):
+    """``fastmri.models.VarNet`` and fastMRI's ``VarNetModule`` crop: ``(masked_kspace (B, C,
+    H, W, 2), mask (B, 1, 1, W, 1), num_low_frequencies, crop (h, w)) -> (B, h, w)``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self.varnet = fastmri.models.VarNet(**kwargs)
+
+    def forward(self, masked_kspace, mask, num_low_frequencies, crop) -> torch.Tensor:  # noqa: ANN001
+        return center_crop(self.varnet(masked_kspace, mask, num_low_frequencies), crop)
 
 
 def forever(loader: DataLoader) -> Iterator[Any]:
@@ -251,8 +295,9 @@ def timed_loop(
 
 def train_step_fn(
     net: torch.nn.Module, args: argparse.Namespace
-) -> Callable[[torch.Tensor, torch.Tensor], int]:
-    """One RMSprop step of ``net`` on (B, 1, h, w) images and targets (GradScaler for fp16)."""
+) -> Callable[[Any, torch.Tensor], int]:
+    """One RMSprop step of ``net`` on its input (a (B, 1, h, w) image, or a tuple of the
+    VarNet's arguments) and the target of the output's shape (GradScaler for fp16)."""
     device = torch.device(args.device)
     net = net.to(device).train()
     if args.compile:
@@ -260,14 +305,15 @@ def train_step_fn(
     optimizer = torch.optim.RMSprop(net.parameters(), lr=LR)
     scaler = torch.amp.GradScaler(enabled=args.precision == "16-mixed" and device.type == "cuda")
 
-    def step(image: torch.Tensor, target: torch.Tensor) -> int:
+    def step(inputs: Any, target: torch.Tensor) -> int:
         with autocast(device, args.precision):
-            loss = F.l1_loss(net(image), target)
+            out = net(*inputs) if isinstance(inputs, tuple) else net(inputs)
+            loss = F.l1_loss(out.float(), target)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        return image.shape[0]
+        return target.shape[0]
 
     return step
 
@@ -278,6 +324,12 @@ def fastmri_end_to_end(args: argparse.Namespace) -> float:
     train = train_step_fn(fastmri_net(args), args)
 
     def step(batch: Any) -> int:
+        if is_varnet(args):  # fastMRI's VarNetModule.training_step
+            crop = tuple(batch.target.shape[-2:])
+            kspace = batch.masked_kspace.to(device, non_blocking=True)  # (B, C, H, W, 2)
+            mask = batch.mask.to(device, non_blocking=True)  # (B, 1, 1, W, 1)
+            nlf = batch.num_low_frequencies
+            return train((kspace, mask, nlf, crop), batch.target.to(device, non_blocking=True))
         image = batch.image.unsqueeze(1).to(device, non_blocking=True)  # (B, 1, h, w)
         target = batch.target.unsqueeze(1).to(device, non_blocking=True)
         return train(image, target)
@@ -285,25 +337,52 @@ def fastmri_end_to_end(args: argparse.Namespace) -> float:
     return timed_loop(step, forever(fastmri_loader(args)), args)
 
 
-def model_only(net: torch.nn.Module, args: argparse.Namespace, size: tuple[int, int]) -> float:
-    """Slices/s of training steps on one random batch already on the device."""
+def model_only(net: torch.nn.Module, args: argparse.Namespace, shape: tuple, ours: bool) -> float:
+    """Slices/s of training steps on one random batch already on the device: ``shape`` is
+    ((C, H, W), (h, w)); a VarNet gets masked k-space in its own pipeline's form (fastMRI's
+    4x mask with 8% centre columns)."""
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
-    image = torch.randn(args.batch_size, 1, *size, generator=g).to(device)
-    target = torch.randn(args.batch_size, 1, *size, generator=g).to(device)
+    (coils, height, width), size = shape
+    target = torch.rand(args.batch_size, *size, generator=g).to(device)  # (B, h, w)
+    if not is_varnet(args):
+        image = torch.randn(args.batch_size, 1, *size, generator=g).to(device)
+        train = train_step_fn(net, args)
+        return timed_loop(lambda _: train(image, target[:, None]), forever([None]), args)
+    sample = RandomMaskFunc([CENTER_FRACTION], [ACCELERATION])((1, width, 1), seed=0)
+    mask, nlf = sample[0].reshape(width).bool(), int(sample[1])
+    kspace = torch.randn(args.batch_size, coils, height, width, dtype=torch.complex64, generator=g)
+    kspace = (kspace * mask).to(device)
+    masks = mask.expand(args.batch_size, width).to(device)  # (B, W)
+    if ours:
+        inputs = (kspace, masks, None, size)
+    else:
+        inputs = (torch.view_as_real(kspace), masks[:, None, None, :, None], nlf, size)
     train = train_step_fn(net, args)
-    return timed_loop(lambda _: train(image, target), forever([None]), args)
+    return timed_loop(lambda _: train(inputs, target), forever([None]), args)
 
 
 def loader_only(loader: DataLoader, args: argparse.Namespace, size_of: Callable) -> float:
     return timed_loop(size_of, forever(loader), args)
 
 
-def target_size(args: argparse.Namespace) -> tuple[int, int]:
+def data_shape(args: argparse.Namespace) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """((C, H, W), (h, w)) of the first training slice."""
     dm = our_datamodule(args)
     dm.setup("fit")
     assert dm.train_dataset is not None
-    return dm.train_dataset.volumes[0].crop_size
+    return dm.train_dataset.shape_key(0)
+
+
+def model_summary(args: argparse.Namespace) -> str:
+    k = model_kwargs(args.model)
+    if not is_varnet(args):
+        return f"chans {k['chans']}, {k['num_pool_layers']} pools"
+    return (
+        f"{k['num_cascades']} cascades, chans {k['chans']}, {k['pools']} pools, maps "
+        f"{k['maps']} (sens_chans {k['sens_chans']}, {k['sens_pools']} pools), norm {k['norm']}"
+        f" (fastMRI: instance), crop_readout {k['crop_readout']}"
+    )
 
 
 def _mib(value: float | None) -> str:
@@ -315,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     device = torch.device(args.device)
     try:
-        size = target_size(args)
+        shape = data_shape(args)
     except (DataError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -328,20 +407,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rate = fastmri_end_to_end(args)
         rows[name] = {"e2e": rate, "rss": host_rss_mib(), "gpu": gpu_mib(device)}
-    rows["ours"]["model"] = model_only(Unet(**model_kwargs(args.model)), args, size)
-    rows["fastMRI"]["model"] = model_only(fastmri_net(args), args, size)
+    torch.manual_seed(0)
+    rows["ours"]["model"] = model_only(our_net(args), args, shape, ours=True)
+    rows["fastMRI"]["model"] = model_only(fastmri_net(args), args, shape, ours=False)
     dm = our_datamodule(args)
     rows["ours"]["loader"] = loader_only(
         dm.train_dataloader(), args, lambda b: b["target"].shape[0]
     )
     rows["fastMRI"]["loader"] = loader_only(fastmri_loader(args), args, lambda b: b.target.shape[0])
     dm.teardown()
-    kwargs = model_kwargs(args.model)
+    (coils, height, width), size = shape
     print(
-        f"{PROG}: {split_dir(args.data, 'singlecoil', 'train')}, target {size[0]}x{size[1]}, "
+        f"{PROG}: {split_dir(args.data, challenge(args), 'train')}, target {size[0]}x{size[1]}"
+        f"{f', {coils} coils {height}x{width}' if is_varnet(args) else ''}, "
         f"device {args.device}, batch {args.batch_size}, precision {args.precision}, "
         f"compile {args.compile or 'off'}, workers {args.workers}, model {args.model} "
-        f"(chans {kwargs['chans']}, {kwargs['num_pool_layers']} pools), {args.steps} steps "
+        f"({model_summary(args)}), {args.steps} steps "
         f"after {args.warmup} warm-up, torch {torch.get_num_threads()} threads"
     )
     header = [
