@@ -111,7 +111,7 @@ def check_before_hydra(cfg: DictConfig) -> None:
 
 def build_data(cfg: DictConfig, mask_func: Any) -> Any:
     """The data module; under ``training=ssdu`` training files need no target."""
-    return build_group(cfg, "data", mask_func=mask_func, train_targets=not self_supervised(cfg))
+    return build_group(cfg, "data", mask_func=mask_func, require_targets=not self_supervised(cfg))
 
 
 def check_validate_ckpt(cfg: DictConfig) -> None:

@@ -104,7 +104,7 @@ class MaskedSlices(Dataset):
             ``target`` float32 (h, w), ``max_value`` float, ``fname`` str, ``slice_num`` int,
             ``num_slices`` int, ``acquisition`` str, ``sample_seed`` int (the mask seed in
             training, a (file, slice) seed in validation). A file without target (kept with
-            ``train_targets=False``) has an all-NaN ``target`` of its crop size.
+            ``require_targets=False``) has an all-NaN ``target`` of its crop size.
         """
         index, mask_seed = item if isinstance(item, tuple) else (item, None)
         sample = self.dataset[index]
@@ -118,8 +118,9 @@ class MaskedSlices(Dataset):
             mask = stored if stored.numel() else self.mask_func(width, seed=int(mask_seed)).mask
         out = {key: sample[key] for key in ITEM_KEYS}
         out["mask"], out["sample_seed"] = mask, int(mask_seed)
-        if not out["target"].numel():  # a training file without target (self-supervised)
+        if not out["target"].numel():  # a file without target (self-supervised training)
             out["target"] = torch.full(sample["crop_size"], float("nan"))
+            out["max_value"] = float("nan")  # not an attr max the file may still carry
         if self.transform == "worker":
             kspace = out.pop("kspace")[None]  # (1, C, H, W), fully sampled: masked in there
             out["image"] = zero_filled(kspace, mask[None], sample["crop_size"])[0]  # (h, w)
@@ -192,8 +193,9 @@ class FastMRIDataModule(pl.LightningDataModule):
             Both only apply with ``num_workers`` > 0.
         transform: "device" (default): workers read k-space, the module masks, IFFTs and
             crops the batch on its device; "worker": workers form the zero-filled image.
-        train_targets: True (supervised): every training file needs its target; False
-            (self-supervised, ``training=ssdu``): training files without one are kept.
+        require_targets: True (supervised): every file needs its target; False
+            (self-supervised, ``training=ssdu``): files without one are kept in both splits
+            (validation scores the files that have one; ``val/loss`` covers all).
         prescan: "full": :meth:`setup` checks every slice of every kept volume for NaN/Inf
             (cached per file outside the data folders) before anything is trained or
             logged; "header": header checks only, and a bad slice read in training stops
@@ -220,10 +222,10 @@ class FastMRIDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = None,
         transform: str = "device",
-        train_targets: bool = True,
+        require_targets: bool = True,
     ) -> None:
         super().__init__()
-        boolean("train_targets", train_targets)
+        boolean("require_targets", require_targets)
         one_of("challenge", challenge, CHALLENGES)
         positive_int("batch_size", batch_size)
         integer("num_workers", num_workers, 0)
@@ -244,7 +246,7 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.train_split, self.val_split, self.pin_memory = train_split, val_split, pin_memory
         self.prescan = check_prescan(prescan)
         self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
-        self.transform, self.train_targets = transform, train_targets
+        self.transform, self.require_targets = transform, require_targets
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
@@ -260,7 +262,7 @@ class FastMRIDataModule(pl.LightningDataModule):
                 volume_sample_rate=self.volume_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
-                require_target=self.train_targets,
+                require_target=self.require_targets,
             )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
             self.val_dataset = SliceDataset(
@@ -271,6 +273,7 @@ class FastMRIDataModule(pl.LightningDataModule):
                 sample_rate=self.val_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
+                require_target=self.require_targets,
             )
 
     def train_masks(self, epoch: int) -> list[dict[str, Any]]:

@@ -44,10 +44,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread", "hydra_config_reset")
 
 @pytest.fixture(scope="module")
 def targetless_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny multi-coil data with every training file's target (and attr max) removed."""
+    """The tiny multi-coil data with every training file's target (and attr max) removed,
+    and the first validation file's."""
     root = tmp_path_factory.mktemp("tiny_multicoil_ssdu")
     generate_dataset(root, preset="tiny", challenge="multicoil", seed=0, progress=False)
-    for path in sorted((root / "multicoil_train").glob("*.h5")):
+    first_val = sorted((root / "multicoil_val").glob("*.h5"))[0]
+    for path in [*sorted((root / "multicoil_train").glob("*.h5")), first_val]:
         with h5py.File(path, "a") as hf:
             del hf["reconstruction_rss"]
             del hf.attrs["max"]
@@ -70,7 +72,10 @@ def test_ssdu_trains_on_files_without_targets(targetless_root: Path, tmp_path: P
     assert cfg.training.rho == 0.4 and cfg.loss._target_.endswith("SSDULoss")
     metrics = train(cfg)
     assert metrics["epoch"] == 2 and torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
-    assert 0 < metrics["val/loss"] < 4 and 0 < metrics["val/ssim"] <= 1  # val scores targets
+    assert 0 < metrics["val/loss"] < 4 and 0 < metrics["val/ssim"] <= 1
+    scored = list(csv.DictReader((tmp_path / "val_volumes.csv").open()))
+    val_files = sorted((targetless_root / "multicoil_val").glob("*.h5"))
+    assert [r["fname"] for r in scored] == [p.name for p in val_files[1:]]  # those with targets
     rows = list(csv.DictReader((tmp_path / "masks.csv").open()))
     assert {r["epoch"] for r in rows} == {"0", "1"}  # the splits' seeds, per epoch and slice
     # the checkpoint is the VarNet's own: it evaluates as any VarNet checkpoint does
