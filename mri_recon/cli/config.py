@@ -20,9 +20,19 @@ def config_dir() -> str:
     return str(Path(repo_root()) / "configs")
 
 
+def format_challenge(fmt: str, challenge: str | None) -> str | None:
+    """``${format_challenge:${.format},singlecoil}``: the challenge of a multi-coil-only data
+    format (``cc359``, ``m4raw``, ``cmrxrecon``), else ``challenge``."""
+    from mri_recon.data.formats import format_challenge as challenge_of
+
+    return challenge_of(str(fmt), challenge)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", repo_root)
+    if not OmegaConf.has_resolver("format_challenge"):
+        OmegaConf.register_new_resolver("format_challenge", format_challenge)
 
 
 register_resolvers()

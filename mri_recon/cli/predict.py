@@ -22,19 +22,20 @@ from omegaconf import DictConfig, open_dict
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.cli.evaluate import build_methods, check_methods
 from mri_recon.cli.provenance import run_record
-from mri_recon.cli.validate import build_group, set_torch_threads
+from mri_recon.cli.validate import build_group, data_reader, set_torch_threads
 from mri_recon.evaluation import EvalReport
 from mri_recon.evaluation.predict import input_files, select_inputs
 from mri_recon.evaluation.predict import predict as run_predict
 
 
 def check_input(cfg: DictConfig) -> None:
-    """``input`` names an existing ``.h5`` file or a folder holding some (before Hydra writes)."""
-    path = Path(str(cfg.input))
-    if path.is_file() and path.suffix != ".h5":
-        raise ConfigError("input", f"{path}: not an .h5 file")
+    """``input`` names an existing file of the data format (``.h5``; CMRxRecon ``.mat``) or a
+    folder holding some (before Hydra writes)."""
+    path, reader = Path(str(cfg.input)), data_reader(cfg)
+    if path.is_file() and path.suffix != reader.suffix:
+        raise ConfigError("input", f"{path}: not a {reader.suffix} file ({reader.name} format)")
     try:
-        input_files(path)
+        input_files(path, reader)
     except ValueError as err:
         raise ConfigError("input", str(err)) from None
 
@@ -50,7 +51,8 @@ def predict(cfg: DictConfig) -> EvalReport:
     check_input(cfg)
     names, checkpoints = check_methods(cfg)
     set_torch_threads(cfg)
-    selection = select_inputs(cfg.input, str(cfg.prescan), bool(cfg.skip_bad_files))
+    reader = data_reader(cfg)
+    selection = select_inputs(cfg.input, str(cfg.prescan), bool(cfg.skip_bad_files), reader)
     challenge = selection[0][0].challenge
     with open_dict(cfg):
         cfg.data.challenge = challenge  # the checkpoints' challenge is checked against it

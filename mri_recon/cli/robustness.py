@@ -22,14 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.evaluate import check_methods, settings_and_methods
-from mri_recon.cli.validate import build_group
+from mri_recon.cli.validate import build_group, data_reader
 from mri_recon.evaluation.grid import check_coils, run_grid
 
 
 def precheck(cfg: DictConfig) -> None:
     """What can be checked before Hydra writes the run directory: grid (and its coils
     perturbations against the data's headers), methods, coils."""
-    check_coils(build_group(cfg, "grid"), cfg.data.root, cfg.data.challenge, cfg.data.split)
+    reader, data = data_reader(cfg), cfg.data
+    check_coils(build_group(cfg, "grid"), data.root, data.challenge, data.split, reader)
     build_group(cfg, "coils")
     check_methods(cfg)
 

@@ -32,10 +32,14 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 def _field(cfg: DictConfig, group: str, arg: str) -> str | None:
     """The config key of argument ``arg`` of ``cfg.<group>``: ``x.y`` where its value is
-    ``${x.y}``, else ``<group>.<arg>``; None when ``arg`` is not a key of the node."""
+    ``${x.y}``, else ``<group>.<arg>`` (also for ``arg.key``, a key inside a mapping argument
+    such as ``format_options.target``); None when ``arg`` is not a key of the node."""
     node = OmegaConf.select(cfg, group)
-    if not isinstance(node, DictConfig) or arg not in node:
+    head, dot, _ = arg.partition(".")
+    if not isinstance(node, DictConfig) or (head if dot else arg) not in node:
         return None
+    if dot:
+        return f"{group}.{arg}"
     raw = OmegaConf.to_container(node, resolve=False)[arg]
     inner = raw[2:-1] if isinstance(raw, str) and raw.startswith("${") and raw.endswith("}") else ""
     return inner if inner and all(p.isidentifier() for p in inner.split(".")) else f"{group}.{arg}"
@@ -95,6 +99,19 @@ def checked(check: Any, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         return check(key, value, *args, **kwargs)
     except ValueError as err:
         raise ConfigError(key, str(err).removeprefix(f"{key}: ")) from None
+
+
+def data_reader(cfg: DictConfig) -> Any:
+    """The reader of ``data.format`` with ``data.format_options`` (fastMRI where the config
+    has no format); a bad value is a ConfigError naming ``data.format...``."""
+    from mri_recon.data.formats import get_reader
+
+    data = cfg.get("data") or {}
+    try:
+        return get_reader(data.get("format") or "fastmri", data.get("format_options"))
+    except ValueError as err:
+        key, _, reason = str(err).partition(": ")
+        raise ConfigError(f"data.{key}", reason) from None
 
 
 def set_torch_threads(cfg: DictConfig) -> None:

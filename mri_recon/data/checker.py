@@ -1,7 +1,8 @@
-"""Check every fastMRI volume under a folder: layout, header, attrs and finite values.
+"""Check every volume of a format under a folder: layout, header, attrs and finite values.
 
 A file's challenge and split are taken from its folder name (``<challenge>_<split>``) where it
-follows fastMRI's convention, so a val file without its target is bad (a train file without
+follows fastMRI's convention (another format: its own split folders,
+:mod:`mri_recon.data.formats`), so a val file without its target is bad (a train file without
 one is OK for self-supervised training only, and its line says so: ``(no target: trains with
 training=ssdu only)``); elsewhere the
 challenge comes from the k-space rank and a file without target must carry its ``mask``.
@@ -17,8 +18,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mri_recon.data.fastmri import DataError, VolumeInfo, parse_split_dir
+from mri_recon.data.fastmri import DataError, VolumeInfo
+from mri_recon.data.formats import get_reader
 from mri_recon.data.prescan import scan_volume
 
 
@@ -52,15 +55,17 @@ class CheckResult:
         return f"OK {self.path}{note}"
 
 
-def find_volumes(path: str | os.PathLike) -> list[Path]:
-    """The ``.h5`` files under ``path`` (recursively through symlinked folders, sorted; dangling
-    ``.h5`` symlinks included, so they are reported), or ``[path]`` for a file.
+def find_volumes(path: str | os.PathLike, reader: Any = None) -> list[Path]:
+    """The volumes under ``path`` (``.h5`` files, or those ``reader`` calls volumes: a format's
+    :meth:`~mri_recon.data.formats.base.FormatReader.is_volume`), recursively through
+    symlinked folders, sorted; dangling symlinks included, so they are reported), or
+    ``[path]`` for a file.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         DataError: ``path`` is a folder without any ``.h5`` file.
     """
-    path = Path(path)
+    path, reader = Path(path), reader or get_reader()
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -73,28 +78,34 @@ def find_volumes(path: str | os.PathLike) -> list[Path]:
             continue
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files += [Path(folder) / n for n in names if n.endswith(".h5") and not n.startswith(".")]
+        files += [Path(folder) / n for n in names if reader.is_volume(Path(folder) / n)]
     files = sorted(p for p in files if p.is_file() or not p.exists())  # dangling: reported
     if not files:
-        raise DataError(path, "no .h5 files under this directory")
+        where = "" if reader.name == "fastmri" else f" (format {reader.name})"
+        raise DataError(path, f"no {reader.suffix} files under this directory{where}")
     return files
 
 
-def check_file(path: str | os.PathLike, full: bool = True, rescan: bool = False) -> CheckResult:
+def check_file(
+    path: str | os.PathLike, full: bool = True, rescan: bool = False, reader: Any = None
+) -> CheckResult:
     """Check one volume; never raises for bad data.
 
     Args:
-        path: the ``.h5`` file.
+        path: the volume file.
         full: also read every slice to find NaN/Inf (else header, keys, shapes and attrs only).
         rescan: read every slice even where a clean scan of the unchanged file is cached.
+        reader: the format's reader (None: fastMRI); its folders give the split.
     """
-    path = Path(path)
-    challenge, split = parse_split_dir(path.parent) or (None, None)
+    path, reader = Path(path), reader or get_reader()
+    challenge, split = reader.split_of(path)
     if path.is_symlink() and not path.exists():
         return CheckResult(path, False, f"dangling symlink (to {os.readlink(path)})")
     try:
         prescan = "full" if full else "header"
-        info = scan_volume(path, challenge, split, prescan, rescan, require_target=split != "train")
+        info = scan_volume(
+            path, challenge, split, prescan, rescan, reader, require_target=split != "train"
+        )
     except DataError as err:
         reason = str(err).removeprefix(f"{path}: ")
         return CheckResult(path, False, " ".join(reason.split()))
@@ -106,16 +117,18 @@ def check_file(path: str | os.PathLike, full: bool = True, rescan: bool = False)
 
 
 def iter_check_directory(
-    path: str | os.PathLike, full: bool = True, rescan: bool = False
+    path: str | os.PathLike, full: bool = True, rescan: bool = False, reader: Any = None
 ) -> Iterator[CheckResult]:
     """:func:`check_file` on each of :func:`find_volumes` (``path``), one result at a time."""
-    for file in find_volumes(path):
-        yield check_file(file, full=full, rescan=rescan)
+    for file in find_volumes(path, reader):
+        yield check_file(file, full=full, rescan=rescan, reader=reader)
 
 
-def check_directory(path: str | os.PathLike, full: bool = True) -> list[CheckResult]:
-    """Check every ``.h5`` under ``path``; see :func:`iter_check_directory`."""
-    return list(iter_check_directory(path, full=full))
+def check_directory(
+    path: str | os.PathLike, full: bool = True, reader: Any = None
+) -> list[CheckResult]:
+    """Check every volume under ``path``; see :func:`iter_check_directory`."""
+    return list(iter_check_directory(path, full=full, reader=reader))
 
 
 def summary_line(results: list[CheckResult]) -> str:

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 import torch
 
+from mri_recon.data.formats.base import read_volume_samples
 from mri_recon.data.h5 import DataError, check_finite, h5_reason, open_h5, read_dataset
 from mri_recon.data.header import HeaderError, parse_ismrmrd_header
 from mri_recon.physics.coils import CHALLENGES
@@ -60,8 +61,13 @@ def parse_split_dir(path: str | os.PathLike) -> tuple[str, str] | None:
     return (challenge, split) if challenge in CHALLENGES and split in SPLITS else None
 
 
-def list_volumes(root: str | os.PathLike, challenge: str, split: str) -> list[Path]:
-    """The sorted ``*.h5`` volumes of a split; DataError if the folder is missing or empty."""
+def list_volumes(
+    root: str | os.PathLike, challenge: str, split: str, reader: Any = None
+) -> list[Path]:
+    """The sorted ``*.h5`` volumes of a split; DataError if the folder is missing or empty.
+    ``reader``: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI)."""
+    if reader is not None and reader.name != "fastmri":
+        return reader.list_files(root, challenge, split)
     folder = split_dir(root, challenge, split)
     files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
     for p in files:
@@ -100,6 +106,8 @@ class VolumeInfo:
         attrs: all file attrs as Python values.
         warnings: non-fatal findings, one line each.
         recon_fov_mm: header ``reconSpace/fieldOfView_mm`` (x, y, z), or None if absent.
+        reader: the :mod:`~mri_recon.data.formats` reader of another format that reads its
+            samples (None: a fastMRI file, read here).
     """
 
     path: Path
@@ -126,6 +134,12 @@ class VolumeInfo:
     attrs: dict[str, Any]
     warnings: tuple[str, ...] = ()
     recon_fov_mm: tuple[float, float, float] | None = None
+    reader: Any = None
+
+    @property
+    def format(self) -> str:
+        """The ``data.format`` of the file."""
+        return "fastmri" if self.reader is None else self.reader.name
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -162,7 +176,7 @@ def _kspace_layout(hf: h5py.File, challenge: str | None, problems: list[str]) ->
     if len(shape) not in (3, 4):
         problems.append(
             f"kspace has {len(shape)} dims {shape}, expected 3 (singlecoil) "
-            "(S, H, W) or 4 (multicoil) (S, C, H, W)"
+            "(S, H, W), 4 (multicoil) (S, C, H, W) or 5 (prostate) (A, S, C, H, W)"
         )
     elif challenge is not None and challenge != found:
         problems.append(f"kspace shape {shape} is {found}, but the challenge is {challenge}")
@@ -298,6 +312,12 @@ def _crop(
     return crop
 
 
+def _has_averages(hf: h5py.File) -> bool:
+    """``kspace`` with a leading averages axis (5 dims): a fastMRI prostate file."""
+    ks = hf.get("kspace")
+    return isinstance(ks, h5py.Dataset) and ks.ndim == 5
+
+
 def _read_layout(
     hf: h5py.File,
     challenge: str | None,
@@ -366,6 +386,7 @@ def read_volume_info(
     split: str | None = None,
     allow_unmasked: bool = False,
     require_target: bool = True,
+    reader: Any = None,
 ) -> VolumeInfo:
     """Validate a volume's layout, header and attrs and describe it, without reading k-space.
 
@@ -378,14 +399,27 @@ def read_volume_info(
             :func:`sampled_columns`); otherwise it must be a test file carrying its mask.
         require_target: False: a train/val file without target is valid (self-supervised
             training, ``training=ssdu``; its ``mask``, if stored, is its acquisition).
+        reader: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI with
+            its default options; a prostate T2 file's samples are read by its reader).
 
     Raises:
         DataError: one line naming the file and every offending key (``; ``-separated).
     """
+    if reader is not None and reader.name != "fastmri":
+        return reader.read_info(path, challenge, split, allow_unmasked)
     path, problems = Path(path), []
     try:
         with open_h5(path) as hf:
-            fields = _read_layout(hf, challenge, split, problems, allow_unmasked, require_target)
+            if _has_averages(hf):  # fastMRI prostate T2 (mri_recon.data.formats.prostate)
+                from mri_recon.data.formats import get_reader
+
+                fields = (reader or get_reader()).averaged_layout(
+                    hf, challenge, split, problems, allow_unmasked
+                )
+            else:
+                fields = _read_layout(
+                    hf, challenge, split, problems, allow_unmasked, require_target
+                )
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
         problems = [f"corrupt HDF5 file ({h5_reason(err)})"]
     if problems:
@@ -395,6 +429,17 @@ def read_volume_info(
 
 def check_values(info: VolumeInfo) -> None:
     """Read every slice of k-space and target, one at a time; DataError at the first NaN/Inf."""
+    if info.reader is not None:
+        source = info.reader.open(info)
+        try:
+            for s in range(info.num_slices):
+                kspace, target = source.read(s)
+                check_finite(info.path, "kspace", kspace[None], s)
+                if target is not None:
+                    check_finite(info.path, info.target_key, target[None], s)
+        finally:
+            source.close()
+        return
     with open_h5(info.path) as hf:
         for key in ("kspace", info.target_key):
             if key is None:
@@ -404,10 +449,13 @@ def check_values(info: VolumeInfo) -> None:
 
 
 def check_volume(
-    path: str | os.PathLike, challenge: str | None = None, split: str | None = None
+    path: str | os.PathLike,
+    challenge: str | None = None,
+    split: str | None = None,
+    reader: Any = None,
 ) -> VolumeInfo:
     """:func:`read_volume_info` plus :func:`check_values` (uncached; see ``data.prescan``)."""
-    info = read_volume_info(path, challenge, split)
+    info = read_volume_info(path, challenge, split, reader=reader)
     check_values(info)
     return info
 
@@ -438,11 +486,15 @@ def load_volume(info: VolumeInfo, check_values: bool = True) -> Volume:
         check_values: k-space and target must be finite (callers whose files passed
             ``prescan="full"`` skip this second full pass).
     """
-    with open_h5(info.path) as hf:
-        kspace = read_dataset(hf["kspace"], info.path).astype(np.complex64, copy=False)
-        target = None
-        if info.target_key is not None:
-            target = read_dataset(hf[info.target_key], info.path).astype(np.float32, copy=False)
+    if info.reader is not None:
+        kspace, target = read_volume_samples(info, check=check_values)
+        check_values = False
+    else:
+        with open_h5(info.path) as hf:
+            kspace = read_dataset(hf["kspace"], info.path).astype(np.complex64, copy=False)
+            target = None
+            if info.target_key is not None:
+                target = read_dataset(hf[info.target_key], info.path).astype(np.float32, copy=False)
     if check_values:
         check_finite(info.path, "kspace", kspace)
         if target is not None:

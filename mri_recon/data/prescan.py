@@ -6,7 +6,9 @@ agree on what is bad. ``prescan="header"`` validates layout, header, attrs and s
 (:func:`~mri_recon.data.fastmri.read_volume_info`); ``"full"`` also reads every slice for
 NaN/Inf (:func:`~mri_recon.data.fastmri.check_values`). A clean value scan is remembered
 per (resolved path, size, mtime, inode change time, inode, device) in :func:`cache_dir`, never next to the data (inputs are
-read-only), so a second run on unchanged files costs a header read. One small JSON file per
+read-only); for another format than fastMRI the key adds the format with its options and the
+same of every companion file its samples are read from (M4Raw's other repetitions,
+CMRxRecon's mask file), so a second run on unchanged files costs a header read. One small JSON file per
 volume: concurrent runs (DDP ranks, multirun jobs) never lose each other's entries.
 """
 
@@ -17,6 +19,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from mri_recon.data.fastmri import VolumeInfo, check_values, read_volume_info
 from mri_recon.fileio import write_atomic
@@ -62,10 +65,13 @@ def stat_key(path: str | os.PathLike) -> dict:
     }
 
 
-def _entry(path: Path) -> tuple[Path, dict] | None:
+def _entry(path: Path, reader: Any = None) -> tuple[Path, dict] | None:
     """(cache file, key) of a volume as it is now; None if it cannot be stat'ed."""
     try:
         key = {**stat_key(path), "v": SCAN_VERSION}
+        if reader is not None:  # another format: its options and companion files count
+            key["format"] = reader.tag()
+            key["companions"] = [stat_key(p) for p in reader.companions(Path(path))]
     except OSError:
         return None
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -86,7 +92,7 @@ def scan_values(info: VolumeInfo, rescan: bool = False) -> None:
     Raises:
         DataError: the first NaN/Inf (slice and key), or an unreadable slice.
     """
-    found = _entry(info.path)
+    found = _entry(info.path, info.reader)
     if found is not None and not rescan and _known_clean(*found):
         return
     check_values(info)
@@ -105,6 +111,7 @@ def scan_volume(
     split: str | None = None,
     prescan: str = "full",
     rescan: bool = False,
+    reader: Any = None,
     require_target: bool = True,
 ) -> VolumeInfo:
     """The verdict on one volume: :func:`~mri_recon.data.fastmri.read_volume_info`, and for
@@ -116,12 +123,13 @@ def scan_volume(
         prescan: "full" or "header" (checked by the caller's settings: anything but "full"
             reads the header only).
         rescan: ignore a cached clean verdict.
+        reader: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI).
         require_target: as for :func:`~mri_recon.data.fastmri.read_volume_info`.
 
     Raises:
         DataError: one line naming the file and what is wrong.
     """
-    info = read_volume_info(path, challenge, split, require_target=require_target)
+    info = read_volume_info(path, challenge, split, reader=reader, require_target=require_target)
     if prescan == "full":
         scan_values(info, rescan)
     return info

@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from mri_recon.checks import positive_int
-from mri_recon.data.fastmri import VolumeInfo, list_volumes, read_volume_info, split_dir
-from mri_recon.data.h5 import DataError, check_finite, open_h5, read_dataset
+from mri_recon.data.fastmri import VolumeInfo
+from mri_recon.data.formats import format_challenge, get_reader
+from mri_recon.data.formats.base import SliceSource
+from mri_recon.data.h5 import DataError, check_finite
 from mri_recon.data.prescan import scan_values
 from mri_recon.physics.crop import center_crop
 
@@ -44,11 +45,6 @@ def _resolve_files(folder: Path, files: Sequence[str | os.PathLike]) -> list[Pat
         if not p.is_file():
             raise DataError(p, "no such file (listed in files=)")
     return paths
-
-
-def _read_slice(ds: h5py.Dataset, path: Path, s: int, dtype: type) -> np.ndarray:
-    """Slice ``s`` of ``ds`` (S, ...) read straight into a new ``dtype`` array."""
-    return read_dataset(ds, path, s, out=np.empty(ds.shape[1:], dtype))
 
 
 class SliceDataset(torch.utils.data.Dataset):
@@ -73,8 +69,12 @@ class SliceDataset(torch.utils.data.Dataset):
             per file), and not again on read; "header": header checks only, and each slice
             read is checked (a bad one raises DataError naming the file). Checked by the
             owner of the setting (the data module).
-        require_target: False: files without a target are kept (self-supervised training);
-            their items carry an empty ``target`` and a NaN ``max_value``.
+        format: the data format (:data:`~mri_recon.data.formats.FORMATS`); a multi-coil
+            format sets the challenge itself.
+        format_options: the format's own options (see its reader).
+        require_target: False: files without a target are kept (self-supervised training;
+            read as outside a split, ``allow_unmasked``); their items carry an empty
+            ``target`` and a NaN ``max_value``.
 
     Attributes:
         volumes: the indexed volumes' :class:`VolumeInfo`.
@@ -94,18 +94,27 @@ class SliceDataset(torch.utils.data.Dataset):
         *,
         max_open_files: int = 256,
         prescan: str = "full",
+        format: str = "fastmri",
+        format_options: dict[str, Any] | None = None,
         require_target: bool = True,
     ) -> None:
-        folder = split_dir(root, challenge, split)
+        reader = get_reader(format, format_options)
+        challenge = format_challenge(format, challenge)
+        folder = reader.folder(root, challenge, split)
         volume_rate = 1.0 if volume_sample_rate is None else volume_sample_rate
         if sample_rate < 1 and volume_rate < 1:
             raise ValueError("set sample_rate (slices) or volume_sample_rate (volumes), not both")
         max_open_files = positive_int("max_open_files", max_open_files)
         paths = (
-            list_volumes(root, challenge, split) if files is None else _resolve_files(folder, files)
+            reader.list_files(root, challenge, split)
+            if files is None
+            else _resolve_files(folder, files)
         )
         volumes = [
-            read_volume_info(p, challenge, split, require_target=require_target) for p in paths
+            reader.read_info(p, challenge, split)
+            if require_target
+            else reader.read_info(p, challenge, None, allow_unmasked=True)
+            for p in paths
         ]
         if acquisitions is not None:
             wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
@@ -121,14 +130,14 @@ class SliceDataset(torch.utils.data.Dataset):
             for info in tqdm(volumes, desc=f"prescan {folder.name}", disable=None, leave=False):
                 scan_values(info)
         samples = [(v, s) for v, info in enumerate(volumes) for s in range(info.num_slices)]
-        self.folder, self.challenge, self.split = folder, challenge, split
+        self.folder, self.challenge, self.split, self.reader = folder, challenge, split, reader
         self.volumes: list[VolumeInfo] = volumes
         self.samples: list[tuple[int, int]] = [
             samples[i] for i in _subsample(len(samples), sample_rate, rng)
         ]
         self.max_open_files, self.check_finite = int(max_open_files), prescan == "header"
-        self._handles: OrderedDict[int, tuple] = OrderedDict()  # vol -> _file's tuple
-        self._inherited: list[OrderedDict[int, tuple]] = []
+        self._handles: OrderedDict[int, SliceSource] = OrderedDict()  # vol -> open source
+        self._inherited: list[OrderedDict[int, SliceSource]] = []
         self._pid: int | None = None
         self._max_values: dict[int, float] = {}
 
@@ -157,17 +166,15 @@ class SliceDataset(torch.utils.data.Dataset):
         """
         vol, s = self.samples[range(len(self.samples))[index]]
         info = self.volumes[vol]
-        _, kspace_ds, target_ds = self._file(vol)
-        kspace = _read_slice(kspace_ds, info.path, s, np.complex64)
-        target = None if target_ds is None else _read_slice(target_ds, info.path, s, np.float32)
+        source = self._file(vol)
+        kspace, target = source.read(s)  # (C, H, W), uncropped target or None
         if self.check_finite:
             check_finite(info.path, "kspace", kspace[None], s)
             if target is not None:
                 check_finite(info.path, info.target_key, target[None], s)
-        kspace_t = torch.from_numpy(kspace)
         mask = info.mask
         return {
-            "kspace": kspace_t[None] if kspace.ndim == 2 else kspace_t,  # (C, H, W)
+            "kspace": torch.from_numpy(kspace),  # (C, H, W)
             # a target wider than W is cropped to (W, W), as fastMRI's UnetDataTransform does
             "target": torch.empty(0)
             if target is None
@@ -175,7 +182,7 @@ class SliceDataset(torch.utils.data.Dataset):
             "mask": torch.zeros(0, dtype=torch.bool) if mask is None else torch.from_numpy(mask),
             "fname": info.fname,
             "slice_num": s,
-            "max_value": self._max_value(vol, target_ds),
+            "max_value": self._max_value(vol, source),
             "acquisition": info.acquisition,
             "crop_size": info.crop_size,
             "padding_left": info.padding_left,
@@ -183,19 +190,21 @@ class SliceDataset(torch.utils.data.Dataset):
             "num_slices": info.num_slices,
         }
 
-    def _max_value(self, vol: int, target_ds: h5py.Dataset | None) -> float:
+    def _max_value(self, vol: int, source: SliceSource) -> float:
+        """attr ``max``; else the target volume's max (a stored target's, or the max of
+        the cropped targets a format computes), once per volume and process."""
         info = self.volumes[vol]
         if info.max_value is not None:
             return info.max_value
         if info.target_key is None:
             return float("nan")
         if vol not in self._max_values:
-            self._max_values[vol] = float(np.max(read_dataset(target_ds, info.path)))
+            self._max_values[vol] = source.volume_max()
         return self._max_values[vol]
 
-    def _file(self, vol: int) -> tuple[h5py.File, h5py.Dataset, h5py.Dataset | None]:
-        """The open read-only handle of volume ``vol`` in this process, with its k-space and
-        target datasets (looked up once per handle, not per read)."""
+    def _file(self, vol: int) -> SliceSource:
+        """The open read-only source of volume ``vol`` in this process (its datasets looked
+        up once per handle, not per read)."""
         if self._pid != os.getpid():
             # Handles opened before a fork belong to the parent: keep them alive but unused,
             # as closing them here could release the parent's HDF5 file locks.
@@ -206,17 +215,17 @@ class SliceDataset(torch.utils.data.Dataset):
         if entry is not None:
             self._handles.move_to_end(vol)
             return entry
-        hf, key = open_h5(self.volumes[vol].path), self.volumes[vol].target_key
-        entry = self._handles[vol] = (hf, hf["kspace"], None if key is None else hf[key])
+        info = self.volumes[vol]
+        entry = self._handles[vol] = (info.reader or self.reader).open(info)
         if len(self._handles) > self.max_open_files:
-            self._handles.popitem(last=False)[1][0].close()
+            self._handles.popitem(last=False)[1].close()
         return entry
 
     def close(self) -> None:
         """Close the handles this process opened."""
         if self._pid == os.getpid():
-            for hf, _, _ in self._handles.values():
-                hf.close()
+            for source in self._handles.values():
+                source.close()
         self._handles = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:

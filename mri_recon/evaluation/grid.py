@@ -186,16 +186,18 @@ def _check_settings(cells_dir: Path, fingerprint: Mapping[str, Any]) -> None:
     write_atomic(path, text)
 
 
-def check_coils(cells: Sequence[Cell], root: Any, challenge: str, split: str) -> None:
+def check_coils(
+    cells: Sequence[Cell], root: Any, challenge: str, split: str, reader: Any = None
+) -> None:
     """:func:`check_data` on the headers of every volume of the split (no k-space read), for
     a check before anything is written; a no-op without a ``coils`` cell. Files that cannot
     be read are left to the run's own checks."""
     if not any(c.perturbation.kind == "coils" for c in cells):
         return
     infos = []
-    for path in list_volumes(root, challenge, split):
+    for path in list_volumes(root, challenge, split, reader):
         try:
-            infos.append(read_volume_info(path, challenge, split))
+            infos.append(read_volume_info(path, challenge, split, reader=reader))
         except DataError:
             continue
     check_data(cells, infos)

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -25,21 +26,31 @@ from mri_recon.evaluation.run import EvalReport, EvalSettings, MethodOutput, run
 from mri_recon.evaluation.volumes import SkippedFile, VolumeMask
 
 
-def input_files(path: str | os.PathLike) -> list[Path]:
+def input_files(path: str | os.PathLike, reader: Any = None) -> list[Path]:
     """``path`` itself if it is a file, else the sorted ``*.h5`` files of the folder (hidden
-    ones left out); DataError if there is none."""
+    ones left out; another format: its reader's volumes of a split folder); DataError if
+    there is none."""
     path = Path(path)
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.glob("*.h5") if p.is_file() and not p.name.startswith("."))
+    if reader is None or reader.name == "fastmri":
+        files = sorted(p for p in path.glob("*.h5") if p.is_file() and not p.name.startswith("."))
+    else:
+        files = [p for p in reader.find(path) if p.is_file()] if path.is_dir() else []
     if not files:
-        why = "no .h5 files in this directory" if path.is_dir() else "no such file or directory"
+        suffix = ".h5" if reader is None else reader.suffix
+        why = (
+            f"no {suffix} files in this directory" if path.is_dir() else "no such file or directory"
+        )
         raise DataError(path, why)
     return files
 
 
 def select_inputs(
-    path: str | os.PathLike, prescan: str = "full", skip_bad_files: bool = False
+    path: str | os.PathLike,
+    prescan: str = "full",
+    skip_bad_files: bool = False,
+    reader: Any = None,
 ) -> tuple[list[VolumeInfo], list[SkippedFile]]:
     """Validate every input file before anything is written (header, layout and, with
     ``prescan="full"``, every value); a file may lack a target and a mask.
@@ -49,9 +60,9 @@ def select_inputs(
             challenges, or no valid file.
     """
     infos, skipped = [], []
-    for file in input_files(path):
+    for file in input_files(path, reader):
         try:
-            info = read_volume_info(file, allow_unmasked=True)
+            info = read_volume_info(file, allow_unmasked=True, reader=reader)
             if prescan == "full":
                 scan_values(info)
             infos.append(info)

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info, split_dir
+from mri_recon.data.fastmri import DataError, list_volumes, read_volume_info
+from mri_recon.data.formats import format_challenge, get_reader
 from mri_recon.evaluation.volumes import VolumeMask, volume_mask
 from mri_recon.physics.masks import ColumnMaskFunc
 from mri_recon.runinfo import (
@@ -71,18 +72,23 @@ def mask_entry(fname: str, vm: VolumeMask) -> dict[str, Any]:
 
 
 def volume_masks(
-    paths: Iterable[Path], mask_func: ColumnMaskFunc | None, challenge: str, split: str
+    paths: Iterable[Path],
+    mask_func: ColumnMaskFunc | None,
+    challenge: str,
+    split: str,
+    reader: Any = None,
 ) -> list[dict[str, Any]]:
     """Per validation volume of a training run: the mask validation uses (a bad file: its
     error). An evaluation records the masks it scored instead (``EvalReport.masks``)."""
     rows = []
     for path in paths:
         try:
-            vm = volume_mask(read_volume_info(path, challenge, split), mask_func)
+            info = read_volume_info(path, challenge, split, reader=reader)
+            vm = volume_mask(info, mask_func)
         except DataError as err:  # a skipped file
             rows.append({"fname": Path(path).name, "error": str(err)})
             continue
-        rows.append(mask_entry(Path(path).name, vm))
+        rows.append(mask_entry(info.fname, vm))
     return rows
 
 
@@ -98,11 +104,12 @@ def train_fields(
     mask_func: ColumnMaskFunc,
     seed: int | None,
     ckpt_path: str | None,
+    reader: Any = None,
 ) -> dict[str, Any]:
     """A training segment's ``data`` (the train and validation ``splits`` hashed),
     ``checkpoints`` (a resume's) and ``masks`` (the mask function, the seeding rules and
     the per-file validation masks)."""
-    files = {s: list_volumes(root, challenge, s) for s in splits}
+    files = {s: list_volumes(root, challenge, s, reader) for s in splits}
     return {
         "data": {"root": str(root), "files": file_manifest(p for s in splits for p in files[s])},
         "checkpoints": file_manifest([ckpt_path]),
@@ -111,7 +118,9 @@ def train_fields(
             "seed": seed,
             "training": TRAIN_SEEDING,
             "validation": PER_FILE_SEEDING,
-            "validation_volumes": volume_masks(files[splits[-1]], mask_func, challenge, splits[-1]),
+            "validation_volumes": volume_masks(
+                files[splits[-1]], mask_func, challenge, splits[-1], reader
+            ),
         },
     }
 
@@ -122,7 +131,7 @@ def eval_fields(
     """An evaluation segment's ``data`` (the evaluated and skipped volumes hashed),
     ``checkpoints`` (the input ``checkpoints`` hashed) and ``masks`` (each volume's mask as
     the report carries it: the mask that was scored)."""
-    folder = split_dir(settings.root, settings.challenge, settings.split)
+    folder = settings.reader.folder(settings.root, settings.challenge, settings.split)
     evaluated = list(dict.fromkeys(r["fname"] for r in report.rows))
     files = [report.paths.get(f, folder / f) for f in evaluated]
     files += [s.path or folder / s.fname for s in report.skipped]
@@ -188,7 +197,9 @@ class RunRecord:
         data, ckpt = self.segment["config"]["data"], self.segment["config"].get("ckpt_path")
         splits = [data.get("train_split", "train"), data.get("val_split", "val")]
         seed = self.segment["config"].get("seed")
-        fields = train_fields(data["root"], data["challenge"], splits, mask_func, seed, ckpt)
+        reader = get_reader(data.get("format", "fastmri"), data.get("format_options"))
+        challenge = format_challenge(reader.name, data["challenge"])
+        fields = train_fields(data["root"], challenge, splits, mask_func, seed, ckpt, reader)
         self.segment.update(resumed_from=ckpt, **fields)
         append_segment(self.run_dir, "train", self.segment)
         self.meter = ResourceMeter()  # the run's resources, not the hashing above

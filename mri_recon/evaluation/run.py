@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import Reconstructor
 from mri_recon.data.fastmri import CHALLENGES, SPLITS, DataError, Volume, VolumeInfo, load_volume
+from mri_recon.data.formats import check_challenge, get_reader
 from mri_recon.data.h5 import check_finite
 from mri_recon.data.prescan import PRESCAN_MODES
 from mri_recon.evaluation.dicom import write_dicom_series
@@ -110,6 +111,8 @@ class EvalSettings:
         perturbation: applied to every volume before masking (the robustness grid's
             perturbation axes, :mod:`mri_recon.physics.perturbations`); None: none.
         perturbation_seed: the run seed of the perturbations' draws (per file and slice).
+        format, format_options: the data format (:mod:`mri_recon.data.formats`) and its
+            options; a multi-coil format needs ``challenge="multicoil"``.
     """
 
     root: Path
@@ -137,6 +140,13 @@ class EvalSettings:
     acquisitions: Sequence[str] | None = None
     perturbation: Perturbation | None = None
     perturbation_seed: int = 0
+    format: str = "fastmri"
+    format_options: Mapping[str, Any] | None = None
+
+    @property
+    def reader(self) -> Any:
+        """The format's reader (:func:`~mri_recon.data.formats.get_reader`)."""
+        return get_reader(self.format, self.format_options)
 
     def __post_init__(self) -> None:
         """Check every value once (ValueError ``<field>: <reason>``, the field's own name);
@@ -145,6 +155,9 @@ class EvalSettings:
             object.__setattr__(self, name, kind(getattr(self, name)))
         one_of("challenge", self.challenge, CHALLENGES)
         one_of("split", self.split, SPLITS)
+        check_challenge(self.format, self.challenge)
+        object.__setattr__(self, "format_options", dict(self.format_options or {}))
+        self.reader  # noqa: B018  (format and format_options checked once, here)
         boolean("skip_bad_files", self.skip_bad_files)
         positive_int("max_volumes", self.max_volumes, optional=True)
         positive_int("batch_size", self.batch_size)
@@ -238,6 +251,7 @@ class EvalVolumes:
                 skip_bad_files=s.skip_bad_files,
                 prescan=s.prescan,
                 acquisitions=s.acquisitions,
+                reader=s.reader,
             )
         self.infos, self.skipped = list(selection[0]), list(selection[1])
         self.desc = desc

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -91,6 +92,7 @@ def select_volumes(
     skip_bad_files: bool = False,
     prescan: str = "full",
     acquisitions: Sequence[str] | None = None,
+    reader: Any = None,
 ) -> tuple[list[VolumeInfo], list[SkippedFile]]:
     """Validate the volumes of ``<root>/<challenge>_<split>`` (sorted by name).
 
@@ -104,6 +106,7 @@ def select_volumes(
         prescan: "full" (every slice checked for NaN/Inf, cached) or "header".
         acquisitions: keep only volumes whose ``acquisition`` attribute is one of these
             (other volumes are not selected, nor counted in ``max_volumes``); None: all.
+        reader: the data format's reader (:mod:`mri_recon.data.formats`); None: fastMRI.
 
     Returns:
         (infos of the volumes to evaluate, skipped files).
@@ -112,7 +115,7 @@ def select_volumes(
         DataError: the split folder is missing/empty, a file is bad (unless skipped), or no
             valid volume is left.
     """
-    paths = list_volumes(root, challenge, split)
+    paths = list_volumes(root, challenge, split, reader)
     infos: list[VolumeInfo] = []
     skipped: list[SkippedFile] = []
     found: set[str] = set()
@@ -120,7 +123,7 @@ def select_volumes(
         if max_volumes is not None and len(infos) >= max_volumes:
             break
         try:
-            info = scan_volume(path, challenge, split, prescan)
+            info = scan_volume(path, challenge, split, prescan, reader=reader)
         except DataError as err:
             if not skip_bad_files:
                 raise

@@ -26,7 +26,7 @@ trainer must run with ``use_distributed_sampler=False`` (the ``trainer/`` config
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mri_recon.checks import boolean, integer, one_of, positive_int, rate
 from mri_recon.data.fastmri import CHALLENGES
+from mri_recon.data.formats import check_challenge, get_reader
 from mri_recon.data.prescan import check_prescan
 from mri_recon.data.slice_dataset import SliceDataset
 from mri_recon.lit.samplers import BucketBatchSampler, mask_seeds
@@ -193,6 +194,10 @@ class FastMRIDataModule(pl.LightningDataModule):
             Both only apply with ``num_workers`` > 0.
         transform: "device" (default): workers read k-space, the module masks, IFFTs and
             crops the batch on its device; "worker": workers form the zero-filled image.
+        format: the data format (:data:`~mri_recon.data.formats.FORMATS`, docs/DATASETS.md);
+            ``cc359``, ``m4raw`` and ``cmrxrecon`` data are multi-coil (``challenge`` must
+            then be ``multicoil``: the config sets it from the format).
+        format_options: the format's own options (target, crop, masks: see its reader).
         require_targets: True (supervised): every file needs its target; False
             (self-supervised, ``training=ssdu``): files without one are kept in both splits
             (validation scores the files that have one; ``val/loss`` covers all).
@@ -222,11 +227,16 @@ class FastMRIDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = None,
         transform: str = "device",
+        format: str = "fastmri",
+        format_options: Mapping[str, Any] | None = None,
         require_targets: bool = True,
     ) -> None:
         super().__init__()
         boolean("require_targets", require_targets)
         one_of("challenge", challenge, CHALLENGES)
+        check_challenge(format, challenge)
+        self.format, self.format_options = format, dict(format_options or {})
+        get_reader(format, self.format_options)  # format and its options checked here
         positive_int("batch_size", batch_size)
         integer("num_workers", num_workers, 0)
         integer("seed", seed, 0)
@@ -262,6 +272,8 @@ class FastMRIDataModule(pl.LightningDataModule):
                 volume_sample_rate=self.volume_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
+                format=self.format,
+                format_options=self.format_options,
                 require_target=self.require_targets,
             )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
@@ -273,6 +285,8 @@ class FastMRIDataModule(pl.LightningDataModule):
                 sample_rate=self.val_sample_rate,
                 seed=self.seed,
                 prescan=self.prescan,
+                format=self.format,
+                format_options=self.format_options,
                 require_target=self.require_targets,
             )
 

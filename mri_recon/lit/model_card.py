@@ -16,13 +16,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mri_recon.data.fastmri import parse_split_dir, read_volume_info
+from mri_recon.data.fastmri import read_volume_info
+from mri_recon.data.formats import get_reader
 from mri_recon.fileio import write_atomic
 from mri_recon.lit.checkpoint import build_from_spec, read_checkpoint
 from mri_recon.metrics.stats import describe
 from mri_recon.runinfo.record import read_record
 
 METRICS = ("ssim", "psnr", "nmse")
+# data.format -> the dataset family's own name (docs/DATASETS.md)
+FORMAT_NAMES = {"fastmri": "fastMRI", "cc359": "Calgary-Campinas (CC359)", "m4raw": "M4Raw",
+                "cmrxrecon": "CMRxRecon"}  # fmt: skip
 SYNTHETIC_MANIFEST = "synthetic_{challenge}.json"  # what mri-recon-data synth writes
 
 
@@ -30,13 +34,16 @@ def _training_data(segment: Mapping[str, Any]) -> dict[str, Any]:
     """Files and slices per split of the data the run hashed, and the sha256 of that
     manifest (the canonical JSON of its ``data.files``)."""
     files = segment.get("data", {}).get("files") or []
+    data = segment.get("config", {}).get("data", {})
+    reader = get_reader(data.get("format") or "fastmri", data.get("format_options"))
     splits: dict[str, dict[str, int]] = {}
     for entry in files:
-        split = (parse_split_dir(Path(entry["path"]).parent) or ("", "unknown"))[1]
+        split = reader.split_of(Path(entry["path"]))[1] or "unknown"
         count = splits.setdefault(split, {"files": 0, "slices": 0})
         count["files"] += 1
         # allow_unmasked: a training file without target (SSDU) is counted too
-        count["slices"] += read_volume_info(entry["path"], allow_unmasked=True).num_slices
+        info = read_volume_info(entry["path"], allow_unmasked=True, reader=reader)
+        count["slices"] += info.num_slices
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     root = segment.get("data", {}).get("root")
     challenge = segment.get("config", {}).get("data", {}).get("challenge", "")
@@ -46,6 +53,8 @@ def _training_data(segment: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "root": root,
         "challenge": challenge,
+        "format": reader.name,
+        "format_options": dict(data.get("format_options") or {}),
         "splits": splits,
         "manifest_sha256": hashlib.sha256(canonical).hexdigest(),
         "synthetic": synthetic,
@@ -82,7 +91,12 @@ def build_model_card(
     resources = segment.get("resources") or {}
     data = _training_data(segment)
     run_dir = ckpt_path.resolve().parent.parent
-    challenge, root = data["challenge"], data["root"]
+    challenge, root, fmt = data["challenge"], data["root"], data["format"]
+    # the data as the card's commands must read them again
+    fmt_args = "" if fmt == "fastmri" else f" data.format={fmt}"
+    if data["format_options"]:
+        options = ",".join(f"{k}:{json.dumps(v)}" for k, v in data["format_options"].items())
+        fmt_args += f" 'data.format_options={{{options}}}'"
     limits = [
         "research use only: not a medical device, not for diagnosis",
         f"trained on {challenge} data with the masks below; other sampling patterns, "
@@ -113,14 +127,15 @@ def build_model_card(
             },
         },
         "validation": _validation(volumes, seed=int(config.get("seed") or 0)),
-        "intended_use": f"accelerated MRI reconstruction research on fastMRI-format {challenge} k-space",
+        "intended_use": f"accelerated MRI reconstruction research on {FORMAT_NAMES.get(fmt, fmt)}"
+        f"-format {challenge} k-space",
         "limits": limits,
         "commit": {"commit": code.get("commit"), "dirty": code.get("dirty")} if code else None,
         "commands": {
-            "evaluate": f"mri-recon-eval data.root={root} data.challenge={challenge} "
+            "evaluate": f"mri-recon-eval data.root={root} data.challenge={challenge}{fmt_args} "
             f"data.split=val +checkpoints.model={ckpt} 'methods=[zero_filled,model]' "
             f"hydra.run.dir={run_dir}/eval",
-            "predict": f"mri-recon-predict input=PATH +checkpoints.model={ckpt} "
+            "predict": f"mri-recon-predict input=PATH{fmt_args} +checkpoints.model={ckpt} "
             "'methods=[model]' hydra.run.dir=OUT",
         },
     }
@@ -146,7 +161,9 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         + ", ".join(f"{k}={v}" for k, v in spec.items() if k != "_target_")
         + f"; {arch['parameters']:,} parameters.",
         "",
-        f"**Training data**: {data['challenge']} under `{data['root']}`; "
+        f"**Training data**: {data['challenge']} ({data['format']}"
+        f"{' ' + json.dumps(data['format_options']) if data['format_options'] else ''}) under "
+        f"`{data['root']}`; "
         + "; ".join(
             f"{s}: {c['files']} files, {c['slices']} slices" for s, c in data["splits"].items()
         )

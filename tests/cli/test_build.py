@@ -29,6 +29,13 @@ class Module:
         checks.positive_int("crop", crop, optional=True)
 
 
+class Data:
+    """Checks a key inside a mapping argument as a format reader checks its options."""
+
+    def __init__(self, format_options: dict | None = None) -> None:
+        checks.one_of("format_options.target", (format_options or {}).get("target"), (None, "mean"))
+
+
 def _cfg(**values: object):
     return OmegaConf.create(
         {
@@ -56,6 +63,13 @@ def test_a_message_naming_a_key_of_the_node_names_group_dot_key() -> None:
     assert (
         _error(cfg, "module", optimizer=None) == "module.crop: must be an int >= 1 or null, got 0"
     )
+
+
+def test_a_key_inside_a_mapping_argument_leads_with_the_full_key() -> None:
+    """``format_options.target: ...`` from ``data`` is ``data.format_options.target: ...``
+    (not ``data: format_options.target: ...``)."""
+    cfg = _cfg(data={"_target_": f"{__name__}.Data", "format_options": {"target": "max"}})
+    assert _error(cfg, "data").startswith("data.format_options.target: must be one of")
 
 
 def test_an_interpolated_value_names_the_key_it_reads() -> None:

@@ -71,3 +71,31 @@ def test_model_card_beside_best_ckpt(tmp_path, fastmri_split, synthetic) -> None
         json.loads(js2.read_text())["training_data"]["manifest_sha256"]
         != card["training_data"]["manifest_sha256"]
     )
+
+
+def test_model_card_names_the_data_format(tmp_path) -> None:
+    """A run on another format's data: the card names the format (not "fastMRI-format"),
+    its options, and its commands read the data as that format again."""
+    from mri_recon.cli.data import main
+
+    root = tmp_path / "data"
+    assert main(["synth", "--out", str(root), "--format", "m4raw", "--preset", "tiny"]) == 0
+    net = Unet(chans=4, num_pool_layers=2)
+    ckpt = tmp_path / "run/checkpoints/best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    state = {NET_PREFIX + k: v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, CHECKPOINT_KEY: {"net_spec": SPEC, "name": "unet"}}, ckpt)
+    segment = _segment(root, sorted(root.rglob("*.h5")))
+    segment["config"]["data"] = {
+        "challenge": "multicoil",
+        "format": "m4raw",
+        "format_options": {"target": "mean"},
+    }
+    js, md = write_model_card(ckpt, segment, [], {})
+    card = json.loads(js.read_text())
+    assert card["intended_use"].endswith("on M4Raw-format multicoil k-space")
+    assert card["training_data"]["format"] == "m4raw"
+    assert card["training_data"]["splits"]["train"]["files"] == 5
+    for command in card["commands"].values():
+        assert """data.format=m4raw 'data.format_options={target:"mean"}'""" in command
+    assert "fastMRI" not in md.read_text()
