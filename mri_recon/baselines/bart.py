@@ -22,6 +22,13 @@ from pathlib import Path
 import numpy as np
 
 BART_DIMS = 16  # BART's DIMS: every .cfl header lists 16 sizes
+# ``bart pics`` regularisers by our method names: TV over image dims 0-2 (flags 7), the
+# Tikhonov term ||x||^2 (solved by CG), l1 of BART's Daubechies wavelets with random shifts.
+PICS_REGULARIZERS = {
+    "tv": lambda lam: ["-R", f"T:7:0:{lam}"],
+    "cg_sense": lambda lam: ["-l2", "-r", f"{lam}"],
+    "wavelet": lambda lam: ["-R", f"W:7:0:{lam}"],
+}
 
 
 def write_cfl(base: str | Path, array: np.ndarray) -> None:
@@ -91,15 +98,18 @@ def run_bart_pics(
     lam: float,
     num_iters: int = 200,
     bart: str = "bart",
+    regularizer: str = "tv",
 ) -> BartRun:
-    """TV-regularised SENSE with ``bart pics -d0 -S -R T:7:0:lam -i num_iters`` (fastMRI's call).
+    """Regularised SENSE with ``bart pics -d0 -S <regularizer> -i num_iters``: by default TV,
+    ``-R T:7:0:lam`` (fastMRI's call); :data:`PICS_REGULARIZERS` names the others.
 
     Args:
         kspace: complex (C, H, W) centered masked k-space (C = 1 for single-coil).
         sens_maps: complex (C, H, W), or None for all-ones maps (single-coil).
         lam: BART's regularisation weight.
-        num_iters: ADMM iterations.
+        num_iters: iterations (ADMM for TV, CG for l2, FISTA for wavelets).
         bart: the BART executable.
+        regularizer: a key of :data:`PICS_REGULARIZERS`.
 
     Returns:
         BartRun with the (H, W) complex image and the subprocess's wall and CPU seconds.
@@ -119,8 +129,7 @@ def run_bart_pics(
             "pics",
             "-d0",
             "-S",
-            "-R",
-            f"T:7:0:{lam}",
+            *PICS_REGULARIZERS[regularizer](lam),
             "-i",
             str(num_iters),
             str(tmp / "kspace"),

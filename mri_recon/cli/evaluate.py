@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mri_recon.baselines import BASELINES, Reconstructor
+from mri_recon.baselines import BASELINES, CLASSICAL, Reconstructor
 from mri_recon.cli.errors import ConfigError, first_problem, run_hydra_main
 from mri_recon.cli.provenance import run_record
 from mri_recon.cli.validate import build_group, set_torch_threads
@@ -90,14 +90,15 @@ def _load_checkpoint(field: str, path: str, device: torch.device, challenge: str
 def build_methods(
     cfg: DictConfig, names: Sequence[str], device: torch.device, checkpoints: dict[str, str]
 ) -> dict[str, Reconstructor]:
-    """Build each named method: baselines from the registry (``tv`` from ``cfg.tv``),
+    """Build each named method: baselines from the registry (the classical ones, ``tv``,
+    ``cg_sense``, ``wavelet``, from their config groups ``cfg.<name>``),
     ``unet`` from ``cfg.ckpt_path`` and the names of ``checkpoints`` from their paths, on
     ``device`` (in eval mode)."""
     challenge = OmegaConf.select(cfg, "data.challenge")
     methods: dict[str, Reconstructor] = {}
     for name in names:
-        if name == "tv":
-            methods[name] = build_group(cfg, "tv")
+        if name in CLASSICAL:
+            methods[name] = build_group(cfg, name)
         elif name == "unet":
             methods[name] = _load_checkpoint("ckpt_path", str(cfg.ckpt_path), device, challenge)
         elif name in checkpoints:

@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mri_recon.baselines import CLASSICAL
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.evaluate import check_methods, settings_and_methods
 from mri_recon.cli.validate import build_group, data_reader
@@ -44,9 +45,11 @@ def robustness(cfg: DictConfig) -> list[dict[str, Any]]:
     """
     cells = build_group(cfg, "grid")
     settings, methods = settings_and_methods(cfg)
-    keys = ("data", "methods", "ckpt_path", "checkpoints", "tv", "coils")
-    fingerprint = {k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in keys}
     names, named = check_methods(cfg)
+    # tv always (as before the registry), the other classical groups where they run
+    groups = ["tv", *(n for n in CLASSICAL if n in names and n != "tv")]
+    keys = ("data", "methods", "ckpt_path", "checkpoints", *groups, "coils")
+    fingerprint = {k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in keys}
     ckpts = [*([str(cfg.ckpt_path)] if "unet" in names else []), *named.values()]
     rows = run_grid(settings, methods, cells, fingerprint, checkpoints=ckpts)
     print((settings.run_dir / "grid.md").read_text(), flush=True)

@@ -94,7 +94,7 @@ def _scores(target: torch.Tensor, recon: torch.Tensor) -> tuple[float, float]:
 
 
 def test_registry_and_contract() -> None:
-    assert BASELINES == {"zero_filled": ZeroFilled, "tv": TVReconstructor}
+    assert BASELINES["zero_filled"] is ZeroFilled and BASELINES["tv"] is TVReconstructor
     tv = TVReconstructor()
     assert isinstance(tv, Reconstructor) and tv.name == "tv" and tv.needs_sens_maps
 
