@@ -126,6 +126,10 @@ class TrainingBatch:
         masked_kspace: complex64 (B, C, H, W) the measured k-space (zero off the mask), or None.
         zero_filled: float32 (B, h, w) the zero-filled image, or None.
         crop: the windows to compare (training), or None (whole slices).
+        sample_seed: int64 (B,) each sample's seed for the randomness a trainable draws
+            itself (SSDU's split): in training the sample's mask seed, a function of (run
+            seed, epoch, sample index) recorded in ``masks.csv``; in validation fixed per
+            (file, slice). None where the batch has none.
     """
 
     mask: torch.Tensor
@@ -134,6 +138,7 @@ class TrainingBatch:
     masked_kspace: torch.Tensor | None = None
     zero_filled: torch.Tensor | None = None
     crop: CropWindows | None = None
+    sample_seed: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,24 @@ class Trainable(Reconstructor, Protocol):
     def loss_terms(self, batch: TrainingBatch) -> LossTerms:
         """The terms of the loss for ``batch``: the network runs under the caller's autocast
         (if any); the returned tensors are float32 (complex64 for k-space)."""
+        ...
+
+
+@runtime_checkable
+class DataConsistent(Protocol):
+    """A trainable with data consistency that takes any sampled points, not only columns
+    (what self-supervised training by splitting the acquired points needs, e.g. SSDU).
+
+    ``kspace_estimate`` runs the network on the measured points ``mask`` marks and returns
+    the k-space of its estimate at every point of the grid, ``E x`` (coil k-space for a
+    SENSE model). A model that works on another grid than the file's (the VarNet's
+    ``crop_readout``) also has ``measurement_grid(masked_kspace, crop_size) -> masked
+    k-space on its grid`` (exact for fully sampled rows); without it the grid is the file's.
+    """
+
+    def kspace_estimate(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """complex (B, C, H, W) measured k-space (zero off ``mask``), bool ``mask`` (B, W)
+        columns or (B, 1|H, W) points -> complex (B, C, H, W) k-space of the estimate."""
         ...
 
 

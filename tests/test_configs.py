@@ -22,6 +22,7 @@ from mri_recon.cli.validate import check_train_config
 from mri_recon.contract import LossTerms
 from mri_recon.lit.datamodule import FastMRIDataModule
 from mri_recon.lit.training import torch_flags_restored
+from mri_recon.models.reconstructor import ImageReconstructor
 
 CONFIGS = Path(config_dir())
 TRAIN_GROUPS = (
@@ -31,6 +32,7 @@ TRAIN_GROUPS = (
     "optim",
     "scheduler",
     "loss",
+    "training",
     "trainer",
     "logger",
     "callbacks",
@@ -38,6 +40,12 @@ TRAIN_GROUPS = (
     "debug",
 )
 NOT_TRAIN = {("data", "eval")}  # configs/data/eval.yaml is eval.yaml's data node
+# options that only build with others: SSDU trains a model with data consistency, loss=ssdu
+# reads the k-space terms only SSDU gives
+COMPANIONS = {
+    ("training", "ssdu"): ("model=varnet",),
+    ("loss", "ssdu"): ("training=ssdu", "model=varnet"),
+}
 OPTIONS = [
     (group, path.stem)
     for group in TRAIN_GROUPS
@@ -93,7 +101,7 @@ def build_everything(cfg: DictConfig) -> None:
     assert datamodule.challenge == cfg.data.challenge
     module = build_module(cfg)
     image = torch.rand(1, 1, 16, 20)
-    if hasattr(module.reconstructor, "net"):  # an image network
+    if isinstance(module.reconstructor, ImageReconstructor):  # an image network
         # .forward: eager even where module.compile is set (compiling takes minutes on CPU)
         assert module.reconstructor.net.forward(image).shape == image.shape
     else:  # a reconstructor of its own (VarNet): k-space of the data's coil count in
@@ -102,7 +110,12 @@ def build_everything(cfg: DictConfig) -> None:
         mask = torch.zeros(1, 36, dtype=torch.bool)
         mask[:, 15:21] = True
         assert module(masked_kspace * mask, mask, None, (16, 20)).shape == (1, 16, 20)
-    loss = module.loss(LossTerms(image[:, 0], torch.rand(1, 16, 20), torch.ones(1), None))
+    kspace_terms = (None, None, None)  # a loss on k-space (loss=ssdu) gets k-space terms
+    if hasattr(module.loss, "reads_kspace"):
+        y = torch.randn(1, 2, 8, 8, dtype=torch.complex64)
+        kspace_terms = (0.5 * y, y, torch.rand(1, 1, 8, 8) < 0.5)
+    terms = LossTerms(image[:, 0], torch.rand(1, 16, 20), torch.ones(1), None, *kspace_terms)
+    loss = module.loss(terms)
     assert loss.ndim == 0 and torch.isfinite(loss)
     optimizers = module.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
@@ -123,7 +136,7 @@ def test_every_config_composes_checks_mirrors_and_builds(
 ) -> None:
     if (group, option) == ("logger", "wandb"):
         pytest.importorskip("wandb")  # not among make install's packages
-    cfg = compose_train(tmp_path, f"{group}={option}")
+    cfg = compose_train(tmp_path, f"{group}={option}", *COMPANIONS.get((group, option), ()))
     assert HydraConfig.get().runtime.choices[group] == option
     check_train_config(cfg)
     nodes = sum(assert_mirrors_constructor(cfg[g], g) for g in TRAIN_GROUPS[:-2] + ("module",))

@@ -52,7 +52,9 @@ def is_ones(sens_maps: torch.Tensor | None) -> bool:
 
 
 class HybridNormal:
-    """The SENSE normal operator ``A^H A = S^H F^H M F S`` and ``A^H y``, batched.
+    """The SENSE normal operator ``A^H A = S^H F^H M F S`` (multi-coil:
+    :meth:`SenseOperator.normal`; single-coil without the maps of ones), ``A^H y`` and the
+    Lipschitz bound of the data term's gradient, batched.
 
     Args:
         masked_kspace: complex (B, C, H, W) y (centered k-space).
@@ -63,9 +65,11 @@ class HybridNormal:
     def __init__(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, sens_maps: torch.Tensor | None
     ) -> None:
-        mask = mask.to(device=masked_kspace.device, dtype=masked_kspace.real.dtype)
-        self.m = torch.fft.ifftshift(mask, dim=-1)[:, None, None, :]  # (B, 1, 1, W) plain order
         self.s = None if is_ones(sens_maps) else sens_maps.to(masked_kspace)  # (B, C, H, W)
+        # multi-coil: SenseOperator.normal (the same 1-D transforms along W)
+        self.op = None if self.s is None else SenseOperator(self.s, mask)
+        mask = mask.to(device=masked_kspace.device, dtype=masked_kspace.real.dtype)
+        self.m = torch.fft.ifftshift(mask, dim=-1)[:, None, :]  # (B, 1, W) plain order
         coils = ifft2c(masked_kspace * mask[:, None, None, :])  # (B, C, H, W)
         self.rhs = coils[:, 0] if self.s is None else (self.s.conj() * coils).sum(dim=1)
         if self.s is None:
@@ -75,11 +79,10 @@ class HybridNormal:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """A^H A x: complex (B, H, W) -> (B, H, W)."""
-        if self.s is None:
-            k = torch.fft.fft(x, dim=-1, norm="ortho") * self.m[:, 0]
-            return torch.fft.ifft(k, dim=-1, norm="ortho")
-        k = torch.fft.fft(self.s * x[:, None], dim=-1, norm="ortho") * self.m  # (B, C, H, W)
-        return (self.s.conj() * torch.fft.ifft(k, dim=-1, norm="ortho")).sum(dim=1)
+        if self.op is not None:
+            return self.op.normal(x)
+        k = torch.fft.fft(x, dim=-1, norm="ortho") * self.m  # single-coil: no maps to apply
+        return torch.fft.ifft(k, dim=-1, norm="ortho")
 
 
 def magnitude(
@@ -151,7 +154,7 @@ def solve_cg_sense(
         iters += (~done).long()
         # at float precision the residual stops falling: freeze there (else alpha = 0 / 0)
         done = done | (rs_new <= (4 * torch.finfo(b.real.dtype).eps) ** 2 * b_sq)
-        if (k + 1) % CHECK_EVERY == 0 and tol > 0:
+        if (k + 1) % CHECK_EVERY == 0:
             done = done | (rs_new <= tol**2 * b_sq)
             if bool(done.all()):  # the one host sync, every CHECK_EVERY iterations
                 break
@@ -187,7 +190,7 @@ class CGSense:
     needs_sens_maps = True
 
     def __init__(
-        self, lam: float = 0.1, max_iters: int = 15, tol: float = 0.0, progress: bool = False
+        self, lam: float = 0.03, max_iters: int = 15, tol: float = 0.0, progress: bool = False
     ) -> None:
         self.lam, self.tol = number("lam", lam, 0), number("tol", tol, 0)
         self.max_iters = positive_int("max_iters", max_iters)

@@ -232,7 +232,7 @@ class WaveletCS:
     def __init__(
         self,
         lam: float = 0.002,
-        max_iters: int = 30,
+        max_iters: int = 15,
         wavelet: str = "db4",
         levels: int = 4,
         shift: bool = True,

@@ -42,13 +42,42 @@ def build_list(cfg: DictConfig, group: str) -> list[Any]:
     return [build_group(cfg, f"{group}.{k}") for k, v in node.items() if "_target_" in (v or {})]
 
 
+def self_supervised(cfg: DictConfig) -> bool:
+    """Whether the ``training`` group trains without targets (``training=ssdu``)."""
+    return bool(OmegaConf.select(cfg, "training._target_"))
+
+
+def build_net(cfg: DictConfig) -> Any:
+    """The network of ``model``, wrapped by the ``training`` group's trainer if it has one
+    (``training=ssdu``: :class:`mri_recon.models.ssdu.SSDU`)."""
+    net = build_group(cfg, "model")
+    if self_supervised(cfg):
+        net = build_group(cfg, "training", groups={"net": "model"}, net=net)
+    return net
+
+
+def check_loss(cfg: DictConfig) -> None:
+    """The loss reads what the training gives it: k-space terms under SSDU, images against
+    targets otherwise."""
+    kspace_loss = bool(getattr(build_group(cfg, "loss"), "reads_kspace", False))
+    if kspace_loss != self_supervised(cfg):
+        name = OmegaConf.select(cfg, "loss._target_")
+        raise ConfigError(
+            "loss",
+            f"{name} does not fit training={'ssdu' if self_supervised(cfg) else 'supervised'}"
+            " (training=ssdu needs loss=ssdu, a loss on the held-out k-space; "
+            "supervised training a loss against targets)",
+        )
+
+
 def build_module(cfg: DictConfig) -> Any:
     """The ReconModule with its network, optimizer, scheduler and loss built from their groups."""
+    check_loss(cfg)
     return build_group(
         cfg,
         "module",
         groups={"net": "model", "optimizer": "optim", "scheduler": "scheduler", "loss": "loss"},
-        net=build_group(cfg, "model"),
+        net=build_net(cfg),
         optimizer=build_group(cfg, "optim"),
         scheduler=build_group(cfg, "scheduler") if cfg.get("scheduler") else None,
         loss=build_group(cfg, "loss"),
@@ -71,10 +100,18 @@ def check_before_hydra(cfg: DictConfig) -> None:
     so the run's own setup reads them back): a failed resume never touches the run's
     ``.hydra/``, whose overrides are the next resume's config."""
     check_train_config(cfg)
+    check_loss(cfg)
+    if self_supervised(cfg):  # training.rho, training.num_splits, a model without DC
+        build_net(cfg)
     if cfg.get("ckpt_path") is not None:
         check_validate_ckpt(cfg)
         check_resume(cfg.ckpt_path, build_module(cfg), checkpoint_dir(cfg))
-        build_group(cfg, "data", mask_func=build_group(cfg, "mask")).setup("fit")
+        build_data(cfg, build_group(cfg, "mask")).setup("fit")
+
+
+def build_data(cfg: DictConfig, mask_func: Any) -> Any:
+    """The data module; under ``training=ssdu`` training files need no target."""
+    return build_group(cfg, "data", mask_func=mask_func, require_targets=not self_supervised(cfg))
 
 
 def check_validate_ckpt(cfg: DictConfig) -> None:
@@ -140,7 +177,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
 
     check_validate_ckpt(cfg)
-    datamodule = build_group(cfg, "data", mask_func=mask_func)
+    datamodule = build_data(cfg, mask_func)
     seed_everything(cfg.seed)  # before the network draws its initial weights
     module = build_module(cfg)
     if datamodule.transform == "worker" and module.reconstructor.needs_kspace:

@@ -2,7 +2,9 @@
 
 A file's challenge and split are taken from its folder name (``<challenge>_<split>``) where it
 follows fastMRI's convention (another format: its own split folders,
-:mod:`mri_recon.data.formats`), so a train or val file without its target is bad; elsewhere the
+:mod:`mri_recon.data.formats`), so a val file without its target is bad (a train file without
+one is OK for self-supervised training only, and its line says so: ``(no target: trains with
+training=ssdu only)``); elsewhere the
 challenge comes from the k-space rank and a file without target must carry its ``mask``.
 The verdict is :func:`mri_recon.data.prescan.scan_volume`'s, the one training and evaluation
 use. Hidden files (``.*``) are skipped, like :func:`mri_recon.data.fastmri.list_volumes` does;
@@ -33,6 +35,7 @@ class CheckResult:
         reason: why it is bad (one line, without the path), "" when ok.
         info: the volume's description when ok, else None.
         warnings: non-fatal findings, one line each.
+        targetless: a training file without a target (valid for self-supervised training).
     """
 
     path: Path
@@ -40,12 +43,15 @@ class CheckResult:
     reason: str = ""
     info: VolumeInfo | None = None
     warnings: tuple[str, ...] = ()
+    targetless: bool = False
 
     def line(self) -> str:
         """``OK <path>`` (with any warnings in parentheses) or ``BAD <path>: <reason>``."""
         if not self.ok:
             return f"BAD {self.path}: {self.reason}"
         note = f" (warning: {'; '.join(self.warnings)})" if self.warnings else ""
+        if self.targetless:
+            note = f" (no target: trains with training=ssdu only){note}"
         return f"OK {self.path}{note}"
 
 
@@ -96,14 +102,18 @@ def check_file(
     if path.is_symlink() and not path.exists():
         return CheckResult(path, False, f"dangling symlink (to {os.readlink(path)})")
     try:
-        info = scan_volume(path, challenge, split, "full" if full else "header", rescan, reader)
+        prescan = "full" if full else "header"
+        info = scan_volume(
+            path, challenge, split, prescan, rescan, reader, require_target=split != "train"
+        )
     except DataError as err:
         reason = str(err).removeprefix(f"{path}: ")
         return CheckResult(path, False, " ".join(reason.split()))
     except Exception as err:  # noqa: BLE001  (one odd file must not stop the whole check)
         reason = " ".join(f"unexpected {type(err).__name__}: {err}".split())
         return CheckResult(path, False, reason)
-    return CheckResult(path, True, info=info, warnings=info.warnings)
+    targetless = split == "train" and info.target_key is None
+    return CheckResult(path, True, info=info, warnings=info.warnings, targetless=targetless)
 
 
 def iter_check_directory(

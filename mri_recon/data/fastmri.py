@@ -194,12 +194,15 @@ def _target_layout(
     split: str | None,
     problems: list[str],
     allow_unmasked: bool = False,
+    require_target: bool = True,
 ) -> tuple[str | None, tuple[int, int] | None]:
     """(target key, (h, w)), or (None, None) for a test file (or, ``allow_unmasked``, any
-    file without a target)."""
+    file without a target; or, not ``require_target``, a train/val file without one)."""
     key = TARGET_KEYS[challenge]
     target = _dataset(hf, key, problems)
     if target is None:
+        if split in _TARGET_REQUIRED and not require_target:
+            return None, None
         if split in _TARGET_REQUIRED:
             problems.append(f"no target '{key}' (required in the {split} split)")
         elif "mask" not in hf and not allow_unmasked:
@@ -321,6 +324,7 @@ def _read_layout(
     split: str | None,
     problems: list[str],
     allow_unmasked: bool = False,
+    require_target: bool = True,
 ) -> dict[str, Any]:
     """Everything :class:`VolumeInfo` holds of an open file (``problems`` empty), else the
     file's problems in ``problems``."""
@@ -329,7 +333,7 @@ def _read_layout(
         return {}
     warnings: list[str] = []
     target_key, target_shape = _target_layout(
-        hf, challenge, kshape, split, problems, allow_unmasked
+        hf, challenge, kshape, split, problems, allow_unmasked, require_target
     )
     mask = _read_mask(hf, kshape[-1], problems)
     hdr = _read_header(hf, kshape, problems, warnings)
@@ -381,6 +385,7 @@ def read_volume_info(
     challenge: str | None = None,
     split: str | None = None,
     allow_unmasked: bool = False,
+    require_target: bool = True,
     reader: Any = None,
 ) -> VolumeInfo:
     """Validate a volume's layout, header and attrs and describe it, without reading k-space.
@@ -392,6 +397,8 @@ def read_volume_info(
         allow_unmasked: a file with neither a target nor a ``mask`` is valid (``mri-recon-predict``:
             fully sampled, or undersampled with its mask in its zero columns,
             :func:`sampled_columns`); otherwise it must be a test file carrying its mask.
+        require_target: False: a train/val file without target is valid (self-supervised
+            training, ``training=ssdu``; its ``mask``, if stored, is its acquisition).
         reader: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI with
             its default options; a prostate T2 file's samples are read by its reader).
 
@@ -410,7 +417,9 @@ def read_volume_info(
                     hf, challenge, split, problems, allow_unmasked
                 )
             else:
-                fields = _read_layout(hf, challenge, split, problems, allow_unmasked)
+                fields = _read_layout(
+                    hf, challenge, split, problems, allow_unmasked, require_target
+                )
     except (OSError, RuntimeError, KeyError) as err:  # h5py on damaged metadata
         problems = [f"corrupt HDF5 file ({h5_reason(err)})"]
     if problems:

@@ -112,6 +112,7 @@ def scan_volume(
     prescan: str = "full",
     rescan: bool = False,
     reader: Any = None,
+    require_target: bool = True,
 ) -> VolumeInfo:
     """The verdict on one volume: :func:`~mri_recon.data.fastmri.read_volume_info`, and for
     ``prescan="full"`` :func:`scan_values`.
@@ -123,11 +124,12 @@ def scan_volume(
             reads the header only).
         rescan: ignore a cached clean verdict.
         reader: the :mod:`~mri_recon.data.formats` reader of the data (None: fastMRI).
+        require_target: as for :func:`~mri_recon.data.fastmri.read_volume_info`.
 
     Raises:
         DataError: one line naming the file and what is wrong.
     """
-    info = read_volume_info(path, challenge, split, reader=reader)
+    info = read_volume_info(path, challenge, split, reader=reader, require_target=require_target)
     if prescan == "full":
         scan_values(info, rescan)
     return info

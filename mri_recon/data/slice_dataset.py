@@ -72,6 +72,9 @@ class SliceDataset(torch.utils.data.Dataset):
         format: the data format (:data:`~mri_recon.data.formats.FORMATS`); a multi-coil
             format sets the challenge itself.
         format_options: the format's own options (see its reader).
+        require_target: False: files without a target are kept (self-supervised training;
+            read as outside a split, ``allow_unmasked``); their items carry an empty
+            ``target`` and a NaN ``max_value``.
 
     Attributes:
         volumes: the indexed volumes' :class:`VolumeInfo`.
@@ -93,6 +96,7 @@ class SliceDataset(torch.utils.data.Dataset):
         prescan: str = "full",
         format: str = "fastmri",
         format_options: dict[str, Any] | None = None,
+        require_target: bool = True,
     ) -> None:
         reader = get_reader(format, format_options)
         challenge = format_challenge(format, challenge)
@@ -106,7 +110,12 @@ class SliceDataset(torch.utils.data.Dataset):
             if files is None
             else _resolve_files(folder, files)
         )
-        volumes = [reader.read_info(p, challenge, split) for p in paths]
+        volumes = [
+            reader.read_info(p, challenge, split)
+            if require_target
+            else reader.read_info(p, challenge, None, allow_unmasked=True)
+            for p in paths
+        ]
         if acquisitions is not None:
             wanted = {acquisitions} if isinstance(acquisitions, str) else set(acquisitions)
             found = sorted({v.acquisition for v in volumes})

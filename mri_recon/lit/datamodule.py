@@ -10,7 +10,10 @@ k-space is C times larger.
 Masks:
 - training: a fresh mask per sample, seeded by ``(seed, epoch, sample index)`` through
   :class:`~mri_recon.lit.samplers.BucketBatchSampler` (no global RNG, no per-worker state),
-  so a run resumed from a checkpoint draws the masks an uninterrupted run draws;
+  so a run resumed from a checkpoint draws the masks an uninterrupted run draws; a file that
+  stores its own ``mask`` (an undersampled acquisition) is trained on that mask. Each item's
+  ``sample_seed`` is its mask seed (training; SSDU's splits derive from it) or a seed fixed
+  per (file, slice) (validation);
 - validation: fastMRI's per-file mask ``mask_func(W, seed=file_seed(fname))`` (the same for
   every slice of a volume, and the one ``mri-recon-eval`` uses); a file that stores its own
   ``mask`` is validated with it.
@@ -26,6 +29,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -58,7 +62,7 @@ ITEM_KEYS = (
 MASK_LOG_COLUMNS = ("epoch", "index", "fname", "slice_num", "acceleration", *MASK_COLUMNS)
 TRANSFORMS = ("device", "worker")
 _FLOAT_KEYS = ("max_value",)
-_INT_KEYS = ("slice_num", "num_slices")
+_INT_KEYS = ("slice_num", "num_slices", "sample_seed")
 
 
 class MaskedSlices(Dataset):
@@ -99,19 +103,25 @@ class MaskedSlices(Dataset):
             ``image`` float32 (h, w) the zero-filled RSS image (transform "worker"),
             ``mask`` bool (W,),
             ``target`` float32 (h, w), ``max_value`` float, ``fname`` str, ``slice_num`` int,
-            ``num_slices`` int, ``acquisition`` str.
+            ``num_slices`` int, ``acquisition`` str, ``sample_seed`` int (the mask seed in
+            training, a (file, slice) seed in validation). A file without target (kept with
+            ``require_targets=False``) has an all-NaN ``target`` of its crop size.
         """
         index, mask_seed = item if isinstance(item, tuple) else (item, None)
         sample = self.dataset[index]
-        width = sample["kspace"].shape[-1]
+        width, stored = sample["kspace"].shape[-1], sample["mask"]
         if self.per_file_masks:
-            stored = sample["mask"]
             mask = stored if stored.numel() else self._file_mask(sample["fname"], width)
+            seed = np.random.SeedSequence([file_seed(sample["fname"]), sample["slice_num"]])
+            mask_seed = int(seed.generate_state(1)[0])
         else:
             assert mask_seed is not None, "training items are (index, mask_seed) pairs"
-            mask = self.mask_func(width, seed=int(mask_seed)).mask
+            mask = stored if stored.numel() else self.mask_func(width, seed=int(mask_seed)).mask
         out = {key: sample[key] for key in ITEM_KEYS}
-        out["mask"] = mask
+        out["mask"], out["sample_seed"] = mask, int(mask_seed)
+        if not out["target"].numel():  # a file without target (self-supervised training)
+            out["target"] = torch.full(sample["crop_size"], float("nan"))
+            out["max_value"] = float("nan")  # not an attr max the file may still carry
         if self.transform == "worker":
             kspace = out.pop("kspace")[None]  # (1, C, H, W), fully sampled: masked in there
             out["image"] = zero_filled(kspace, mask[None], sample["crop_size"])[0]  # (h, w)
@@ -188,6 +198,9 @@ class FastMRIDataModule(pl.LightningDataModule):
             ``cc359``, ``m4raw`` and ``cmrxrecon`` data are multi-coil (``challenge`` must
             then be ``multicoil``: the config sets it from the format).
         format_options: the format's own options (target, crop, masks: see its reader).
+        require_targets: True (supervised): every file needs its target; False
+            (self-supervised, ``training=ssdu``): files without one are kept in both splits
+            (validation scores the files that have one; ``val/loss`` covers all).
         prescan: "full": :meth:`setup` checks every slice of every kept volume for NaN/Inf
             (cached per file outside the data folders) before anything is trained or
             logged; "header": header checks only, and a bad slice read in training stops
@@ -216,8 +229,10 @@ class FastMRIDataModule(pl.LightningDataModule):
         transform: str = "device",
         format: str = "fastmri",
         format_options: Mapping[str, Any] | None = None,
+        require_targets: bool = True,
     ) -> None:
         super().__init__()
+        boolean("require_targets", require_targets)
         one_of("challenge", challenge, CHALLENGES)
         check_challenge(format, challenge)
         self.format, self.format_options = format, dict(format_options or {})
@@ -241,7 +256,7 @@ class FastMRIDataModule(pl.LightningDataModule):
         self.train_split, self.val_split, self.pin_memory = train_split, val_split, pin_memory
         self.prescan = check_prescan(prescan)
         self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
-        self.transform = transform
+        self.transform, self.require_targets = transform, require_targets
         self.train_dataset: SliceDataset | None = None
         self.val_dataset: SliceDataset | None = None
 
@@ -259,6 +274,7 @@ class FastMRIDataModule(pl.LightningDataModule):
                 prescan=self.prescan,
                 format=self.format,
                 format_options=self.format_options,
+                require_target=self.require_targets,
             )
         if stage in ("fit", "validate", None) and self.val_dataset is None:
             self.val_dataset = SliceDataset(
@@ -271,13 +287,16 @@ class FastMRIDataModule(pl.LightningDataModule):
                 prescan=self.prescan,
                 format=self.format,
                 format_options=self.format_options,
+                require_target=self.require_targets,
             )
 
     def train_masks(self, epoch: int) -> list[dict[str, Any]]:
         """The column mask every training sample gets in ``epoch``, one row per dataset
         index (:data:`MASK_LOG_COLUMNS`): the mask :class:`MaskedSlices` draws from the
         sampler's seed, ``mask_func(W, seed=mask_seeds(N, seed, epoch)[index])``, redrawn
-        here (a pure function of W and the seed) so that every rank's samples are listed.
+        here (a pure function of W and the seed) so that every rank's samples are listed;
+        a file's stored mask as type ``stored``. The seed is also the sample's
+        ``sample_seed`` (SSDU's splits: ``physics.ssdu.split_seed(seed, k)``).
         """
         self.setup("fit")
         dataset = self.train_dataset
@@ -286,17 +305,21 @@ class FastMRIDataModule(pl.LightningDataModule):
         rows = []
         for index, (seed, (vol, slice_num)) in enumerate(zip(seeds, dataset.samples, strict=True)):
             info = dataset.volumes[vol]
-            s = self.mask_func(info.image_shape[1], seed=seed)
+            if info.mask is not None:  # the file's own acquisition; the seed still seeds SSDU
+                mask, kind, accel = torch.from_numpy(info.mask), "stored", info.acceleration
+                low = info.num_low_frequencies
+            else:
+                s = self.mask_func(info.image_shape[1], seed=seed)
+                mask, kind, accel = s.mask, self.mask_func.mask_type, s.acceleration
+                low = s.num_low_frequencies
             rows.append(
                 {
                     "epoch": epoch,
                     "index": index,
                     "fname": info.fname,
                     "slice_num": slice_num,
-                    "acceleration": s.acceleration,
-                    **mask_columns(
-                        s.mask, self.mask_func.mask_type, seed_label(seed), s.num_low_frequencies
-                    ),
+                    "acceleration": accel,
+                    **mask_columns(mask, kind, seed_label(seed), low),
                 }
             )
         return rows

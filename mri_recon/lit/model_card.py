@@ -41,7 +41,9 @@ def _training_data(segment: Mapping[str, Any]) -> dict[str, Any]:
         split = reader.split_of(Path(entry["path"]))[1] or "unknown"
         count = splits.setdefault(split, {"files": 0, "slices": 0})
         count["files"] += 1
-        count["slices"] += read_volume_info(entry["path"], reader=reader).num_slices
+        # allow_unmasked: a training file without target (SSDU) is counted too
+        info = read_volume_info(entry["path"], allow_unmasked=True, reader=reader)
+        count["slices"] += info.num_slices
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     root = segment.get("data", {}).get("root")
     challenge = segment.get("config", {}).get("data", {}).get("challenge", "")

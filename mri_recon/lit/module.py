@@ -174,6 +174,7 @@ class ReconModule(pl.LightningModule):
             masked_kspace=masked_kspace,
             zero_filled=None if use_kspace else batch["image"],
             crop=crop,
+            sample_seed=batch.get("sample_seed"),
         )
         return self.reconstructor.loss_terms(inputs)
 
@@ -216,11 +217,19 @@ class ReconModule(pl.LightningModule):
             loss = self.loss(terms)
             if not (torch.isfinite(loss.detach()) & torch.isfinite(recon.detach()).all()).item():
                 _stop_non_finite(batch, "validation is not finite", recon, batch["target"])
-            self._val_records.extend(
-                slice_stats(
-                    batch["fname"], batch["slice_num"], batch["target"], recon, batch["max_value"]
+            # the metrics score the slices that have a target (a file without one, allowed
+            # under self-supervised training, counts in val/loss only)
+            scored = torch.isfinite(batch["max_value"]).nonzero().squeeze(-1).tolist()
+            if scored:
+                self._val_records.extend(
+                    slice_stats(
+                        [batch["fname"][i] for i in scored],
+                        batch["slice_num"][scored],
+                        batch["target"][scored],
+                        recon[scored],
+                        batch["max_value"][scored],
+                    )
                 )
-            )
         self.log("val/loss", loss, sync_dist=True, batch_size=recon.shape[0])
         self._keep_images(batch, recon)
 

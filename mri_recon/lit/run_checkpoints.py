@@ -52,7 +52,8 @@ class RunCheckpoint(ModelCheckpoint):
     At the end of fit ``last.ckpt`` is written once more, carrying the last epoch's
     ``train/*`` metrics (:attr:`train_metrics`): a run killed during its final validation or
     final writes resumes with nothing left to train, and still reports them as the
-    uninterrupted run does.
+    uninterrupted run does. A run stopped (``max_time``, ``max_steps``) before its first
+    validation still ends with a ``last.ckpt``.
     """
 
     train_metrics: dict[str, float] = {}  # noqa: RUF012 (replaced, never mutated)
@@ -66,6 +67,8 @@ class RunCheckpoint(ModelCheckpoint):
         # every rank calls it (a collective); last_model_path is the same on every rank
         if self.save_last and self.last_model_path:
             trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
+        elif self.save_last:  # stopped (max_time, max_steps) before any validation saved one
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def state_dict(self) -> dict[str, Any]:
         """ModelCheckpoint's state plus :attr:`train_metrics`."""

@@ -73,3 +73,48 @@ class SSIMLoss(fastmri.losses.SSIMLoss):
         pred, ref, data_range = _images(terms, self.win_size)
         # (B, 1, h, w) images; L in their dtype so float32 training stays float32
         return super().forward(pred[:, None], ref[:, None], data_range.to(pred.dtype))
+
+
+class SSDULoss(nn.Module):
+    """SSDU's normalised l1-l2 loss in k-space (Yaman et al. 2020, eq. 9), on the points the
+    trainable marks (``kspace_mask``: the loss set Lambda, which the network never saw):
+
+        ||y - E x||_2 / ||y||_2 + ||y - E x||_1 / ||y||_1     over Lambda,
+
+    per sample (over its coils and points; ``|.|_1`` sums complex magnitudes), then the mean
+    over the samples (the K splits of a multi-mask step are samples too). The image terms
+    are not read.
+
+    Args:
+        eps: guards the norms of an all-zero reference (a slice with no signal).
+    """
+
+    reads_kspace = True
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = positive("eps", eps)
+
+    def forward(self, terms: LossTerms) -> torch.Tensor:
+        """The mean over samples of the normalised l1 + l2 error on ``kspace_mask``: float scalar."""
+        pred, ref, points = terms.pred_kspace, terms.ref_kspace, terms.kspace_mask
+        if pred is None or ref is None or points is None or pred.shape != ref.shape:
+            raise ValueError(
+                "loss: SSDULoss needs pred_kspace and ref_kspace of one shape and kspace_mask "
+                "(a trainable under training=ssdu returns them), got "
+                f"{None if pred is None else tuple(pred.shape)}, "
+                f"{None if ref is None else tuple(ref.shape)}, "
+                f"{None if points is None else tuple(points.shape)}"
+            )
+        points = points.expand(ref.shape)  # (N, C, H, W)
+        zero = torch.zeros((), dtype=ref.dtype, device=ref.device)
+        diff = torch.where(points, pred - ref, zero).flatten(1)  # (N, C H W), 0 off the set
+        y = torch.where(points, ref, zero).flatten(1)
+        l2 = _norm2(diff, self.eps) / _norm2(y, self.eps)
+        l1 = diff.abs().sum(1) / y.abs().sum(1).clamp_min(self.eps)
+        return (l2 + l1).mean()
+
+
+def _norm2(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-row 2-norm of complex (N, M), with a gradient at 0 (sqrt of the sum + eps^2)."""
+    return torch.sqrt((x.real**2 + x.imag**2).sum(1) + eps**2)

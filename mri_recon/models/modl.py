@@ -292,6 +292,25 @@ class MoDL(nn.Module):
         image = self.reconstruct(kspace, mask, maps).abs()  # (B, H, W)
         return center_crop(image, tuple(crop_size)).to(torch.float32)
 
+    def measurement_grid(
+        self, masked_kspace: torch.Tensor, crop_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """The measured k-space on the grid the unrolls run on (``crop_readout``: the rows
+        cropped to the target height, exact for a fully sampled readout), complex (B, C, H', W);
+        with :meth:`kspace_estimate` MoDL is a :class:`~mri_recon.contract.DataConsistent`
+        (SSDU draws its split on this grid)."""
+        if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
+            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], masked_kspace.shape[-1]))
+            return fftc(hybrid, -2)  # (B, C, h, W)
+        return masked_kspace
+
+    def kspace_estimate(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``F S x_K`` from the points ``mask`` marks (columns (B, W) or points (B, 1|H, W)),
+        on the grid of ``masked_kspace`` (no readout crop here), the ACS ratio maps of the
+        columns sampled at every row: complex (B, C, H, W)."""
+        kspace, mask, maps = self._inputs(masked_kspace, mask, None, masked_kspace.shape[-2])
+        return fft2c(maps * self.reconstruct(kspace, mask, maps)[:, None])
+
     def loss_terms(self, batch: TrainingBatch) -> LossTerms:
         """What the training loss compares: the reconstruction of ``batch.masked_kspace``
         (under ``batch.mask``: columns (B, W) or points (B, 1|H, W)) and the target on the

@@ -43,7 +43,7 @@ from mri_recon.models.unet import Unet
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import fftc, ifft2c, ifftc
-from mri_recon.physics.operators import SenseOperator
+from mri_recon.physics.operators import SenseOperator, point_mask
 
 MAPS = ("learned", "acs", "refined", "fastmri")
 
@@ -98,10 +98,13 @@ class VarNetBlock(nn.Module):
         mask: torch.Tensor,
         sens_maps: torch.Tensor,
     ) -> torch.Tensor:
-        """complex (B, C, H, W) estimate and measured k-space, bool (B, W), maps (B, C, H, W)
-        -> the new estimate (B, C, H, W)."""
-        soft_dc = torch.where(mask[:, None, None, :], kspace - ref_kspace, 0) * self.dc_weight
-        full = SenseOperator(sens_maps, torch.ones_like(mask))  # F S and S^H F^H, no mask
+        """complex (B, C, H, W) estimate and measured k-space, bool (B, 1, 1|H, W) sampled
+        points (columns or any points), maps (B, C, H, W) -> the new estimate (B, C, H, W)."""
+        soft_dc = torch.where(mask, kspace - ref_kspace, 0) * self.dc_weight
+        everywhere = torch.ones(
+            mask.shape[0], kspace.shape[-1], dtype=torch.bool, device=mask.device
+        )
+        full = SenseOperator(sens_maps, everywhere)  # F S and S^H F^H, no mask
         refined = full.A(self.model(full.A_adjoint(kspace)))  # (B, C, H, W)
         return kspace - soft_dc - refined
 
@@ -217,25 +220,58 @@ class VarNet(nn.Module):
         own); ``num_low_frequencies`` (fastMRI's argument) fixes the map network's centre band
         to ``[(W - n + 1) // 2, + n)``, None uses each slice's :func:`center_band`."""
         check_inputs(masked_kspace, mask, None, crop_size)
+        kspace = self._cascades(
+            self.measurement_grid(masked_kspace, crop_size), mask, num_low_frequencies
+        )
+        image = rss(ifft2c(kspace), dim=1)  # (B, H, W)
+        return center_crop(image, tuple(crop_size)).to(torch.float32)
+
+    def measurement_grid(
+        self, masked_kspace: torch.Tensor, crop_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """The measured k-space on the grid the cascades run on: with ``crop_readout`` the
+        rows cropped to the target height (``ifft`` along H, crop, ``fft``; exact since the
+        readout is fully sampled), else ``masked_kspace`` itself: complex (B, C, H' , W)."""
+        if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
+            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], masked_kspace.shape[-1]))
+            return fftc(hybrid, -2)  # (B, C, h, W)
+        return masked_kspace
+
+    def kspace_estimate(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The cascades on the points ``mask`` marks, on the grid of ``masked_kspace`` (see
+        :meth:`measurement_grid`; no readout crop here): complex (B, C, H, W), bool (B, W)
+        columns or (B, 1|H, W) points -> the final k-space estimate (B, C, H, W)
+        (:class:`mri_recon.contract.DataConsistent`). The map network's centre band is the
+        run of columns sampled at every row (the calibration region SSDU keeps)."""
+        if point_mask(mask, masked_kspace) is None:
+            raise ValueError(
+                f"mask must be (B, W) or (B, 1|H, W) for masked_kspace "
+                f"{tuple(masked_kspace.shape)}, got {tuple(mask.shape)}"
+            )
+        return self._cascades(masked_kspace, mask, None)
+
+    def _cascades(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
+    ) -> torch.Tensor:
+        """Maps, then the cascades: complex (B, C, H, W), bool (B, W) or (B, 1|H, W) -> (B, C, H, W)."""
         coils = int(masked_kspace.shape[1])  # a Python int under torch.jit.trace too
         if (coils > 1) != (self.challenge == "multicoil"):
             raise ValueError(
                 f"VarNet(challenge={self.challenge!r}) got k-space with {coils} coil(s) "
                 f"(masked_kspace {tuple(masked_kspace.shape)}): a {self.challenge} model"
             )
-        mask = mask.to(device=masked_kspace.device, dtype=torch.bool)
-        if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
-            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], mask.shape[-1]))
-            masked_kspace = fftc(hybrid, -2)  # (B, C, h, W)
-        maps = self.sens_maps(masked_kspace, mask, num_low_frequencies)
+        points = point_mask(mask, masked_kspace)  # (B, 1, 1|H, W)
+        columns = points[:, 0].all(dim=1)  # (B, W): the columns sampled at every row
+        maps = self.sens_maps(masked_kspace, columns, num_low_frequencies)
         kspace = masked_kspace.clone()
         for cascade in self.cascades:
             if self.checkpoint_cascades and self.training and torch.is_grad_enabled():
-                kspace = checkpoint(cascade, kspace, masked_kspace, mask, maps, use_reentrant=False)
+                kspace = checkpoint(
+                    cascade, kspace, masked_kspace, points, maps, use_reentrant=False
+                )
             else:
-                kspace = cascade(kspace, masked_kspace, mask, maps)
-        image = rss(ifft2c(kspace), dim=1)  # (B, H, W)
-        return center_crop(image, tuple(crop_size)).to(torch.float32)
+                kspace = cascade(kspace, masked_kspace, points, maps)
+        return kspace
 
     def loss_terms(self, batch: TrainingBatch) -> LossTerms:
         """What the training loss compares (fastMRI's VarNetModule): the reconstruction of

@@ -117,6 +117,17 @@ class SenseOperator:
         return float((lhs - rhs).abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny))
 
 
+def point_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
+    """A sampling mask as bool (B, 1, 1|H, W), broadcastable to k-space ``like`` (B, C, H, W):
+    a column mask (B, W) or a mask of points (B, 1|H, W); None if it fits neither."""
+    b, _, h, w = like.shape
+    if mask.shape == (b, w):
+        return mask.to(device=like.device, dtype=torch.bool)[:, None, None, :]
+    if mask.ndim == 3 and mask.shape[0] == b and mask.shape[1] in (1, h) and mask.shape[2] == w:
+        return mask.to(device=like.device, dtype=torch.bool)[:, None]
+    return None
+
+
 def grad2d(x: torch.Tensor) -> torch.Tensor:
     """Forward differences, Neumann boundary (0 past the last row/column): real or complex
     (B, H, W) -> (B, 2, H, W) of the same dtype, [:, 0] along H (rows), [:, 1] along W."""

@@ -272,15 +272,15 @@ def _bart_wavelet(tmp_path, y, maps, lam: float, iters: int) -> np.ndarray:
 def test_wavelet_agrees_with_bart_pics_wavelet(tmp_path) -> None:
     """Against BART's ``pics -R W:7:0:lam`` on the same data and maps: at lam = 0 both are
     FISTA on the same data term in the same units (the image agrees to 2%); at lam > 0 the
-    wavelets differ (BART's own Daubechies-2 frame and levels, ours ptwt's orthogonal db2 on a
-    padded grid), so the images agree in quality: errors to the clean image within 10% of
-    each other, both well below zero-filling's."""
+    wavelets differ (BART's own Daubechies-2 and levels, ours ptwt's orthogonal db2 on a padded
+    grid; BART's weight is about 3x weaker per unit of lam here), so each at its best lambda of
+    a small grid: errors to the clean image within 10% of each other, well below
+    zero-filling's."""
     y, mask, maps, clean = _data(True, noise=0.03)
-    crop = (H, W)
 
     def ours(lam: float) -> np.ndarray:
         method = WaveletCS(lam=lam, max_iters=200, wavelet="db2", levels=3, shift=False)
-        return method(y, mask, maps, crop)[0].numpy()
+        return method(y, mask, maps, (H, W))[0].numpy()
 
     bart0 = _bart_wavelet(tmp_path, y, maps, 0.0, 200)
     assert np.linalg.norm(ours(0.0) - bart0) <= 0.02 * np.linalg.norm(bart0)
@@ -290,5 +290,7 @@ def test_wavelet_agrees_with_bart_pics_wavelet(tmp_path) -> None:
         return float(np.linalg.norm(image - truth) / np.linalg.norm(truth))
 
     zero_filled = (ifft2c(y).abs() ** 2).sum(1).sqrt()[0].numpy()
-    e_ours, e_bart = err(ours(0.01)), err(_bart_wavelet(tmp_path, y, maps, 0.01, 200))
-    assert abs(e_ours - e_bart) <= 0.1 * e_bart and max(e_ours, e_bart) < 0.8 * err(zero_filled)
+    e_ours = min(err(ours(lam)) for lam in (0.0003, 0.001, 0.003))
+    e_bart = min(err(_bart_wavelet(tmp_path, y, maps, lam, 200)) for lam in (0.001, 0.003, 0.01))
+    assert abs(e_ours - e_bart) <= 0.1 * e_bart, (e_ours, e_bart)
+    assert max(e_ours, e_bart) < 0.8 * err(zero_filled)

@@ -52,15 +52,24 @@ def test_check_directory_reports_each_file(mixed_root):
     for key in ("good0", "good1", "multi", "test"):
         assert by_path[mixed_root[key]].ok and by_path[mixed_root[key]].reason == ""
     assert by_path[mixed_root["test"]].info.is_test
-    reasons = {key: by_path[mixed_root[key]].reason for key in ("nan", "no_target", "junk")}
+    reasons = {key: by_path[mixed_root[key]].reason for key in ("nan", "junk")}
     assert reasons["nan"] == "kspace has NaN or Inf values (first in slice 1)"
-    assert reasons["no_target"] == "no target 'reconstruction_esc' (required in the train split)"
+    # a training file without target is OK for self-supervised training only, and says so
+    assert by_path[mixed_root["no_target"]].line() == (
+        f"OK {mixed_root['no_target']} (no target: trains with training=ssdu only)"
+    )
     assert reasons["junk"].startswith("not a readable HDF5 file (file signature not found")
-    assert summary_line(results) == "checked 7 files: 4 OK, 3 BAD"
+    assert summary_line(results) == "checked 7 files: 5 OK, 2 BAD"
     assert by_path[mixed_root["nan"]].line() == (
         f"BAD {mixed_root['nan']}: kspace has NaN or Inf values (first in slice 1)"
     )
     assert by_path[mixed_root["good0"]].line() == f"OK {mixed_root['good0']}"
+
+
+def test_a_validation_file_needs_its_target(tmp_path, fastmri_volume):
+    path = fastmri_volume(tmp_path / "singlecoil_val" / "notarget.h5", test_file=True)
+    result = check_file(path)
+    assert result.reason == "no target 'reconstruction_esc' (required in the val split)"
 
 
 def test_headers_only_skips_the_full_read(mixed_root):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from mri_recon.fileio import umask_mode
@@ -86,3 +87,37 @@ def test_best_checkpoint_tracking_survives_a_moved_run(tmp_path: Path) -> None:
     assert moved.best_model_path == moved.kth_best_model_path == str(new / "best.ckpt")
     assert moved.best_k_models == {str(new / "best.ckpt"): pytest.approx(0.61)}
     assert moved.last_model_path == str(new / "last.ckpt")
+
+
+class _Tiny(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(3))
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = (self.w * batch).pow(2).mean()
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val/ssim", -self.w.sum())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_run_stopped_before_its_first_validation_still_writes_last(tmp_path: Path) -> None:
+    # a max_time/max_steps stop before the first validation used to leave no checkpoint at all
+    loader = torch.utils.data.DataLoader(torch.randn(8, 3), batch_size=2)
+    callback = RunCheckpoint(
+        dirpath=tmp_path, filename="best", monitor="val/ssim", mode="max", save_last=True
+    )
+    trainer = pl.Trainer(
+        max_steps=3, check_val_every_n_epoch=5, callbacks=[callback], logger=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(_Tiny(), loader, loader)
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 3
+    (state,) = [v for k, v in saved["callbacks"].items() if "RunCheckpoint" in k]
+    assert set(state["train_metrics"]) == {"train/loss"}

@@ -102,3 +102,30 @@ def test_bench_tv_runs_ours_on_the_same_center_out_slices(
     out = capsys.readouterr().out
     assert "file1000001.h5[1], file1000002.h5[1], file1000001.h5[2]" in out
     assert "4x" in out and "ours" in out
+
+
+def test_bench_tv_multicoil_rows_and_ratio_lines(tmp_path, fastmri_split, capsys, script_module):
+    """``--challenge multicoil --methods``: one row per (method, acceleration) and one closing
+    line per method (the ratio line exactly, with BART; without it, ours only, said so)."""
+    import re
+
+    from mri_recon.baselines.bart import bart_available
+
+    fastmri_split(tmp_path, "multicoil", "val", widths=(36,), num_slices=1, num_coils=2)
+    bench = script_module("bench_tv")
+    args = ["--data", str(tmp_path), "--challenge", "multicoil", "--slices", "1"]
+    args += ["--methods", "cg_sense", "tv", "--max-iters", "2", "--accelerations", "4"]
+    assert bench.main([*args, "--no-bart"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:2] for ln in out if ln.startswith(" 4x")] == [
+        ["4x", "cg_sense"],
+        ["4x", "tv"],
+    ]
+    assert out[-2:] == [
+        ln for ln in out[-2:] if re.fullmatch(r"(cg_sense|tv) multicoil: ours .* \(no BART.*", ln)
+    ]
+    if bart_available():
+        more = ["--methods", "cg_sense", "--bart-lams", "0.1", "--bart-maps", "ours"]
+        assert bench.main([*args, *more]) == 0  # tiny: too small for ecalib's kernels
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert re.fullmatch(r"cg_sense multicoil time ratio \(ours/BART\): \d+\.\d\d", last)
