@@ -316,8 +316,16 @@ def test_tv_reconstructor_follows_configs_tv():
 
     configured = OmegaConf.load(REPO / "configs" / "tv" / "default.yaml")
     tv = tv_reconstructor()
-    assert (tv.lam, tv.max_iters, tv.tol) == (configured.lam, configured.max_iters, configured.tol)
+    lam = configured.tv_lam.singlecoil  # eval.yaml's data.challenge
+    assert (tv.lam, tv.max_iters, tv.tol) == (lam, configured.tv.max_iters, configured.tv.tol)
     assert tv_reconstructor(["tv.lam=0.003", "tv.max_iters=7"]).lam == 0.003
+    # the default weight follows the data's challenge (issue 20)
+    lam = configured.tv_lam.multicoil
+    assert tv_reconstructor(["data.challenge=multicoil"]).lam == lam
+    moved = ["tv_lam.multicoil=0.0123"]
+    assert tv_reconstructor([*moved, "data.challenge=multicoil"]).lam == 0.0123
+    assert tv_reconstructor(moved).lam == configured.tv_lam.singlecoil
+    assert tv_reconstructor([*moved, "data.challenge=multicoil", "tv.lam=0.5"]).lam == 0.5
 
 
 # ------------------------------------------------------------------------ GPU recipes

@@ -31,13 +31,16 @@ from tqdm.auto import tqdm
 from mri_recon.checks import boolean, number, positive, positive_int
 from mri_recon.contract import check_inputs
 from mri_recon.physics.crop import center_crop, rss
-from mri_recon.physics.fft import fft2c, ifft2c, ifftc
+from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
 from mri_recon.physics.operators import GRAD_NORM_SQ, SenseOperator, div2d, grad2d
 
 CHECK_EVERY = 5
 # Primal steps (sigma follows from tau); how they were chosen: docs/RESULTS.md.
 TAU_SINGLE = 10.0
 TAU_SENSE = 10.0
+# Rows kept beyond the output crop on each side when the readout is cropped (crop_readout):
+# TV couples rows over a few pixels only; docs/RESULTS.md (issue 20) has the measurement.
+READOUT_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,14 @@ class _SenseStep:
     def __init__(self, y: torch.Tensor, op: SenseOperator, lam_eff: torch.Tensor, tau: float):
         m = op.mask.to(y.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
         self.s = op.sens_maps  # (B, C, H, W)
+        self.s_conj = self.s.conj().resolve_conj()  # materialised once, not per iteration
         self.y = _plain(ifftc(y, -2) * m)  # (B, C, H, W) hybrid domain, plain along W
         self.m = torch.fft.ifftshift(m, dim=-1)  # the mask in plain order
         a_norm_sq = (self.s.abs() ** 2).sum(dim=1).amax(dim=(-2, -1)).clamp_min(1e-12)  # (B,)
         self.tau = tau
         # Split the step budget 1/tau evenly between the two dual blocks.
         self.sigma_q = (0.5 / (tau * a_norm_sq))[:, None, None, None]
+        self.shrink = 1.0 / (1.0 + self.sigma_q)
         self.sigma_p = 0.5 / (tau * GRAD_NORM_SQ)
         self.radius = lam_eff[:, None, None, None].clamp_min(torch.finfo(lam_eff.dtype).tiny)
         self.p = torch.zeros((y.shape[0], 2, *y.shape[-2:]), dtype=y.dtype, device=y.device)
@@ -166,9 +171,9 @@ class _SenseStep:
 
     def __call__(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
         _project_(self.p.add_(grad2d(x_bar), alpha=self.sigma_p), self.radius)
-        ax = _fft_w(self.s * x_bar[:, None]) * self.m
-        self.q = (self.q + self.sigma_q * (ax - self.y)) / (1.0 + self.sigma_q)
-        ahq = (self.s.conj() * _ifft_w(self.q)).sum(dim=1)  # q is zero off the mask
+        ax = _fft_w(self.s * x_bar[:, None]).mul_(self.m).sub_(self.y).mul_(self.sigma_q)
+        self.q.add_(ax).mul_(self.shrink)
+        ahq = (_ifft_w(self.q).mul_(self.s_conj)).sum(dim=1)  # q is zero off the mask
         return x - self.tau * (ahq - div2d(self.p))
 
 
@@ -185,6 +190,7 @@ def solve_tv(
     tol: float,
     tau: float | None = None,
     progress: bool = False,
+    scale: torch.Tensor | None = None,
 ) -> TVResult:
     """Minimise 1/2 ||M F S x - y||^2 + lam_eff TV(x) for a batch of slices.
 
@@ -197,6 +203,8 @@ def solve_tv(
         tol: per-slice stopping threshold on the relative change of x (0 disables it).
         tau: primal step > 0; None picks the default of the single- or multi-coil solver.
         progress: show a tqdm bar over iterations.
+        scale: real (B,) data scale in place of ``data_scale(masked_kspace)`` (the
+            reconstructor passes the full field of view's when it crops the readout).
 
     Returns:
         TVResult with the complex (B, H, W) image and per-slice iteration counts.
@@ -206,7 +214,7 @@ def solve_tv(
         raise ValueError(
             f"sens_maps is required for multi-coil masked_kspace {tuple(masked_kspace.shape)}"
         )
-    lam_eff = lam * data_scale(masked_kspace)  # (B,)
+    lam_eff = lam * (data_scale(masked_kspace) if scale is None else scale)  # (B,)
     mask = mask.to(masked_kspace.device)
     if _is_ones(sens_maps):
         step = _SingleCoilStep(masked_kspace, mask, lam_eff, tau or TAU_SINGLE)
@@ -245,12 +253,33 @@ def _iterate(step, max_iters: int, tol: float, progress: bool):
     return x, iters, done
 
 
+def readout_rows(num_rows: int, crop_rows: int, margin: int = READOUT_MARGIN) -> tuple[int, int]:
+    """The rows ``[start, stop)`` a readout-cropped solve keeps: the centre ``crop_rows`` of
+    ``num_rows`` (fastMRI's crop offset) and up to ``margin`` more on each side."""
+    top = (num_rows - crop_rows) // 2
+    return max(0, top - margin), min(num_rows, top + crop_rows + margin)
+
+
+def crop_readout(
+    masked_kspace: torch.Tensor, sens_maps: torch.Tensor | None, rows: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """k-space (B, C, H, W) and maps of the image rows ``[start, stop)`` only: the inverse FFT
+    along the fully sampled readout H, the rows cut, the FFT back (a smaller field of view
+    along H). The data term is a sum over image rows in that hybrid domain (M acts on columns),
+    so for the kept rows it is unchanged."""
+    start, stop = rows
+    y = fftc(ifftc(masked_kspace, -2)[..., start:stop, :], -2)
+    return y, None if sens_maps is None else sens_maps[..., start:stop, :]
+
+
 class TVReconstructor:
     """TV compressed sensing obeying the reconstructor contract (name "tv"). The defaults
-    were tuned on the synthetic single-coil data (docs/RESULTS.md).
+    were tuned on the synthetic single-coil data (docs/RESULTS.md); the config's default
+    ``lam`` follows the data's challenge (configs/tv/default.yaml).
 
     Args:
-        lam: relative TV weight (``lam_eff = lam * max |zero-filled|`` per slice).
+        lam: relative TV weight (``lam_eff = lam * max |zero-filled|`` per slice, the maximum
+            over the whole field of view).
         max_iters: iteration cap.
         tol: stop a slice once ``||x_k - x_{k-1}|| / ||x_k|| < tol`` (0: run max_iters).
         progress: tqdm bar over iterations.
@@ -259,6 +288,12 @@ class TVReconstructor:
             samples put back, RSS over coils) instead of the minimiser itself. Off by default
             (BART's ``pics`` and the TV-CS literature report the minimiser); on noisy data it
             keeps the noise floor of the RSS target and scores higher SSIM.
+        crop_readout: solve on the output's rows along the readout (H) plus
+            ``READOUT_MARGIN`` rows each side, not on the whole (oversampled) field of view:
+            the rows the output never shows are dropped before the iterations (about half
+            the work for fastMRI's 2x readout oversampling). The data term of the kept rows
+            is unchanged; TV sees a free (Neumann) edge ``READOUT_MARGIN`` rows outside the
+            output. False: the whole field of view, the exact minimiser of the full problem.
     """
 
     name = "tv"
@@ -272,11 +307,13 @@ class TVReconstructor:
         progress: bool = False,
         tau: float | None = None,
         data_consistency: bool = False,
+        crop_readout: bool = True,
     ) -> None:
         self.lam, self.tol = number("lam", lam, 0), number("tol", tol, 0)
         self.max_iters = positive_int("max_iters", max_iters)
         self.progress, self.tau = boolean("progress", progress), positive("tau", tau, optional=True)
         self.data_consistency = boolean("data_consistency", data_consistency)
+        self.crop_readout = boolean("crop_readout", crop_readout)
 
     def __call__(
         self,
@@ -298,6 +335,12 @@ class TVReconstructor:
             RSS of the coil images S x for multi-coil. For the solver's diagnostics
             (iterations, convergence) call :func:`solve_tv`.
         """
+        check_inputs(masked_kspace, mask, sens_maps)
+        scale = data_scale(masked_kspace)  # of the whole field of view, cropped or not
+        num_rows = masked_kspace.shape[-2]
+        rows = readout_rows(num_rows, int(crop_size[0])) if self.crop_readout else (0, num_rows)
+        if rows != (0, num_rows):
+            masked_kspace, sens_maps = crop_readout(masked_kspace, sens_maps, rows)
         x = solve_tv(
             masked_kspace,
             mask,
@@ -307,15 +350,21 @@ class TVReconstructor:
             self.tol,
             tau=self.tau,
             progress=self.progress,
+            scale=scale,
         ).image
         coils = x[:, None] if _is_ones(sens_maps) else sens_maps.to(x.dtype) * x[:, None]
         if self.data_consistency:
             m = mask.to(device=x.device, dtype=x.real.dtype)[:, None, None, :]  # (B, 1, 1, W)
             coils = ifft2c(masked_kspace * m + (1 - m) * fft2c(coils))
-        return center_crop(rss(coils, dim=1), crop_size).contiguous()
+        image = rss(coils, dim=1)
+        if rows != (0, num_rows):  # the output's rows, where the cut field of view has them
+            top = (num_rows - int(crop_size[0])) // 2 - rows[0]
+            image = image[..., top : top + int(crop_size[0]), :]
+        return center_crop(image, crop_size).contiguous()
 
     def __repr__(self) -> str:
         return (
             f"TVReconstructor(lam={self.lam}, max_iters={self.max_iters}, tol={self.tol}, "
-            f"tau={self.tau}, data_consistency={self.data_consistency})"
+            f"tau={self.tau}, data_consistency={self.data_consistency}, "
+            f"crop_readout={self.crop_readout})"
         )

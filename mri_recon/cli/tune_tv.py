@@ -21,6 +21,7 @@ prints the override to use (``<method>.lam=...``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,10 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     """
     method = checked(checks.one_of, "method", cfg.get("method", "tv"), list(CLASSICAL))
     lams = lambda_grid(cfg, method)
-    select_by = checked(checks.one_of, "select_by", cfg.select_by, METRICS)
+    select_by = checked(checks.one_of, "select_by", cfg.select_by, (*METRICS, "ssim_fg"))
     settings = settings_from_config(cfg)
+    if select_by == "ssim_fg":  # scored beside the fastMRI three (metrics.optional)
+        settings = replace(settings, metrics=("ssim_fg",))
     if settings.split in ("test", "challenge"):
         raise ConfigError(
             "data.split",
@@ -79,7 +82,8 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
     points = curve(rows, lams)
     best = best_lambda(points, select_by)
     run_dir = Path(str(cfg.paths.output_dir))
-    curve_csv = write_csv(run_dir / f"{method}_lambda_curve.csv", points, CURVE_COLUMNS)
+    columns = (*CURVE_COLUMNS, *(["ssim_fg"] if select_by == "ssim_fg" else []))
+    curve_csv = write_csv(run_dir / f"{method}_lambda_curve.csv", points, columns)
     mask = cfg.evaluation.mask_name
     yaml = (
         f"# mri-recon-tune-tv: best {cfg.select_by} on {points[0]['num_volumes']} "

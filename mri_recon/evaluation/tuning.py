@@ -22,6 +22,7 @@ from mri_recon.evaluation.run import (
     score_volume,
 )
 from mri_recon.metrics.image import METRICS
+from mri_recon.metrics.optional import OPTIONAL_METRICS, optional_metrics
 from mri_recon.physics.masks import apply_mask
 
 CURVE_COLUMNS = ("lam", "ssim", "psnr", "nmse", "seconds_per_slice", "num_volumes", "num_slices")
@@ -70,6 +71,8 @@ def sweep(
             metrics = score_volume(
                 info, f"lam={lam!r}", target, recon.numpy(), max_value, keep.start
             )
+            # the optional metrics settings asks for (ssim_fg to select by it), data range alike
+            metrics.update(optional_metrics(target, recon.numpy(), settings.metrics, max_value))
             row = {"fname": info.fname, "lam": lam, **metrics, "seconds_per_slice": seconds}
             rows.append({**row, "num_slices": target.shape[0]})
     return rows
@@ -85,7 +88,8 @@ def curve(rows: Sequence[dict[str, Any]], lams: Sequence[float]) -> list[dict[st
             "num_volumes": len(mine),
             "num_slices": sum(r["num_slices"] for r in mine),
         }
-        for key in (*METRICS, "seconds_per_slice"):
+        extra = [m for m in OPTIONAL_METRICS if mine and m in mine[0]]
+        for key in (*METRICS, *extra, "seconds_per_slice"):
             point[key] = float(np.mean([r[key] for r in mine]))
         out.append(point)
     return out

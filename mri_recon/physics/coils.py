@@ -53,6 +53,7 @@ MIN_ACS_COLUMNS = 2
 COIL_METHODS = ("acs", "espirit")
 CALIB_ROWS = 24  # BART ecalib's default calibration size
 DEFAULT_KERNEL = 6  # BART ecalib's default kernel size
+EIGEN_STEP = 4  # ESPIRiT's eigen-decomposition grid step (docs/RESULTS.md, issue 20)
 
 
 def _hann(start: int, n: int, size: int, real_dtype: torch.dtype, device) -> torch.Tensor:
@@ -148,6 +149,7 @@ def espirit_maps(
     threshold: float = 0.02,
     crop: float = 0.95,
     calib_size: int | None = None,
+    eigen_step: int = EIGEN_STEP,
 ) -> torch.Tensor:
     """ESPIRiT coil maps (one set of maps): see the module docstring for the method.
 
@@ -161,6 +163,9 @@ def espirit_maps(
         threshold: singular values > ``threshold * max`` span the signal subspace; (0, 1).
         crop: maps are zero where their eigenvalue is <= ``crop``; [0, 1).
         calib_size: calibration columns (<= the centre band); None: the whole band.
+        eigen_step: the per-pixel eigen-decomposition runs on every ``eigen_step``-th pixel
+            along each axis and the maps are interpolated (bilinear) in between; 1: at
+            every pixel (BART's ``ecalib``).
 
     Returns:
         complex (B, C, H, W), same dtype and device, ``sum_c |S_c|^2`` = 1 where the
@@ -172,12 +177,18 @@ def espirit_maps(
     """
     _check_kspace(masked_kspace, mask)
     return _espirit(
-        masked_kspace, mask, **espirit_settings(kernel_size, threshold, crop, calib_size)
+        masked_kspace,
+        mask,
+        **espirit_settings(kernel_size, threshold, crop, calib_size, eigen_step),
     )
 
 
 def espirit_settings(
-    kernel_size: int | None, threshold: float, crop: float, calib_size: int | None
+    kernel_size: int | None,
+    threshold: float,
+    crop: float,
+    calib_size: int | None,
+    eigen_step: int = EIGEN_STEP,
 ) -> dict[str, Any]:
     """ESPIRiT's settings, checked (see :func:`espirit_maps`), as its keyword arguments.
 
@@ -190,6 +201,7 @@ def espirit_settings(
         threshold=checks.number("threshold", threshold, 0, 1, open_low=True, open_high=True),
         crop=checks.number("crop", crop, 0, 1, open_high=True),
         calib_size=checks.positive_int("calib_size", calib_size, optional=True),
+        eigen_step=checks.positive_int("eigen_step", eigen_step),
     )
 
 
@@ -200,6 +212,7 @@ def _espirit(
     threshold: float,
     crop: float,
     calib_size: int | None,
+    eigen_step: int,
 ) -> torch.Tensor:
     """:func:`espirit_maps` on checked inputs and settings."""
     if masked_kspace.shape[1] == 1:
@@ -210,7 +223,7 @@ def _espirit(
         kernels = _signal_kernels(
             masked_kspace[i], i, start, stop, kernel_size, threshold, calib_size
         )
-        maps.append(_eigen_maps(kernels, masked_kspace.shape[-2:], crop))
+        maps.append(_eigen_maps(kernels, masked_kspace.shape[-2:], crop, eigen_step))
     return torch.stack(maps)
 
 
@@ -243,22 +256,91 @@ def _signal_kernels(
     return vh[s > threshold * s[0]].reshape(-1, c, k, k)  # (N, C, k, k)
 
 
-def _eigen_maps(kernels: torch.Tensor, shape: tuple[int, int], crop: float) -> torch.Tensor:
+def _lag_phases(
+    corr: torch.Tensor, shape: tuple[int, int], rows: torch.Tensor, cols: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``e^{2 pi i l (p - n//2) / n}`` for the lags ``l = -(k-1)..k-1`` of ``corr`` at the
+    positions ``rows`` (P,) and ``cols`` (Q,): complex (P, L), (Q, L)."""
+    k = (corr.shape[-1] + 1) // 2
+    lags = torch.arange(-(k - 1), k, dtype=rows.dtype, device=rows.device)
+    return tuple(
+        torch.exp(2j * torch.pi * torch.outer((pos - n // 2) / n, lags)).to(corr.dtype)
+        for pos, n in ((rows, shape[0]), (cols, shape[1]))
+    )
+
+
+def _gram_at(
+    corr: torch.Tensor, shape: tuple[int, int], rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
+    """``W`` at the (possibly fractional) pixel positions ``rows`` (P,) x ``cols`` (Q,) of an
+    H x W grid: complex (P, Q, C, C). ``W`` is the trigonometric polynomial with the kernels'
+    correlations ``corr`` (C, C, L, L) as coefficients (lags ``-(k-1)..k-1``), so this is
+    exact at any position: ``W(p, q) = sum_lm corr_lm e^{2 pi i (l (p - H//2) / H + m (q -
+    W//2) / W)} / k^2``, what ``ifft2c`` of the zero-padded lags gives on the grid."""
+    e_h, e_w = _lag_phases(corr, shape, rows, cols)  # (P, L), (Q, L)
+    half = torch.einsum("cdlm,qm->cdlq", corr, e_w)  # (C, C, L, Q)
+    k = (corr.shape[-1] + 1) // 2
+    return torch.einsum("cdlq,pl->pqcd", half, e_h) / k**2
+
+
+def _gram_at_pixels(corr: torch.Tensor, shape: tuple[int, int], where: torch.Tensor):
+    """``W`` at the pixels of bool (H, W) ``where``: complex (N, C, C), N = where.sum()."""
+    real = corr.real.dtype
+    p, q = where.nonzero(as_tuple=True)
+    e_h, e_w = _lag_phases(corr, shape, p.to(real), q.to(real))  # (N, L), (N, L)
+    k = (corr.shape[-1] + 1) // 2
+    return torch.einsum("cdlm,nl,nm->ncd", corr, e_h, e_w) / k**2
+
+
+def _eigen_maps(
+    kernels: torch.Tensor, shape: tuple[int, int], crop: float, step: int = 1
+) -> torch.Tensor:
     """Top eigenvectors of ``W(r) = sum_n g_n g_n^H``, ``g_n = ifft2c(kernel n zero-padded to
-    shape)`` scaled by ``sqrt(H W) / k``: complex (C, H, W), cropped and phase-aligned."""
+    shape)`` scaled by ``sqrt(H W) / k``: complex (C, H, W), cropped and phase-aligned.
+
+    ``step`` > 1: ``W`` is decomposed on a grid of every ``step``-th pixel along each axis
+    (both ends included); the phase-aligned eigenvectors and the eigenvalue are interpolated
+    (bilinear) to the full grid, the vectors renormalised. Where a grid cell straddles the
+    crop (eigenvalues on both sides of ``crop`` at its corners), its pixels are decomposed
+    exactly, so the crop's edge is where the full-resolution decomposition puts it."""
     _, c, k, _ = kernels.shape
     h, w = shape
     size = 2 * k - 1  # the lags of the kernels' correlations, -(k-1)..k-1
     spec = torch.fft.fft2(kernels, s=(size, size))  # (N, C, L, L)
     corr = torch.einsum("nclm,ndlm->cdlm", spec, spec.conj())  # (C, C, L, L)
     corr = torch.fft.fftshift(torch.fft.ifft2(corr), dim=(-2, -1))  # lag 0 at (k-1, k-1)
-    grid = corr.new_zeros((c, c, h, w))
-    grid[..., h // 2 - k + 1 : h // 2 + k, w // 2 - k + 1 : w // 2 + k] = corr
-    gram = ifft2c(grid) * (h * w) ** 0.5 / k**2  # (C, C, H, W)
-    values, vectors = torch.linalg.eigh(gram.permute(2, 3, 0, 1))  # (H, W, C), (H, W, C, C)
-    maps = vectors[..., -1].permute(2, 0, 1)  # (C, H, W), unit norm over coils
-    phase = maps[:1].conj() / maps[:1].abs().clamp_min(torch.finfo(values.dtype).tiny)
-    return maps * phase * (values[..., -1] > crop)
+    real = kernels.real.dtype
+    rows, cols = (
+        torch.linspace(0, n - 1, max(2, -(-(n - 1) // step) + 1), dtype=real)
+        if step > 1
+        else torch.arange(n, dtype=real)
+        for n in (h, w)
+    )
+    gram = _gram_at(corr, shape, rows.to(corr.device), cols.to(corr.device))  # (P, Q, C, C)
+    values, vectors = torch.linalg.eigh(gram)  # (P, Q, C), (P, Q, C, C)
+    maps, value = _align(vectors[..., -1].permute(2, 0, 1)), values[..., -1]  # (C, P, Q)
+    if step > 1:
+        above = (value > crop).to(real)
+        coarse = torch.cat([torch.view_as_real(maps).movedim(-1, 1).flatten(0, 1), value[None]])
+        coarse = torch.cat([coarse, above[None]])
+        fine = torch.nn.functional.interpolate(
+            coarse[None], size=(h, w), mode="bilinear", align_corners=True
+        )[0]
+        maps = torch.view_as_complex(fine[:-2].unflatten(0, (c, 2)).movedim(1, -1).contiguous())
+        norm = (maps.real.square() + maps.imag.square()).sum(dim=0).sqrt()
+        maps = _align(maps / norm.clamp_min(torch.finfo(real).tiny))
+        value, edge = fine[-2], (fine[-1] > 0) & (fine[-1] < 1)  # (H, W) x2
+        if bool(edge.any()):
+            values, vectors = torch.linalg.eigh(_gram_at_pixels(corr, shape, edge))
+            maps[:, edge] = _align(vectors[..., -1].T[..., None])[..., 0]
+            value[edge] = values[..., -1]
+    return maps * (value > crop)
+
+
+def _align(maps: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the phase that makes coil 0 real and >= 0 (as BART and SigPy): (C, H, W)."""
+    tiny = torch.finfo(maps.real.dtype).tiny
+    return maps * (maps[:1].conj() / maps[:1].abs().clamp_min(tiny))
 
 
 class CoilMaps:
@@ -268,7 +350,8 @@ class CoilMaps:
     Args:
         method: "acs" (:func:`estimate_sens_maps`, threshold 0) or "espirit"
             (:func:`espirit_maps`).
-        kernel_size, threshold, crop, calib_size: ESPIRiT's settings (ignored by "acs").
+        kernel_size, threshold, crop, calib_size, eigen_step: ESPIRiT's settings (ignored by
+            "acs").
     """
 
     def __init__(
@@ -278,9 +361,10 @@ class CoilMaps:
         threshold: float = 0.02,
         crop: float = 0.95,
         calib_size: int | None = None,
+        eigen_step: int = EIGEN_STEP,
     ) -> None:
         self.method = checks.one_of("method", method, COIL_METHODS)
-        self.settings = espirit_settings(kernel_size, threshold, crop, calib_size)
+        self.settings = espirit_settings(kernel_size, threshold, crop, calib_size, eigen_step)
 
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.method == "acs":

@@ -309,3 +309,51 @@ def test_bart_layout_matches_ours() -> None:
     expected = ifft2c(k[0, 0]).abs().numpy()
     err = np.abs(np.abs(res.image) - expected).max() / expected.max()
     assert res.image.shape == (H, W) and err < 0.02 and res.cpu_s >= 0.0
+
+
+@pytest.mark.parametrize("coils", ["single", "sense"])
+def test_crop_readout_solves_the_output_rows_only(coils: str, monkeypatch) -> None:
+    """Issue 20: with fastMRI's 2x readout oversampling (the object in the middle half of
+    the rows), the reconstructor solves on the output's rows plus READOUT_MARGIN each side:
+    the same output as the whole field of view (minimiser and data consistency), on half
+    the rows, with the whole field of view's lambda scale."""
+    import mri_recon.baselines.tv as tv_module
+
+    tall = torch.zeros((2 * H, W), dtype=torch.complex64)
+    tall[H // 2 : H // 2 + H] = _phantom(3)
+    if coils == "single":
+        images, maps = tall[None], None
+    else:
+        yy = torch.linspace(-2, 2, 2 * H)[:, None]
+        maps = torch.stack(
+            [torch.exp(-((yy - c) ** 2) / 2 + 0.3j * yy) * torch.ones(W) for c in (-1, 0, 1)]
+        ).to(torch.complex64)
+        images = maps * tall
+    k = fft2c(images)[None] + _noise((1, images.shape[0], 2 * H, W), 0.004, 7)
+    mask = _mask()[None]
+    y = k * mask[:, None, None, :]
+    if maps is not None:
+        maps = (maps / rss(maps, dim=0))[None]
+    rows, scales = [], []
+    real_solve = tv_module.solve_tv
+    monkeypatch.setattr(
+        tv_module,
+        "solve_tv",
+        lambda y, *a, **kw: (
+            rows.append(y.shape[-2]) or scales.append(kw["scale"]) or real_solve(y, *a, **kw)
+        ),
+    )
+    for dc in (False, True):
+        settings = dict(lam=0.005, max_iters=60, tol=0.0, data_consistency=dc)
+        whole = TVReconstructor(**settings, crop_readout=False)(y, mask, maps, CROP)
+        cut = TVReconstructor(**settings)(y, mask, maps, CROP)
+        assert cut.shape == whole.shape == (1, *CROP)
+        torch.testing.assert_close(cut, whole, rtol=0, atol=2e-3 * float(whole.max()))
+    start, stop = tv_module.readout_rows(2 * H, CROP[0])
+    assert (
+        rows == [2 * H, stop - start] * 2 and stop - start == CROP[0] + 2 * tv_module.READOUT_MARGIN
+    )
+    for scale in scales:  # the whole field of view's, cut or not
+        torch.testing.assert_close(scale, data_scale(y))
+    with pytest.raises(ValueError, match=r"^crop_readout: must be"):
+        TVReconstructor(crop_readout="yes")

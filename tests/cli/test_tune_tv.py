@@ -151,3 +151,25 @@ def test_tune_multicoil_with_espirit_maps_through_the_evaluation_loop(
     assert [float(r["lam"]) for r in curve] == [0.001, 0.01]
     assert all(0 < float(r["ssim"]) <= 1 for r in curve)
     assert "tv.lam=" in capsys.readouterr().out
+
+
+def test_select_by_foreground_ssim(val_root, tmp_path, capsys) -> None:
+    """Issue 20: select_by=ssim_fg scores each lambda's SSIM inside the target's foreground
+    (metrics.optional.ssim_fg, the volume max as data range) and picks the highest."""
+    main(
+        [
+            f"data.root={val_root}",
+            "lams=[0.0005,0.05]",
+            "tv.max_iters=3",
+            "data.max_volumes=1",
+            "select_by=ssim_fg",
+            "progress=false",
+            f"hydra.run.dir={tmp_path / 'tune'}",
+        ]
+    )
+    with open(tmp_path / "tune/tv_lambda_curve.csv", newline="") as f:
+        curve = {float(r["lam"]): float(r["ssim_fg"]) for r in csv.DictReader(f)}
+    assert sorted(curve) == [0.0005, 0.05] and curve[0.0005] != curve[0.05]
+    best = max(curve, key=curve.get)
+    assert OmegaConf.load(tmp_path / "tune/tv_lambda.yaml").tv.lam == best
+    assert f"tv.lam={best!r}" in capsys.readouterr().out.splitlines()[-1]

@@ -16,6 +16,7 @@ from mri_recon.data.synthetic.volume import coil_maps, image_phase
 from mri_recon.physics.coils import (
     CoilMaps,
     _eigen_maps,
+    _gram_at,
     acs_window,
     espirit_maps,
     estimate_sens_maps,
@@ -297,3 +298,40 @@ def test_espirit_equals_bart_ecalib_up_to_a_per_pixel_phase() -> None:
     bart = torch.from_numpy(run_bart_ecalib(y[0].numpy(), kernel_size=6, crop=0.0).image)
     agreement = _agreement(ours, bart)[inside]
     assert agreement.min() > 0.97 and agreement.mean() > 0.995
+
+
+def test_espirit_on_a_coarse_grid_equals_the_full_resolution_maps() -> None:
+    """Issue 20: the eigen-decomposition on every 4th pixel, maps interpolated, gives the
+    full-resolution maps (eigen_step=1, the method before) inside the object, the same
+    support, and unit norm there; it is the default."""
+    _, inside, kspace = _knee()
+    mask = ColumnMaskFunc("random", [0.16], [4])(76, seed=0).mask[None]
+    y = kspace * mask[:, None, None, :]
+    full = espirit_maps(y, mask, eigen_step=1)[0]
+    coarse = espirit_maps(y, mask)[0]
+    torch.testing.assert_close(coarse, espirit_maps(y, mask, eigen_step=4)[0])
+    agreement = _agreement(coarse, full)[inside]
+    assert agreement.mean() > 0.999 and agreement.min() > 0.99
+    support = (full.abs() ** 2).sum(0) > 0.5, (coarse.abs() ** 2).sum(0) > 0.5
+    assert (support[0] ^ support[1]).float().mean() < 0.02  # the crops differ at the edge only
+    energy = (coarse.abs() ** 2).sum(dim=0)
+    assert bool(((energy - 1).abs() < 1e-4)[support[1]].all())
+    assert torch.allclose(coarse[0][support[1]].angle(), torch.zeros(()), atol=1e-5)
+    with pytest.raises(ValueError, match=r"^eigen_step: must be"):
+        CoilMaps("espirit", eigen_step=0)
+
+
+def test_espirit_gram_is_exact_off_the_grid() -> None:
+    """The Gram's trigonometric polynomial evaluated at pixel positions equals ifft2c of the
+    zero-padded lags (the previous construction), so the coarse grid samples it exactly."""
+    g = torch.Generator().manual_seed(1)
+    c, k, h, w = 3, 3, 14, 11
+    corr = torch.randn((c, c, 2 * k - 1, 2 * k - 1), dtype=torch.complex128, generator=g)
+    grid = corr.new_zeros((c, c, h, w))
+    grid[..., h // 2 - k + 1 : h // 2 + k, w // 2 - k + 1 : w // 2 + k] = corr
+    expected = (ifft2c(grid) * (h * w) ** 0.5 / k**2).permute(2, 3, 0, 1)
+    rows, cols = torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64)
+    torch.testing.assert_close(_gram_at(corr, (h, w), rows, cols), expected)
+    # a fractional position: the polynomial, between its grid values
+    mid = _gram_at(corr, (h, w), rows[2:3] + 0.5, cols[:1])[0, 0]
+    assert not torch.allclose(mid, expected[2, 0]) and not torch.allclose(mid, expected[3, 0])
