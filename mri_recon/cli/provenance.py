@@ -16,12 +16,23 @@ from mri_recon.evaluation.provenance import RunRecord
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
-    """The config as a plain dict, interpolations resolved (left as written where one cannot
-    be resolved outside Hydra)."""
+    """The config as a plain dict, interpolations resolved; a top-level node where one cannot
+    be resolved outside Hydra (e.g. a ``hydra`` node composed with ``return_hydra_config``)
+    is left as written, and only that node: the others (``data.challenge``'s
+    ``${format_challenge:...}``) are still resolved."""
     try:
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException:
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+        raw: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
+    for key in raw:
+        try:
+            value = cfg[key]
+            raw[key] = (
+                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+        except OmegaConfBaseException:
+            pass  # left as written
+    return raw
 
 
 def hydra_info() -> dict[str, Any] | None:

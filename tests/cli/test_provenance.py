@@ -111,3 +111,24 @@ def test_evaluation_record_and_summary_pointer(tiny_data, tmp_path, monkeypatch)
         assert [str(v[c]) for c in MASK_COLUMNS] == [row[c] for c in MASK_COLUMNS]
     assert seg["resources"]["slices"] == 6 and seg["outputs"]["table"] == "per_volume.csv"
     assert "`provenance.json`" in (run_dir / "summary.md").read_text()
+
+
+def test_a_node_that_resolves_only_inside_hydra_leaves_the_others_resolved() -> None:
+    # a composed config with its hydra node (tests, notebooks) cannot resolve ${hydra:...}
+    # outside Hydra; the record used to keep *every* interpolation as written, so
+    # data.challenge reached the data layer as '${format_challenge:${.format},singlecoil}'
+    from omegaconf import OmegaConf
+
+    from mri_recon.cli.provenance import resolved_config
+
+    cfg = OmegaConf.create(
+        {
+            "hydra": {"run": {"dir": "${hydra:runtime.output_dir}"}},
+            "data": {"format": "cc359", "challenge": "${format_challenge:${.format},singlecoil}"},
+            "seed": "${data.format}",
+        }
+    )
+    out = resolved_config(cfg)
+    assert out["data"] == {"format": "cc359", "challenge": "multicoil"}
+    assert out["seed"] == "cc359"
+    assert out["hydra"] == {"run": {"dir": "${hydra:runtime.output_dir}"}}
