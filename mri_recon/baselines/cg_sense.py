@@ -13,37 +13,21 @@ BART's ``-r`` directly.
 The normal operator runs in the hybrid domain (image along H, k-space along W): M acts on
 columns and F_H is unitary, so ``A^H A = S^H F_W^H M F_W S`` and, as F_W^H M F_W is circulant,
 the centering shifts cancel: ``F_W^H M F_W = ifft(ifftshift(M) fft(.))`` along W. One
-iteration costs C one-dimensional FFT pairs instead of C two-dimensional ones. Every step is a
-tensor op over the batch (CPU or GPU); alpha and beta are per slice, so a batch equals the
-slices solved one by one. A slice stops (is frozen) once ``||r_k|| <= tol ||A^H y||``, checked
-every ``CHECK_EVERY`` iterations (the only host synchronisation).
+iteration costs C one-dimensional FFT pairs instead of C two-dimensional ones. The solver is
+the package's one CG, :func:`mri_recon.physics.cg.conjugate_gradient` (batched, a slice frozen
+once ``||r_k|| <= tol ||A^H y||``), which MoDL's data consistency runs too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-from tqdm.auto import tqdm
 
 from mri_recon.checks import boolean, number, positive_int
 from mri_recon.contract import check_inputs
+from mri_recon.physics.cg import CGResult, conjugate_gradient, sq_norms
 from mri_recon.physics.crop import center_crop, rss
 from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.operators import SenseOperator
-
-CHECK_EVERY = 5
-
-
-def sq_norms(z: torch.Tensor) -> torch.Tensor:
-    """Squared L2 norm of each slice of complex z (B, ...) -> real (B,)."""
-    return torch.view_as_real(z).flatten(1).square().sum(dim=1)
-
-
-def _cdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Re <a, b> per slice for complex (B, H, W) -> real (B,)."""
-    ar, br = torch.view_as_real(a).flatten(1), torch.view_as_real(b).flatten(1)
-    return (ar * br).sum(dim=1)
 
 
 def is_ones(sens_maps: torch.Tensor | None) -> bool:
@@ -94,21 +78,6 @@ def magnitude(
     return center_crop(rss(coils, dim=1), crop_size).contiguous()
 
 
-@dataclass(frozen=True)
-class CGResult:
-    """Output of :func:`solve_cg_sense`.
-
-    Attributes:
-        image: complex (B, H, W) solution on the full grid.
-        iterations: int64 (B,) iterations run per slice.
-        residual: real (B,) final ``||A^H y - (A^H A + lam I) x|| / ||A^H y||``.
-    """
-
-    image: torch.Tensor
-    iterations: torch.Tensor
-    residual: torch.Tensor
-
-
 def solve_cg_sense(
     masked_kspace: torch.Tensor,
     mask: torch.Tensor,
@@ -138,31 +107,7 @@ def solve_cg_sense(
             f"sens_maps is required for multi-coil masked_kspace {tuple(masked_kspace.shape)}"
         )
     normal = HybridNormal(masked_kspace, mask.to(masked_kspace.device), sens_maps)
-    b = normal.rhs
-    tiny = torch.finfo(b.real.dtype).tiny
-    b_sq = sq_norms(b)
-    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
-    rs = b_sq.clone()
-    iters = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
-    done = rs <= 0  # y = 0: x = 0 is the solution
-    for k in tqdm(range(max_iters), desc="CG-SENSE", disable=not progress, leave=False):
-        q = normal(p) + lam * p
-        alpha = torch.where(done, 0.0, rs / _cdot(p, q).clamp_min(tiny))[:, None, None]
-        x = x + alpha * p
-        r = r - alpha * q
-        rs_new = sq_norms(r)
-        iters += (~done).long()
-        # at float precision the residual stops falling: freeze there (else alpha = 0 / 0)
-        done = done | (rs_new <= (4 * torch.finfo(b.real.dtype).eps) ** 2 * b_sq)
-        if (k + 1) % CHECK_EVERY == 0:
-            done = done | (rs_new <= tol**2 * b_sq)
-            if bool(done.all()):  # the one host sync, every CHECK_EVERY iterations
-                break
-        beta = torch.where(done, 0.0, rs_new / rs.clamp_min(tiny))[:, None, None]
-        p = r + beta * p
-        rs = torch.where(done, rs, rs_new)
-    residual = (sq_norms(r) / b_sq.clamp_min(tiny)).sqrt()
-    return CGResult(image=x, iterations=iters, residual=residual)
+    return conjugate_gradient(normal, normal.rhs, lam, max_iters, tol, progress)
 
 
 def tikhonov_objective(

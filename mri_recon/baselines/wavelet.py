@@ -38,10 +38,11 @@ import pywt
 import torch
 from tqdm.auto import tqdm
 
-from mri_recon.baselines.cg_sense import HybridNormal, magnitude, sq_norms
+from mri_recon.baselines.cg_sense import HybridNormal, magnitude
 from mri_recon.baselines.tv import data_scale
 from mri_recon.checks import boolean, integer, number, one_of, positive_int
 from mri_recon.contract import check_inputs
+from mri_recon.physics.cg import sq_norms
 from mri_recon.physics.operators import SenseOperator
 
 # Orthogonal discrete wavelets pywt knows (ptwt takes their filters): haar, dbN, symN, coifN.

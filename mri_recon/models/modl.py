@@ -35,7 +35,6 @@ Reference:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -44,57 +43,13 @@ from torch.utils.checkpoint import checkpoint
 from mri_recon.checks import boolean, integer, number, one_of, positive, positive_int
 from mri_recon.contract import LossTerms, TrainingBatch, check_inputs
 from mri_recon.models.norms import make_norm
+from mri_recon.physics.cg import conjugate_gradient
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
 from mri_recon.physics.crop import center_crop
 from mri_recon.physics.fft import fft2c, fftc, ifftc
 from mri_recon.physics.operators import SenseOperator
 
 DC_GRADIENTS = ("implicit", "unrolled")
-Normal = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _sq_norm(x: torch.Tensor) -> torch.Tensor:
-    """Squared norm of each slice: complex (B, H, W) -> real (B,)."""
-    return torch.view_as_real(x).square().sum(dim=(-3, -2, -1))
-
-
-def conjugate_gradient(
-    normal: Normal, rhs: torch.Tensor, lam: torch.Tensor, iterations: int, tol: float = 0.0
-) -> torch.Tensor:
-    """Solve ``(normal + lam I) x = rhs`` per slice by conjugate gradients from x = 0.
-
-    ``normal`` must be Hermitian positive semi-definite (``A^H A``) and ``lam > 0``. A slice
-    stops moving once its residual ``||r|| <= tol ||rhs||``; the loop ends after
-    ``iterations`` or when every slice has stopped.
-
-    Args:
-        normal: complex (B, H, W) -> (B, H, W), e.g. ``SenseOperator.normal``.
-        rhs: complex (B, H, W).
-        lam: real 0-d tensor (or float), the Tikhonov weight.
-        iterations: the most CG iterations.
-        tol: relative residual at which a slice stops (0: never early).
-
-    Returns:
-        complex (B, H, W), the approximate solution.
-    """
-    x = torch.zeros_like(rhs)
-    r, p = rhs, rhs
-    rr = _sq_norm(r)  # (B,)
-    stop = rr * tol**2
-    for _ in range(iterations):
-        active = rr > stop
-        if not bool(active.any()):
-            break
-        ap = normal(p) + lam * p
-        pap = torch.view_as_real(p.conj() * ap)[..., 0].sum(dim=(-2, -1))  # (B,) Re<p, Ap>
-        alpha = torch.where(active & (pap > 0), rr / pap.clamp_min(1e-30), 0)[:, None, None]
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = _sq_norm(r)
-        beta = torch.where(active, rr_new / rr.clamp_min(1e-30), 0)[:, None, None]
-        p = r + beta * p
-        rr = torch.where(active, rr_new, rr)
-    return x
 
 
 class _ImplicitSolve(torch.autograd.Function):
@@ -102,7 +57,7 @@ class _ImplicitSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rhs, lam, normal, iterations, tol):  # noqa: ANN001, ANN205
-        x = conjugate_gradient(normal, rhs, lam, iterations, tol)
+        x = conjugate_gradient(normal, rhs, lam, iterations, tol).image
         ctx.save_for_backward(x, lam)
         ctx.normal, ctx.iterations, ctx.tol = normal, iterations, tol
         return x
@@ -110,7 +65,7 @@ class _ImplicitSolve(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x):  # noqa: ANN001, ANN205
         x, lam = ctx.saved_tensors
-        grad_rhs = conjugate_gradient(ctx.normal, grad_x, lam, ctx.iterations, ctx.tol)
+        grad_rhs = conjugate_gradient(ctx.normal, grad_x, lam, ctx.iterations, ctx.tol).image
         # dx/dlam = -(A^H A + lam I)^{-1} x, so dL/dlam = Re<grad_x, dx/dlam> = -Re<grad_rhs, x>
         grad_lam = -torch.view_as_real(grad_rhs.conj() * x)[..., 0].sum()
         return grad_rhs, grad_lam.to(lam.dtype).reshape(lam.shape), None, None, None
@@ -225,7 +180,7 @@ class MoDL(nn.Module):
         """``(A^H A + lam I)^{-1} rhs`` by CG: complex (B, H, W) -> (B, H, W)."""
         if self.dc_gradient == "implicit":
             return _ImplicitSolve.apply(rhs, lam, op.normal, self.cg_iterations, self.cg_tol)
-        return conjugate_gradient(op.normal, rhs, lam, self.cg_iterations, self.cg_tol)
+        return conjugate_gradient(op.normal, rhs, lam, self.cg_iterations, self.cg_tol).image
 
     def _unroll(self, x: torch.Tensor, atb: torch.Tensor, op: SenseOperator) -> torch.Tensor:
         """One unroll: x (B, H, W) -> the data-consistent x after the denoiser."""
