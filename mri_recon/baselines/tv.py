@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from mri_recon.checks import boolean, number, positive, positive_int
 from mri_recon.contract import check_inputs
-from mri_recon.physics.crop import center_crop, rss
-from mri_recon.physics.fft import fft2c, fftc, ifft2c, ifftc
+from mri_recon.physics.crop import center_crop, crop_readout, readout_rows, rss
+from mri_recon.physics.fft import fft2c, ifft2c, ifftc
 from mri_recon.physics.operators import GRAD_NORM_SQ, SenseOperator, div2d, grad2d
 
 CHECK_EVERY = 5
@@ -253,25 +253,6 @@ def _iterate(step, max_iters: int, tol: float, progress: bool):
     return x, iters, done
 
 
-def readout_rows(num_rows: int, crop_rows: int, margin: int = READOUT_MARGIN) -> tuple[int, int]:
-    """The rows ``[start, stop)`` a readout-cropped solve keeps: the centre ``crop_rows`` of
-    ``num_rows`` (fastMRI's crop offset) and up to ``margin`` more on each side."""
-    top = (num_rows - crop_rows) // 2
-    return max(0, top - margin), min(num_rows, top + crop_rows + margin)
-
-
-def crop_readout(
-    masked_kspace: torch.Tensor, sens_maps: torch.Tensor | None, rows: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """k-space (B, C, H, W) and maps of the image rows ``[start, stop)`` only: the inverse FFT
-    along the fully sampled readout H, the rows cut, the FFT back (a smaller field of view
-    along H). The data term is a sum over image rows in that hybrid domain (M acts on columns),
-    so for the kept rows it is unchanged."""
-    start, stop = rows
-    y = fftc(ifftc(masked_kspace, -2)[..., start:stop, :], -2)
-    return y, None if sens_maps is None else sens_maps[..., start:stop, :]
-
-
 class TVReconstructor:
     """TV compressed sensing obeying the reconstructor contract (name "tv"). The defaults
     were tuned on the synthetic single-coil data (docs/RESULTS.md); the config's default
@@ -338,9 +319,14 @@ class TVReconstructor:
         check_inputs(masked_kspace, mask, sens_maps)
         scale = data_scale(masked_kspace)  # of the whole field of view, cropped or not
         num_rows = masked_kspace.shape[-2]
-        rows = readout_rows(num_rows, int(crop_size[0])) if self.crop_readout else (0, num_rows)
+        rows = (
+            readout_rows(num_rows, int(crop_size[0]), READOUT_MARGIN)
+            if self.crop_readout
+            else (0, num_rows)
+        )
         if rows != (0, num_rows):
-            masked_kspace, sens_maps = crop_readout(masked_kspace, sens_maps, rows)
+            masked_kspace = crop_readout(masked_kspace, rows)
+            sens_maps = None if sens_maps is None else sens_maps[..., rows[0] : rows[1], :]
         x = solve_tv(
             masked_kspace,
             mask,

@@ -45,8 +45,8 @@ from mri_recon.contract import LossTerms, TrainingBatch, check_inputs
 from mri_recon.models.norms import make_norm
 from mri_recon.physics.cg import conjugate_gradient
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
-from mri_recon.physics.crop import center_crop
-from mri_recon.physics.fft import fft2c, fftc, ifftc
+from mri_recon.physics.crop import center_crop, crop_readout, readout_rows
+from mri_recon.physics.fft import fft2c
 from mri_recon.physics.operators import SenseOperator
 
 DC_GRADIENTS = ("implicit", "unrolled")
@@ -228,9 +228,9 @@ class MoDL(nn.Module):
             sens_maps = estimate_sens_maps(masked_kspace, columns)
         h, w = masked_kspace.shape[-2:]
         if self.crop_readout and h > height and (mask.ndim == 2 or mask.shape[1] == 1):
-            hybrid = center_crop(ifftc(masked_kspace, -2), (height, w))
-            masked_kspace = fftc(hybrid, -2)  # (B, C, h, W)
-            sens_maps = center_crop(sens_maps, (height, w))  # the same rows of the image
+            rows = readout_rows(h, height)
+            masked_kspace = crop_readout(masked_kspace, rows)  # (B, C, h, W)
+            sens_maps = sens_maps[..., rows[0] : rows[1], :]  # the same rows of the image
         return masked_kspace, mask, sens_maps
 
     def forward(
@@ -255,8 +255,8 @@ class MoDL(nn.Module):
         with :meth:`kspace_estimate` MoDL is a :class:`~mri_recon.contract.DataConsistent`
         (SSDU draws its split on this grid)."""
         if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
-            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], masked_kspace.shape[-1]))
-            return fftc(hybrid, -2)  # (B, C, h, W)
+            rows = readout_rows(masked_kspace.shape[-2], crop_size[0])
+            return crop_readout(masked_kspace, rows)  # (B, C, h, W)
         return masked_kspace
 
     def kspace_estimate(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -41,8 +41,8 @@ from mri_recon.checks import one_of, positive_int
 from mri_recon.contract import LossTerms, TrainingBatch, check_inputs
 from mri_recon.models.unet import Unet
 from mri_recon.physics.coils import CHALLENGES, estimate_sens_maps
-from mri_recon.physics.crop import center_crop, rss
-from mri_recon.physics.fft import fftc, ifft2c, ifftc
+from mri_recon.physics.crop import center_crop, crop_readout, readout_rows, rss
+from mri_recon.physics.fft import ifft2c
 from mri_recon.physics.operators import SenseOperator, point_mask
 
 MAPS = ("learned", "acs", "refined", "fastmri")
@@ -233,8 +233,8 @@ class VarNet(nn.Module):
         rows cropped to the target height (``ifft`` along H, crop, ``fft``; exact since the
         readout is fully sampled), else ``masked_kspace`` itself: complex (B, C, H' , W)."""
         if self.crop_readout and masked_kspace.shape[-2] > crop_size[0]:
-            hybrid = center_crop(ifftc(masked_kspace, -2), (crop_size[0], masked_kspace.shape[-1]))
-            return fftc(hybrid, -2)  # (B, C, h, W)
+            rows = readout_rows(masked_kspace.shape[-2], crop_size[0])
+            return crop_readout(masked_kspace, rows)  # (B, C, h, W)
         return masked_kspace
 
     def kspace_estimate(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,11 @@
-"""Center cropping with fastMRI's semantics, and root-sum-of-squares coil combination."""
+"""Center cropping with fastMRI's semantics, the readout crop of k-space, and
+root-sum-of-squares coil combination."""
 
 from __future__ import annotations
 
 import torch
+
+from mri_recon.physics.fft import fftc, ifftc
 
 
 def crop_size_for(image_width: int, target_size: tuple[int, int]) -> tuple[int, int]:
@@ -30,3 +33,19 @@ def rss(x: torch.Tensor, dim: int = -3) -> torch.Tensor:
     """Root-sum-of-squares over the coil axis ``dim``, sqrt(sum_c |x_c|^2): real or complex
     (..., C, H, W) -> real (..., H, W)."""
     return torch.sqrt((x.abs() ** 2).sum(dim=dim))
+
+
+def readout_rows(num_rows: int, crop_rows: int, margin: int = 0) -> tuple[int, int]:
+    """The image rows ``[start, stop)`` of a readout crop: the centre ``crop_rows`` of
+    ``num_rows`` (:func:`center_crop`'s offset) and up to ``margin`` more on each side."""
+    top = (num_rows - crop_rows) // 2
+    return max(0, top - margin), min(num_rows, top + crop_rows + margin)
+
+
+def crop_readout(kspace: torch.Tensor, rows: tuple[int, int]) -> torch.Tensor:
+    """k-space of the image rows ``[start, stop)`` only: the inverse FFT along the fully
+    sampled readout H, the rows cut, the FFT back (a smaller field of view along H), complex
+    (..., H, W) -> (..., stop - start, W). Exact for a fully sampled readout: the column mask
+    acts on W only, so the data of the kept rows is unchanged."""
+    start, stop = rows
+    return fftc(ifftc(kspace, -2)[..., start:stop, :], -2)

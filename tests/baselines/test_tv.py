@@ -349,7 +349,7 @@ def test_crop_readout_solves_the_output_rows_only(coils: str, monkeypatch) -> No
         cut = TVReconstructor(**settings)(y, mask, maps, CROP)
         assert cut.shape == whole.shape == (1, *CROP)
         torch.testing.assert_close(cut, whole, rtol=0, atol=2e-3 * float(whole.max()))
-    start, stop = tv_module.readout_rows(2 * H, CROP[0])
+    start, stop = tv_module.readout_rows(2 * H, CROP[0], tv_module.READOUT_MARGIN)
     assert (
         rows == [2 * H, stop - start] * 2 and stop - start == CROP[0] + 2 * tv_module.READOUT_MARGIN
     )
