@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from mri_recon.baselines import BASELINES, CLASSICAL, Reconstructor
 from mri_recon.cli.errors import ConfigError, first_problem, run_hydra_main
 from mri_recon.cli.provenance import run_record
-from mri_recon.cli.validate import build_group, set_torch_threads
+from mri_recon.cli.validate import build_group, check_shapes, set_torch_threads
 from mri_recon.evaluation import EvalReport, EvalSettings, run_evaluation
 from mri_recon.evaluation.report import REFERENCE
 
@@ -152,9 +152,15 @@ def evaluate(cfg: DictConfig) -> EvalReport:
     return report
 
 
+def precheck(cfg: DictConfig) -> None:
+    """Before Hydra writes the run directory: the methods, and the classical ones' settings
+    against the data's k-space shapes (``wavelet.levels``)."""
+    check_shapes(cfg, check_methods(cfg)[0])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-eval`` (Hydra command line)."""
-    run_hydra_main(evaluate, "eval", argv)
+    run_hydra_main(evaluate, "eval", argv, precheck=precheck)
 
 
 if __name__ == "__main__":

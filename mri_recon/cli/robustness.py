@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from mri_recon.baselines import CLASSICAL
 from mri_recon.cli.errors import run_hydra_main
 from mri_recon.cli.evaluate import check_methods, settings_and_methods
-from mri_recon.cli.validate import build_group, data_reader
+from mri_recon.cli.validate import build_group, check_shapes, data_reader
 from mri_recon.evaluation.grid import check_coils, run_grid
 
 
@@ -33,7 +33,7 @@ def precheck(cfg: DictConfig) -> None:
     reader, data = data_reader(cfg), cfg.data
     check_coils(build_group(cfg, "grid"), data.root, data.challenge, data.split, reader)
     build_group(cfg, "coils")
-    check_methods(cfg)
+    check_shapes(cfg, check_methods(cfg)[0])
 
 
 def robustness(cfg: DictConfig) -> list[dict[str, Any]]:

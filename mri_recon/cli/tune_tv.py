@@ -33,7 +33,7 @@ from mri_recon.baselines import CLASSICAL
 from mri_recon.cli.config import register_resolvers
 from mri_recon.cli.errors import ConfigError, run_hydra_main
 from mri_recon.cli.evaluate import settings_from_config
-from mri_recon.cli.validate import build_group, checked
+from mri_recon.cli.validate import build_group, check_shapes, checked
 from mri_recon.evaluation.tuning import CURVE_COLUMNS, best_lambda, curve, curve_table, sweep
 from mri_recon.fileio import write_atomic, write_csv
 from mri_recon.metrics.image import METRICS
@@ -110,7 +110,13 @@ def tune_tv(cfg: DictConfig) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mri-recon-tune-tv`` (Hydra command line)."""
     register_resolvers()
-    run_hydra_main(tune_tv, "tune_tv", argv)
+    run_hydra_main(tune_tv, "tune_tv", argv, precheck=precheck)
+
+
+def precheck(cfg: DictConfig) -> None:
+    """Before Hydra writes the run directory: the method against the data's k-space shapes
+    (``wavelet.levels``)."""
+    check_shapes(cfg, [checked(checks.one_of, "method", cfg.get("method", "tv"), list(CLASSICAL))])
 
 
 if __name__ == "__main__":

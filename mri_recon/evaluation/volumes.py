@@ -22,7 +22,13 @@ from typing import Any
 
 import torch
 
-from mri_recon.data.fastmri import DataError, VolumeInfo, list_volumes, sampled_columns
+from mri_recon.data.fastmri import (
+    DataError,
+    VolumeInfo,
+    list_volumes,
+    read_volume_info,
+    sampled_columns,
+)
 from mri_recon.data.prescan import scan_volume
 from mri_recon.physics.masks import (
     ColumnMaskFunc,
@@ -183,3 +189,25 @@ def volume_mask(
         mask_func.mask_type,
         seed_label(seed),
     )
+
+
+def check_shapes(
+    methods: Sequence[Any], root: Any, challenge: str, split: str, reader: Any = None
+) -> None:
+    """Each method's ``check_shape((H, W))`` (where it has one: ``wavelet``'s levels) on the
+    k-space of every volume of the split, read from the headers (no k-space read), so that a
+    setting the data cannot take ends in one line before anything is written: DataError naming
+    the file. Files that cannot be read are left to the run's own checks."""
+    checks = [m.check_shape for m in methods if hasattr(m, "check_shape")]
+    if not checks:
+        return
+    for path in list_volumes(root, challenge, split, reader):
+        try:
+            shape = tuple(read_volume_info(path, challenge, split, reader=reader).kspace_shape)
+        except DataError:
+            continue
+        for check in checks:
+            try:
+                check(shape[-2:])
+            except ValueError as err:
+                raise DataError(path, str(err)) from None

@@ -7,6 +7,7 @@ import math
 import subprocess
 
 import numpy as np
+import ptwt
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from mri_recon.baselines.cg_sense import HybridNormal, solve_cg_sense, tikhonov_
 from mri_recon.baselines.tv import data_scale
 from mri_recon.baselines.wavelet import (
     WaveletTransform,
+    auto_levels,
     max_levels,
     solve_wavelet,
     wavelet_objective,
@@ -167,6 +169,54 @@ def test_wavelet_transform_is_orthogonal_on_the_padded_grid(wavelet: str) -> Non
     assert abs(lhs - _inner(x, t.inverse(c))) <= 1e-4 * abs(lhs)
 
 
+def test_wavelet_transform_is_ptwts_matrix_fwt() -> None:
+    """Our level-by-level application of ptwt's boundary matrices gives the coefficients of
+    ``ptwt.MatrixWavedec2(..., orthogonalization="qr")`` (real and imaginary parts), band by
+    band in its order, at odd and even depths (the layout flips with each level)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 48, 40, dtype=torch.complex64, generator=g)
+    for levels in (2, 3):
+        bands = WaveletTransform("db2", levels).forward(x)
+        fwt = ptwt.MatrixWavedec2("db2", levels, orthogonalization="qr")
+        re, im = fwt(x.real), fwt(x.imag)
+        assert torch.allclose(bands[0], torch.complex(re[0], im[0]), atol=1e-5)
+        for band, r, i in zip(bands[1:], re[1:], im[1:], strict=True):
+            ref = torch.complex(torch.stack(tuple(r), dim=1), torch.stack(tuple(i), dim=1))
+            assert band.shape == ref.shape and torch.allclose(band, ref, atol=1e-5)
+
+
+def test_auto_levels_follow_bart_and_the_image() -> None:
+    """levels=auto: BART's depth (decompose while a band keeps >= 16 samples: the coarsest
+    band >= 8 along the shorter side), never deeper than the filter allows."""
+    assert auto_levels((640, 360), "db2") == 5  # 360 / 32 = 11.25 >= 8; / 64 < 8
+    assert auto_levels((640, 368), "db2") == 5 and auto_levels((320, 320), "db2") == 5
+    assert auto_levels((40, 36), "db2") == 2  # 36 / 4 = 9
+    assert auto_levels((640, 360), "db8") == max_levels((640, 360), "db8") == 4  # 16 taps
+    assert auto_levels((12, 12), "db2") == 1
+    y, mask, maps, _ = _data(True)
+    out = WaveletCS(lam=0.01, max_iters=3)(y, mask, maps, CROP)  # auto on a 40 x 36 image
+    assert out.shape == (1, *CROP)
+
+
+def test_final_step_restores_the_sampled_kspace() -> None:
+    """final_step (BART's pics output): one gradient step of the data term after the last
+    iterate; single-coil with step 1 it puts the measured samples back exactly, where the
+    FISTA iterate itself has shrunk them."""
+    y, mask, _, _ = _data(False, noise=0.02)
+    t = WaveletTransform("db2", 2)
+    sampled = mask[:, None, None, :].expand_as(y)
+
+    def kspace(x: torch.Tensor) -> torch.Tensor:
+        return fft2c(x[:, None, : y.shape[-2], : y.shape[-1]])
+
+    stepped, _ = solve_wavelet(y, mask, None, 0.05, 20, t, final_step=True)
+    plain, _ = solve_wavelet(y, mask, None, 0.05, 20, t, final_step=False)
+    assert (kspace(stepped) - y)[sampled].abs().max() <= 1e-4 * y.abs().max()
+    assert (kspace(plain) - y)[sampled].abs().max() >= 1e-2 * y.abs().max()
+    # the unsampled k-space is the iterate's: the step only corrects the measured samples
+    assert torch.allclose(kspace(stepped)[~sampled], kspace(plain)[~sampled], atol=1e-4)
+
+
 @pytest.mark.parametrize("coils", [False, True])
 def test_wavelet_solution_is_optimal_for_its_own_lambda(coils: bool) -> None:
     """Without cycle spinning FISTA minimises the stated objective: at the solution it is
@@ -221,6 +271,7 @@ def test_wavelet_data_consistency_scale_shift_and_batch() -> None:
         (lambda: WaveletCS(max_iters=0), "max_iters: "),
         (lambda: WaveletCS(wavelet="db99"), "wavelet: "),
         (lambda: WaveletCS(levels=0), "levels: "),
+        (lambda: WaveletCS(levels="deep"), "levels: "),
     ],
 )
 def test_bad_values_are_one_line_errors(build, message: str) -> None:
@@ -233,10 +284,13 @@ def test_levels_too_deep_for_the_image_is_one_line() -> None:
     y, mask, maps, _ = _data(True)
     deepest = max_levels((H, W), "db4")  # 36 / 2^2 = 9 >= 8 taps
     assert deepest == 2
-    with pytest.raises(ValueError) as err:
-        WaveletCS(levels=deepest + 1, wavelet="db4")(y, mask, maps, CROP)
-    assert str(err.value).startswith("wavelet: levels 3 is too deep for a 40 x 36 image")
-    assert "\n" not in str(err.value)
+    method = WaveletCS(levels=deepest + 1, wavelet="db4")
+    for check in (method.check_shape, lambda shape: method(y, mask, maps, CROP)):
+        with pytest.raises(ValueError) as err:
+            check((H, W))
+        assert str(err.value).startswith("wavelet: levels 3 is too deep for a 40 x 36 image")
+        assert "\n" not in str(err.value)
+    WaveletCS(levels=deepest, wavelet="db4").check_shape((H, W))
 
 
 needs_bart = pytest.mark.skipif(not bart_available(), reason="bart not installed")

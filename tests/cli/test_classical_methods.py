@@ -77,19 +77,22 @@ def test_bad_values_end_in_one_line_before_anything_is_written(
     assert not list((tmp_path / "run").glob("*_lambda*"))
 
 
-def test_wavelet_levels_too_deep_is_one_line_and_no_output(tmp_path, fastmri_split, capsys):
-    fastmri_split(tmp_path / "data", split="val", widths=(36,))
+@pytest.mark.parametrize("command", ["eval", "tune"])
+def test_wavelet_levels_too_deep_is_one_line_and_no_output(
+    tmp_path, fastmri_split, capsys, command
+):
+    """An explicit wavelet.levels deeper than a volume's k-space allows ends in one line
+    naming the file, before Hydra creates the run directory (the entry points' pre-flight
+    reads the k-space shapes from the headers)."""
+    (path,) = fastmri_split(tmp_path / "data", split="val", widths=(36,))
+    common = [f"data.root={tmp_path / 'data'}", "wavelet.levels=4", "progress=false"]
+    common.append(f"hydra.run.dir={tmp_path / 'run'}")
     with pytest.raises(SystemExit) as exc:
-        eval_cli.main(
-            [
-                f"data.root={tmp_path / 'data'}",
-                "methods=[zero_filled,wavelet]",
-                "wavelet.levels=4",
-                "progress=false",
-                f"hydra.run.dir={tmp_path / 'eval'}",
-            ]
-        )
+        if command == "eval":
+            eval_cli.main(["methods=[zero_filled,wavelet]", *common])
+        else:
+            tune_main(["method=wavelet", "lams=[0.01]", *common])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 1 and "\n" not in err
-    assert err.startswith("error: wavelet: levels 4 is too deep for a "), err
-    assert not (tmp_path / "eval/per_volume.csv").exists()
+    assert err.startswith(f"error: {path}: wavelet: levels 4 is too deep for a "), err
+    assert not (tmp_path / "run").exists()
