@@ -9,7 +9,13 @@ multi-coil (``--challenge multicoil``): BART gets its own ``bart ecalib -m1`` ma
 default maps (the ``coils`` node's default, ACS), each computed once per slice and acceleration
 and timed apart (``--bart-maps ours`` gives BART our maps: the solvers on equal maps). BART's lambda is the best (by mean SSIM) of a grid per method, chosen on the
 benchmark slices themselves (an oracle lambda), while ours run with their defaults (the
-challenge's, where the config group has one per challenge). Masks are
+challenge's, where the config group has one per challenge); ``--grid`` adds ours at the best
+of the same grid mapped into our units (a row ``<method> best``: best lambda against best
+lambda). The mapping: for ``tv`` and ``wavelet`` both lams are relative, ours to
+``max|zero-filled|``, BART's to the scaling ``pics`` divides the data by (its
+``estimate_scaling``, read from ``bart pics -d4``), so ``lam_BART = lam_ours x ratio`` with
+``ratio = max|zero-filled| / BART's scaling`` (geometric mean over the slices, printed per
+acceleration); CG-SENSE's lam means the same in both. Masks are
 fastMRI's per-file validation masks (seed from the file name).
 
 Metrics follow ``fastmri.evaluate``: SSIM and PSNR on the target-size crop (target
@@ -22,7 +28,7 @@ the reconstruction summed over the accelerations, ours over BART's (maps not inc
 table shows the maps' seconds and the ratio with them).
 
     python scripts/bench_tv.py [--challenge singlecoil|multicoil] [--methods tv cg_sense wavelet]
-        [--data DIR] [--accelerations 4 8] [--slices N] [--threads 1]
+        [--data DIR] [--accelerations 4 8] [--slices N] [--threads 1] [--grid]
 
 BART is optional: without ``bart`` on PATH the script says so and benchmarks ours only.
 """
@@ -31,7 +37,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +52,8 @@ from fastmri.evaluate import psnr, ssim
 from omegaconf import OmegaConf
 
 from mri_recon.baselines import CLASSICAL
-from mri_recon.baselines.bart import bart_available, run_bart_ecalib, run_bart_pics
+from mri_recon.baselines.bart import bart_available, run_bart_ecalib, run_bart_pics, write_cfl
+from mri_recon.baselines.tv import data_scale
 from mri_recon.cli.config import config_dir
 from mri_recon.data.demo import center_out_slices, default_data_root
 from mri_recon.physics.coils import CoilMaps
@@ -56,8 +66,11 @@ TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_
 BART_LAMS = {
     "tv": [0.003, 0.01, 0.03],
     "cg_sense": [0.01, 0.03, 0.1, 0.3, 1.0],
-    "wavelet": [0.003, 0.01, 0.03, 0.1],
+    "wavelet": [0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1],
 }
+# methods whose lam is relative to the data scale (ours: max|zero-filled|; BART's pics: its
+# estimate_scaling of the calibration region): their grids map by the measured ratio
+RELATIVE = ("tv", "wavelet")
 # BART's iterations per method (ours: each method's max_iters, printed beside): 200 ADMM for TV
 # (fastMRI's call, as ours); BART's own default, 30, for CG and for FISTA (its wavelet SSIM on
 # the synthetic multi-coil split is the same at 30 and 50: docs/RESULTS.md)
@@ -182,6 +195,30 @@ def bart_maps(sl: Slice, accel: int, source: str) -> tuple[np.ndarray | None, fl
     return sl.bart_maps[accel]
 
 
+def bart_data_scale(y: np.ndarray) -> float:
+    """The scaling ``bart pics`` divides a (C, H, W) k-space by (``estimate_scaling``: from
+    the fully sampled centre, maps not used), read from its ``-d4`` log."""
+    with tempfile.TemporaryDirectory(prefix="bart_") as tmp:
+        write_cfl(f"{tmp}/k", np.transpose(y, (1, 2, 0))[None])
+        write_cfl(f"{tmp}/s", np.ones_like(np.transpose(y, (1, 2, 0))[None]))
+        cmd = ["bart", "pics", "-d4", "-i", "1", "-l2", "-r", "0", *(f"{tmp}/{n}" for n in "kso")]
+        log = subprocess.run(cmd, capture_output=True, text=True)
+    found = re.search(r"Inverse scaling of the data: ([-+.0-9eE]+)", log.stdout + log.stderr)
+    if found is None:
+        raise SystemExit(f"bench_tv: error: no data scaling in `{' '.join(cmd[:8])}`'s log")
+    return float(found.group(1))
+
+
+def lambda_ratio(slices: list[Slice], accel: int) -> float:
+    """``max|zero-filled| / BART's data scaling``, geometric mean over the slices: a
+    relative lam of ours weighs the l1 term as BART's lam = ours x this ratio."""
+    ratios = []
+    for sl in slices:
+        y, _ = masked(sl, accel)
+        ratios.append(data_scale(y[None]).item() / bart_data_scale(y.numpy()))
+    return float(np.exp(np.mean(np.log(ratios))))
+
+
 def run_bart(
     slices: list[Slice], accel: int, method: str, lams: list[float], iters: int, source: str
 ) -> list[Row]:
@@ -214,8 +251,10 @@ HEADER = (
 )
 
 
-def print_rows(accel: int, iters: int, bart_iters: int, ours: Row, bart: Row | None) -> None:
-    for r, n in [(ours, iters)] + ([(bart, bart_iters)] if bart else []):
+def print_rows(
+    accel: int, iters: int, bart_iters: int, ours: Row, bart: Row | None, show_bart: bool = True
+) -> None:
+    for r, n in [(ours, iters)] + ([(bart, bart_iters)] if bart and show_bart else []):
         print(
             f"{accel:>2}x  {r.method:<16}{r.lam:>8g}{n:>6}{r.ssim:>8.4f}{r.psnr:>8.2f}"
             f"{r.wall_s:>11.3f}{r.cpu_s:>10.3f}{r.maps_cpu_s:>10.3f}"
@@ -257,6 +296,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="multi-coil: BART's own ecalib -m1 maps, or ours (the solvers on equal maps)",
     )
     ap.add_argument("--lam", type=float, default=None, help="ours, every method (default: its own)")
+    ap.add_argument(
+        "--grid",
+        action="store_true",
+        help="also ours at the best lambda of BART's grid mapped into our units (best vs best)",
+    )
     ap.add_argument("--max-iters", type=int, default=None, help="ours, every method")
     ap.add_argument("--tol", type=float, default=None, help="ours, TV and CG-SENSE")
     ap.add_argument(
@@ -284,6 +328,23 @@ def build(name: str, args: argparse.Namespace, **extra):
     if name != "wavelet":
         kwargs["tol"] = args.tol
     return CLASSICAL[name](**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def best_of_grid(
+    slices: list[Slice], accel: int, args, name: str, lams: list[float], ratio: float, device
+) -> Row:
+    """Ours at the best (mean SSIM) of BART's grid mapped into our units (``lam / ratio`` for
+    relative weights, the same values for CG-SENSE's absolute one), as BART's is chosen."""
+    mapped = [float(f"{lam / (ratio if name in RELATIVE else 1.0):.3g}") for lam in lams]
+    rows = [
+        run_ours(slices, accel, {name: build(name, args, lam=lam)}, device)[0] for lam in mapped
+    ]
+    for row in rows:
+        print(f"  ours {name} lam={row.lam:g}: SSIM {row.ssim:.4f} PSNR {row.psnr:.2f}", flush=True)
+    best = max(rows, key=lambda r: r.ssim)
+    return Row(
+        f"{name} best", best.lam, best.ssim, best.psnr, best.wall_s, best.cpu_s, best.maps_cpu_s
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     totals = {name: [0.0, 0.0] for name in methods}  # ours, BART CPU s/slice summed over R
     print(HEADER, flush=True)
     for accel in args.accelerations:
+        ratio = lambda_ratio(slices, accel) if have_bart else 1.0
+        if have_bart and any(name in RELATIVE for name in methods):
+            print(
+                f"  {accel}x: lam_BART = lam_ours x {ratio:.3f} (max|zero-filled| / BART's scaling)"
+            )
         for ours in run_ours(slices, accel, methods, device):
             iters = args.bart_iters or BART_ITERS[ours.method]
             bart = None
@@ -327,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
                 totals[ours.method][1] += bart.cpu_s
             totals[ours.method][0] += ours.cpu_s
             print_rows(accel, methods[ours.method].max_iters, iters, ours, bart)
+            if have_bart and args.grid:
+                best = best_of_grid(slices, accel, args, ours.method, lams, ratio, device)
+                print_rows(accel, methods[ours.method].max_iters, iters, best, bart, False)
     for name, (ours_cpu, bart_cpu) in totals.items():
         if have_bart:
             print(f"{name} {args.challenge} time ratio (ours/BART): {ours_cpu / bart_cpu:.2f}")

@@ -129,3 +129,11 @@ def test_bench_tv_multicoil_rows_and_ratio_lines(tmp_path, fastmri_split, capsys
         assert bench.main([*args, *more]) == 0  # tiny: too small for ecalib's kernels
         last = capsys.readouterr().out.splitlines()[-1]
         assert re.fullmatch(r"cg_sense multicoil time ratio \(ours/BART\): \d+\.\d\d", last)
+        # --grid: ours also at the best of BART's grid mapped by the measured lambda ratio
+        more = ["--methods", "wavelet", "--bart-lams", "0.01", "0.03", "--bart-maps", "ours"]
+        assert bench.main([*args, *more, "--grid"]) == 0
+        out = capsys.readouterr().out
+        ratio = float(re.search(r"4x: lam_BART = lam_ours x ([.0-9]+) ", out).group(1))
+        assert ratio > 0
+        (best,) = [ln.split() for ln in out.splitlines() if ln.startswith(" 4x  wavelet best")]
+        assert any(abs(float(best[3]) * ratio / lam - 1) < 0.01 for lam in (0.01, 0.03)), best
