@@ -73,16 +73,16 @@ class HybridNormal:
 
     def _coil_normal(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`SenseOperator.normal` (column mask) in two (B, C, H, W) buffers kept between
-        calls, the same values: at 8 coils 640 x 368 the solvers' iteration is 40% cheaper
-        without the four fresh 15 MB tensors per call (no autograd: the caller checks)."""
+        calls, the same values: at 8 coils 640 x 368 a call takes 40% less time without four
+        fresh 15 MB tensors (and the coil sum as one ``vecdot``); no autograd (the caller
+        checks)."""
         if self._buffers is None:
             self._buffers = (torch.empty_like(self.s), torch.empty_like(self.s))
-            self._conj = self.s.conj().resolve_conj()
         coils, spectrum = self._buffers
         torch.mul(self.s, x[:, None], out=coils)
         torch.fft.fft(coils, dim=-1, norm="ortho", out=spectrum)
         torch.fft.ifft(spectrum.mul_(self.m[:, None]), dim=-1, norm="ortho", out=coils)
-        return coils.mul_(self._conj).sum(dim=1)
+        return torch.linalg.vecdot(self.s, coils, dim=1)  # sum_c conj(S_c) coils_c
 
 
 def magnitude(
