@@ -107,6 +107,19 @@ def test_normal_operator_is_the_sense_adjoint_pair(coils: bool) -> None:
     assert op.adjointness_error(torch.Generator().manual_seed(0)) < 1e-5
 
 
+def test_multicoil_normal_in_blocks_of_rows(monkeypatch) -> None:
+    """The multi-coil normal operator a block of rows at a time (7 rows: 5 full blocks and a
+    remainder of 5 for H = 40), batched: SenseOperator.normal's values."""
+    y0, mask0, maps0, _ = _data(True)
+    y1, mask1, maps1, _ = _data(True, seed=1)
+    y, mask, maps = torch.cat([y0, y1]), torch.cat([mask0, mask1]), torch.cat([maps0, maps1])
+    monkeypatch.setattr(HybridNormal, "block_samples", 7 * 2 * NUM_COILS * W)
+    x = torch.randn(2, H, W, dtype=torch.complex64, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(
+        HybridNormal(y, mask, maps)(x), SenseOperator(maps, mask).normal(x), atol=1e-5
+    )
+
+
 def test_cg_solves_the_tikhonov_normal_equations_and_is_optimal() -> None:
     """Converged CG equals the dense solve of (A^H A + lam I) x = A^H y, and its Tikhonov
     objective is below that of perturbed points (its own lambda's minimiser)."""
