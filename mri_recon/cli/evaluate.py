@@ -153,9 +153,12 @@ def evaluate(cfg: DictConfig) -> EvalReport:
 
 
 def precheck(cfg: DictConfig) -> None:
-    """Before Hydra writes the run directory: the methods, and the classical ones' settings
-    against the data's k-space shapes (``wavelet.levels``)."""
-    check_shapes(cfg, check_methods(cfg)[0])
+    """Before Hydra writes the run directory: the methods and the settings (the run's own
+    checks, in its order), then the classical methods against the data's k-space shapes
+    (``wavelet.levels``)."""
+    names = check_methods(cfg)[0]
+    settings_from_config(cfg)
+    check_shapes(cfg, names)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

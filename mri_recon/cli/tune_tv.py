@@ -114,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def precheck(cfg: DictConfig) -> None:
-    """Before Hydra writes the run directory: the method against the data's k-space shapes
-    (``wavelet.levels``)."""
-    check_shapes(cfg, [checked(checks.one_of, "method", cfg.get("method", "tv"), list(CLASSICAL))])
+    """Before Hydra writes the run directory: the method, its lambdas and the settings (the
+    run's own checks), then the method against the data's k-space shapes (``wavelet.levels``)."""
+    method = checked(checks.one_of, "method", cfg.get("method", "tv"), list(CLASSICAL))
+    lams = lambda_grid(cfg, method)
+    settings_from_config(cfg)
+    check_shapes(cfg, [method], lam=lams[0])
 
 
 if __name__ == "__main__":

@@ -175,13 +175,14 @@ def _folder_problems(cfg: DictConfig) -> Iterator[tuple[str, str | None]]:
             yield f"{group}.{name}.{key}", where
 
 
-def check_shapes(cfg: DictConfig, names: Any) -> None:
-    """The classical methods among ``names``, built from their groups, against the k-space
-    shapes of ``cfg.data``'s split (:func:`mri_recon.evaluation.volumes.check_shapes`): the
-    entry points' pre-flight, before Hydra writes the run directory."""
+def check_shapes(cfg: DictConfig, names: Any, **overrides: Any) -> None:
+    """The classical methods among ``names``, built from their groups (with ``overrides``),
+    against the k-space shapes of ``cfg.data``'s split
+    (:func:`mri_recon.evaluation.volumes.check_shapes`): the entry points' pre-flight, after
+    their config checks and before Hydra writes the run directory."""
     from mri_recon.baselines import CLASSICAL
     from mri_recon.evaluation.volumes import check_shapes as check
 
-    methods = [build_group(cfg, name) for name in names if name in CLASSICAL]
+    methods = [build_group(cfg, name, **overrides) for name in names if name in CLASSICAL]
     data = cfg.data
     check(methods, data.root, data.challenge, data.split, data_reader(cfg))
