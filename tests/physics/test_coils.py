@@ -248,8 +248,32 @@ def test_coil_maps_dispatches_on_the_method() -> None:
         CoilMaps("espirit", kernel_size=5, crop=0.5)(y, mask),
         espirit_maps(y, mask, kernel_size=5, crop=0.5),
     )
-    with pytest.raises(ValueError, match=r"^method: must be one of acs, espirit, got 'sense'"):
+    with pytest.raises(
+        ValueError, match=r"^method: must be one of acs, espirit, auto, got 'sense'"
+    ):
         CoilMaps("sense")
+    with pytest.raises(ValueError, match=r"^min_columns: must be"):
+        CoilMaps("auto", min_columns=0)
+
+
+def test_auto_maps_choose_per_slice_by_the_width_of_the_centre_band() -> None:
+    """``auto``: the ACS ratio for a slice whose centre band has >= min_columns columns,
+    ESPIRiT (with the node's settings) for a narrower one, each slice of a batch on its own."""
+    _, _, kspace = _knee()
+    masks = torch.cat(
+        [
+            ColumnMaskFunc("equispaced", [cf], [4])(76, seed=0).mask[None]
+            for cf in (0.08, 0.2)  # 6 and 15 centre columns
+        ]
+    )
+    widths = [int(stop - start) for start, stop in (center_band(m) for m in masks)]
+    assert widths[0] < 10 <= widths[1]
+    y = kspace.expand(2, -1, -1, -1) * masks[:, None, None, :]
+    both = CoilMaps("auto", crop=0.0, min_columns=10)(y, masks)
+    torch.testing.assert_close(both[:1], espirit_maps(y[:1], masks[:1], crop=0.0))
+    torch.testing.assert_close(both[1:], estimate_sens_maps(y[1:], masks[1:]))
+    wide = CoilMaps("auto", min_columns=min(widths))(y, masks)  # both wide enough: the ratio
+    torch.testing.assert_close(wide, estimate_sens_maps(y, masks))
 
 
 def test_espirit_calibration_larger_than_the_sampled_centre_names_the_field() -> None:
