@@ -168,6 +168,12 @@ def test_coils_node_selects_the_estimator(tiny_data, tmp_path) -> None:
         coil_maps = settings_from_config(cfg).coil_maps
         assert isinstance(coil_maps, CoilMaps) and coil_maps.method == "espirit"
         assert coil_maps.settings["crop"] == 0.8 and coil_maps.settings["kernel_size"] is None
+        cfg = compose_job(config, [f"data.root={tiny_data}", "coils=auto"], tmp_path)
+        coil_maps = settings_from_config(cfg).coil_maps
+        assert coil_maps.method == "auto" and coil_maps.min_columns == 24
+        assert coil_maps.settings["crop"] == 0.0  # acs.yaml's ESPIRiT settings, crop 0
+        default = settings_from_config(compose_job(config, [f"data.root={tiny_data}"], tmp_path))
+        assert default.coil_maps.method == "acs"  # MoDL is evaluated with the node's maps
 
 
 def test_grid_markdown_pairs_each_method_with_the_reference() -> None:
