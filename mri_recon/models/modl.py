@@ -23,9 +23,10 @@ Differences, for this framework's data: each slice's measured k-space is divided
 ``max |A^H y|`` before the network and the result multiplied back (the authors normalise their
 data set offline; the CNN's batch norm is not scale-free around the residual). The data
 consistency accepts column masks (B, W) and point masks (B, 1|H, W) (a self-supervised split
-of the acquired points). Without coil maps from the caller (training) the model uses the ACS
-ratio maps of its own input, :func:`mri_recon.physics.coils.estimate_sens_maps` (the
-``coils=acs`` default of the evaluation; the VarNet's ``maps=acs``).
+of the acquired points). Without coil maps from the caller (training, and the evaluation,
+which passes none: ``needs_sens_maps`` is False) the model uses the ACS ratio maps of its own
+input, :func:`mri_recon.physics.coils.estimate_sens_maps` (the VarNet's ``maps=acs``), so it
+is evaluated with the maps it was trained with.
 
 Reference:
     H. K. Aggarwal, M. P. Mani, M. Jacob. "MoDL: Model-based deep learning architecture for
@@ -131,13 +132,15 @@ class MoDL(nn.Module):
 
     Attributes:
         name: ``"modl"``.
-        needs_sens_maps: True: the evaluation hands it the ``coils`` node's maps (without
-            them it uses the ACS ratio maps of its own input).
+        needs_sens_maps: False: in evaluation, as in training, it uses the ACS ratio maps of
+            its own input (the evaluation's ``coils`` node is for the classical methods: with
+            ESPIRiT maps a MoDL trained on the ratio lost 2.0 dB at 8x, docs/RESULTS.md).
+            A caller may still pass maps.
         needs_kspace: True.
     """
 
     name = "modl"
-    needs_sens_maps = True
+    needs_sens_maps = False
     needs_kspace = True
 
     def __init__(

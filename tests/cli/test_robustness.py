@@ -173,7 +173,7 @@ def test_coils_node_selects_the_estimator(tiny_data, tmp_path) -> None:
         assert coil_maps.method == "auto" and coil_maps.min_columns == 24
         assert coil_maps.settings["crop"] == 0.0  # acs.yaml's ESPIRiT settings, crop 0
         default = settings_from_config(compose_job(config, [f"data.root={tiny_data}"], tmp_path))
-        assert default.coil_maps.method == "acs"  # MoDL is evaluated with the node's maps
+        assert default.coil_maps.method == "auto"  # the evaluation's default (issue 20.1)
 
 
 def test_grid_markdown_pairs_each_method_with_the_reference() -> None:
