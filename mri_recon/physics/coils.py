@@ -383,16 +383,18 @@ class CoilMaps:
         _check_kspace(masked_kspace, mask)
         if self.method == "espirit":
             return _espirit(masked_kspace, mask, **self.settings)
-        return torch.cat(
-            [self._auto(masked_kspace[i : i + 1], mask[i : i + 1]) for i in range(mask.shape[0])]
-        )
-
-    def _auto(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """One slice: (1, C, H, W), (1, W) -> (1, C, H, W) maps by its centre band's width."""
-        start, stop = center_band(mask[0].bool())
-        if stop - start >= self.min_columns:
+        # auto: each slice by its centre band's width; the wide ones in one batched call
+        widths = torch.tensor([stop - start for start, stop in map(center_band, mask.bool())])
+        wide = (widths >= self.min_columns).to(masked_kspace.device)
+        if bool(wide.all()):
             return estimate_sens_maps(masked_kspace, mask)
-        return _espirit(masked_kspace, mask, **self.settings)
+        maps = _espirit(masked_kspace[~wide], mask[~wide], **self.settings)
+        if not bool(wide.any()):
+            return maps
+        out = torch.empty_like(masked_kspace)
+        out[~wide] = maps
+        out[wide] = estimate_sens_maps(masked_kspace[wide], mask[wide])
+        return out
 
     def __repr__(self) -> str:
         if self.method == "acs":
